@@ -1,0 +1,17 @@
+/* cli.h - subcommands of the fqlm program. Each returns the process exit status:
+ * 0 success, 1 runtime failure (bad file, bad model, I/O), 2 usage error. */
+#ifndef FQ_CLI_H
+#define FQ_CLI_H
+
+/* Weak while the project grows, so a command whose file is not written yet leaves a
+ * NULL entry that main reports instead of a link failure. */
+#define FQ_CMD(name) int name(int argc, char **argv) __attribute__((weak))
+FQ_CMD(cmd_run);
+FQ_CMD(cmd_inspect);
+FQ_CMD(cmd_formats);
+FQ_CMD(cmd_bench);
+
+/* Prints "fqlm: error: ..." to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,58 @@
+/* main.c - the fqlm program: one binary, subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("fqlm: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+/* One line per subcommand; keep sorted as the user reads them. */
+static const command commands[] = {
+    {"run", cmd_run, "generate text, optionally with fake-quant rules"},
+    {"inspect", cmd_inspect, "show a GGUF file's metadata, hyperparameters and tensors"},
+    {"formats", cmd_formats, "list the number formats fake quantization can emulate"},
+    {"bench", cmd_bench, "benchmarks (`bench formats`: format throughput)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: fqlm COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`fqlm COMMAND --help` shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        if (!commands[i].fn) {
+            cli_error("command '%s' is not part of this build", argv[1]);
+            return 2;
+        }
+        return commands[i].fn(argc - 1, argv + 1);
+    }
+    cli_error("unknown command '%s'", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,134 @@
+/* common.c - error messages, checked allocation, time, whole-file I/O. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int fq_errf(fq_err *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int fq_err_prefix(fq_err *e, const char *fmt, ...) {
+    if (e) {
+        char pre[FQ_ERR_MAX], old[FQ_ERR_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pre, sizeof pre, fmt, ap);
+        va_end(ap);
+        memcpy(old, e->msg, sizeof old);
+        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    }
+    return -1;
+}
+
+void *fq_malloc(size_t n, fq_err *e) {
+    void *p = malloc(n ? n : 1);
+    if (!p) fq_errf(e, "out of memory allocating %zu bytes (%.1f MiB)", n, n / 1048576.0);
+    return p;
+}
+
+void *fq_calloc(size_t n, size_t size, fq_err *e) {
+    uint64_t total;
+    if (!fq_mul_ok(n, size, &total) || total > SIZE_MAX) {
+        fq_errf(e, "allocation of %zu x %zu bytes overflows", n, size);
+        return NULL;
+    }
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) fq_errf(e, "out of memory allocating %llu bytes (%.1f MiB)",
+                    (unsigned long long)total, total / 1048576.0);
+    return p;
+}
+
+int64_t fq_time_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e) {
+    size_t plen = strlen(path);
+    char *tmp = fq_malloc(plen + 32, e);
+    if (!tmp) return -1;
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        fq_errf(e, "cannot create '%s': %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+            goto fail;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
+        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+        goto fail;
+    }
+    free(tmp);
+    return 0;
+fail:
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    free(tmp);
+    return -1;
+}
+
+char *fq_read_file(const char *path, size_t *len, fq_err *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fq_errf(e, "cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fq_errf(e, "'%s' is not a regular file", path);
+        fclose(f);
+        return NULL;
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = fq_malloc(n + 1, e);
+    if (!buf) {
+        fclose(f);
+        return NULL;
+    }
+    if (n && fread(buf, 1, n, f) != n) {
+        fq_errf(e, "cannot read '%s': %s", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}

@@ -101,6 +101,13 @@ int fq_gguf_writer_copy_kv(fq_gguf_writer *w, const fq_gguf_kv *kv, fq_err *e);
 int fq_gguf_writer_set_u32(fq_gguf_writer *w, const char *key, uint32_t v, fq_err *e);
 int fq_gguf_writer_set_f32(fq_gguf_writer *w, const char *key, float v, fq_err *e);
 int fq_gguf_writer_set_str(fq_gguf_writer *w, const char *key, const char *v, fq_err *e);
+/* Arrays: n numeric elements of elem_type (raw little-endian, e.g. float[] for
+ * FQ_GGUF_FLOAT32), or n NUL-terminated strings. Setting a key again replaces its value
+ * in place (all setters). Return 0, or -1 with e set. */
+int fq_gguf_writer_set_arr(fq_gguf_writer *w, const char *key, uint32_t elem_type, uint64_t n,
+                           const void *data, fq_err *e);
+int fq_gguf_writer_set_arr_str(fq_gguf_writer *w, const char *key, const char *const *v,
+                               uint64_t n, fq_err *e);
 /* Adds a tensor; data holds nbytes (computed from type and shape) bytes. */
 int fq_gguf_writer_add_tensor(fq_gguf_writer *w, const char *name, uint32_t type,
                               uint32_t n_dims, const int64_t *ne, const void *data, fq_err *e);

@@ -2,46 +2,139 @@
  * Kernels (decode, encode, dot products) live in quants.c; SIMD variants in src/arch/. */
 #include "qtypes.h"
 
+#include <pthread.h>
 #include <string.h>
 
-/* Kernels are filled in by quants.c through fq_qtypes_init / the table below. */
-extern fq_type_traits fq_type_table[FQ_TYPE_COUNT];
-
-fq_type_traits fq_type_table[FQ_TYPE_COUNT] = {
-    [FQ_TYPE_F32]  = {.name = "F32", .blck = 1, .type_size = 4},
-    [FQ_TYPE_F16]  = {.name = "F16", .blck = 1, .type_size = 2},
-    [FQ_TYPE_Q4_0] = {.name = "Q4_0", .blck = 32, .type_size = 18},
-    [FQ_TYPE_Q4_1] = {.name = "Q4_1", .blck = 32, .type_size = 20},
-    [FQ_TYPE_Q5_0] = {.name = "Q5_0", .blck = 32, .type_size = 22},
-    [FQ_TYPE_Q5_1] = {.name = "Q5_1", .blck = 32, .type_size = 24},
-    [FQ_TYPE_Q8_0] = {.name = "Q8_0", .blck = 32, .type_size = 34},
-    [FQ_TYPE_Q8_1] = {.name = "Q8_1", .blck = 32, .type_size = 36},
-    [FQ_TYPE_Q2_K] = {.name = "Q2_K", .blck = 256, .type_size = 84},
-    [FQ_TYPE_Q3_K] = {.name = "Q3_K", .blck = 256, .type_size = 110},
-    [FQ_TYPE_Q4_K] = {.name = "Q4_K", .blck = 256, .type_size = 144},
-    [FQ_TYPE_Q5_K] = {.name = "Q5_K", .blck = 256, .type_size = 176},
-    [FQ_TYPE_Q6_K] = {.name = "Q6_K", .blck = 256, .type_size = 210},
-    [FQ_TYPE_Q8_K] = {.name = "Q8_K", .blck = 256, .type_size = 292},
-    /* known to ggml, not computed here: sizes let the loader validate and inspect them */
-    [16] = {.name = "IQ2_XXS", .blck = 256, .type_size = 66},
-    [17] = {.name = "IQ2_XS", .blck = 256, .type_size = 74},
-    [18] = {.name = "IQ3_XXS", .blck = 256, .type_size = 98},
-    [19] = {.name = "IQ1_S", .blck = 256, .type_size = 50},
-    [20] = {.name = "IQ4_NL", .blck = 32, .type_size = 18},
-    [21] = {.name = "IQ3_S", .blck = 256, .type_size = 110},
-    [22] = {.name = "IQ2_S", .blck = 256, .type_size = 82},
-    [23] = {.name = "IQ4_XS", .blck = 256, .type_size = 136},
-    [24] = {.name = "I8", .blck = 1, .type_size = 1},
-    [25] = {.name = "I16", .blck = 1, .type_size = 2},
-    [26] = {.name = "I32", .blck = 1, .type_size = 4},
-    [27] = {.name = "I64", .blck = 1, .type_size = 8},
-    [28] = {.name = "F64", .blck = 1, .type_size = 8},
-    [29] = {.name = "IQ1_M", .blck = 256, .type_size = 56},
-    [FQ_TYPE_BF16] = {.name = "BF16", .blck = 1, .type_size = 2},
-    [34] = {.name = "TQ1_0", .blck = 256, .type_size = 54},
-    [35] = {.name = "TQ2_0", .blck = 256, .type_size = 66},
+/* Every supported type's row: name, block geometry and its portable kernels. The macro
+ * builds both the live table (SIMD pointers patched in by fq_qtypes_init) and the generic
+ * one that tests compare against. */
+#define FQ__ROW(T, t, NAME, BLCK, SIZE, VDT, VD, ACT)                                    \
+    [FQ_TYPE_##T] = {.name = NAME, .supported = 1, .blck = BLCK, .type_size = SIZE,      \
+                     .to_float = fq_decode_##t, .from_float = fq_encode_##t,             \
+                     .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = VD,                       \
+                     .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT}
+#define FQ__TABLE                                                                             \
+    [FQ_TYPE_F32] = {.name = "F32", .supported = 1, .blck = 1, .type_size = 4,               \
+                     .to_float = fq_decode_f32, .from_float = fq_encode_f32,                 \
+                     .vec_dot_type = FQ_TYPE_F32, .vec_dot = fq_vec_dot_f32_f32,             \
+                     .vec_dot_f32 = fq_vec_dot_f32_f32x, .from_float_act = fq_encode_f32},   \
+    FQ__ROW(F16, f16, "F16", 1, 2, F16, fq_vec_dot_f16_f16, fq_encode_act_f16),               \
+    FQ__ROW(Q4_0, q4_0, "Q4_0", 32, 18, Q8_0, fq_vec_dot_q4_0_q8_0, NULL),                    \
+    FQ__ROW(Q4_1, q4_1, "Q4_1", 32, 20, Q8_1, fq_vec_dot_q4_1_q8_1, NULL),                    \
+    FQ__ROW(Q5_0, q5_0, "Q5_0", 32, 22, Q8_0, fq_vec_dot_q5_0_q8_0, NULL),                    \
+    FQ__ROW(Q5_1, q5_1, "Q5_1", 32, 24, Q8_1, fq_vec_dot_q5_1_q8_1, NULL),                    \
+    FQ__ROW(Q8_0, q8_0, "Q8_0", 32, 34, Q8_0, fq_vec_dot_q8_0_q8_0, fq_encode_act_q8_0),      \
+    FQ__ROW(Q8_1, q8_1, "Q8_1", 32, 36, Q8_1, fq_vec_dot_q8_1_q8_1, fq_encode_act_q8_1),      \
+    FQ__ROW(Q2_K, q2_K, "Q2_K", 256, 84, Q8_K, fq_vec_dot_q2_K_q8_K, NULL),                   \
+    FQ__ROW(Q3_K, q3_K, "Q3_K", 256, 110, Q8_K, fq_vec_dot_q3_K_q8_K, NULL),                  \
+    FQ__ROW(Q4_K, q4_K, "Q4_K", 256, 144, Q8_K, fq_vec_dot_q4_K_q8_K, NULL),                  \
+    FQ__ROW(Q5_K, q5_K, "Q5_K", 256, 176, Q8_K, fq_vec_dot_q5_K_q8_K, NULL),                  \
+    FQ__ROW(Q6_K, q6_K, "Q6_K", 256, 210, Q8_K, fq_vec_dot_q6_K_q8_K, NULL),                  \
+    FQ__ROW(Q8_K, q8_K, "Q8_K", 256, 292, Q8_K, fq_vec_dot_q8_K_q8_K, fq_encode_q8_K),        \
+    /* known to ggml, not computed here: sizes let the loader validate and inspect them */    \
+    [16] = {.name = "IQ2_XXS", .blck = 256, .type_size = 66},                                 \
+    [17] = {.name = "IQ2_XS", .blck = 256, .type_size = 74},                                  \
+    [18] = {.name = "IQ3_XXS", .blck = 256, .type_size = 98},                                 \
+    [19] = {.name = "IQ1_S", .blck = 256, .type_size = 50},                                   \
+    [20] = {.name = "IQ4_NL", .blck = 32, .type_size = 18},                                   \
+    [21] = {.name = "IQ3_S", .blck = 256, .type_size = 110},                                  \
+    [22] = {.name = "IQ2_S", .blck = 256, .type_size = 82},                                   \
+    [23] = {.name = "IQ4_XS", .blck = 256, .type_size = 136},                                 \
+    [24] = {.name = "I8", .blck = 1, .type_size = 1},                                         \
+    [25] = {.name = "I16", .blck = 1, .type_size = 2},                                        \
+    [26] = {.name = "I32", .blck = 1, .type_size = 4},                                        \
+    [27] = {.name = "I64", .blck = 1, .type_size = 8},                                        \
+    [28] = {.name = "F64", .blck = 1, .type_size = 8},                                        \
+    [29] = {.name = "IQ1_M", .blck = 256, .type_size = 56},                                   \
+    FQ__ROW(BF16, bf16, "BF16", 1, 2, BF16, fq_vec_dot_bf16_bf16, fq_encode_act_bf16),        \
+    [34] = {.name = "TQ1_0", .blck = 256, .type_size = 54},                                   \
+    [35] = {.name = "TQ2_0", .blck = 256, .type_size = 66},                                   \
     [39] = {.name = "MXFP4", .blck = 32, .type_size = 17},
-};
+
+extern fq_type_traits fq_type_table[FQ_TYPE_COUNT];
+fq_type_traits fq_type_table[FQ_TYPE_COUNT] = {FQ__TABLE};
+static const fq_type_traits fq_type_table_generic[FQ_TYPE_COUNT] = {FQ__TABLE};
+
+const fq_type_traits *fq_type_get_generic(uint32_t type) {
+    if (type >= FQ_TYPE_COUNT) return NULL;
+    return &fq_type_table_generic[type];
+}
+
+/* ---- ISA selection ------------------------------------------------------------------ */
+
+static const char *g_isa = "generic";
+static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+/* The OS must save the wider registers across context switches (XCR0), not only the CPU
+ * support them: AVX needs XMM|YMM state, AVX-512 also opmask and ZMM state. */
+static uint64_t xgetbv0(void) {
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+static void detect_isa(int *avx2, int *avx512) {
+    unsigned a, b, c, d;
+    *avx2 = *avx512 = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
+    if (!osxsave) return;
+    const uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 6) != 6) return;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    const int has_avx2 = (b >> 5) & 1;
+    *avx2 = has_avx2 && fma && f16c;
+    const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    const int vnni = (c >> 11) & 1;
+    unsigned a1, b1, c1, d1;
+    int bf16 = 0;
+    if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) bf16 = (a1 >> 5) & 1;
+    *avx512 = *avx2 && f && dq && bw && vl && vnni && bf16 && (xcr0 & 0xe6) == 0xe6;
+}
+#else
+static void detect_isa(int *avx2, int *avx512) { *avx2 = *avx512 = 0; }
+#endif
+
+static void apply_isa(const fq__isa_kernels *k) {
+    for (int t = 0; t < FQ_TYPE_COUNT; t++) {
+        if (k->vec_dot[t]) fq_type_table[t].vec_dot = k->vec_dot[t];
+        if (k->from_float_act[t]) fq_type_table[t].from_float_act = k->from_float_act[t];
+        if (k->to_float[t]) fq_type_table[t].to_float = k->to_float[t];
+        if (k->vec_dot_f32[t]) fq_type_table[t].vec_dot_f32 = k->vec_dot_f32[t];
+    }
+}
+
+int fq__cpu_isa_level(void) {
+    int avx2, avx512;
+    detect_isa(&avx2, &avx512);
+    return avx512 ? 2 : avx2 ? 1 : 0;
+}
+
+static void init_once(void) {
+    const char *env = getenv("FQLM_FORCE_GENERIC");
+    if (env && *env && strcmp(env, "0") != 0) return;
+    const int level = fq__cpu_isa_level();
+    const int avx2 = level >= 1, avx512 = level >= 2;
+    fq__isa_kernels k;
+    if (avx2) {
+        memset(&k, 0, sizeof k);
+        fq__isa_fill_avx2(&k);
+        apply_isa(&k);
+        g_isa = "avx2";
+    }
+    if (avx512) {
+        memset(&k, 0, sizeof k);
+        fq__isa_fill_avx512(&k);
+        apply_isa(&k);
+        g_isa = "avx512";
+    }
+}
+
+const char *fq_qtypes_init(void) {
+    pthread_once(&g_isa_once, init_once);
+    return g_isa;
+}
 
 const fq_type_traits *fq_type_get(uint32_t type) {
     if (type >= FQ_TYPE_COUNT) return NULL;
@@ -63,24 +156,7 @@ size_t fq_row_size(uint32_t type, int64_t n) {
 }
 
 float fq_fp16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-        }
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return fq__h2f(h); /* exact for all 65536 patterns, NaN payloads kept (tested) */
 }
 
 uint16_t fq_f32_to_fp16(float f) {

@@ -8,6 +8,9 @@
 
 #include "common.h"
 
+#include <math.h>
+#include <string.h>
+
 enum fq_type {
     FQ_TYPE_F32 = 0, FQ_TYPE_F16 = 1, FQ_TYPE_Q4_0 = 2, FQ_TYPE_Q4_1 = 3,
     /* 4, 5: removed Q4_2, Q4_3 */
@@ -39,12 +42,22 @@ typedef struct fq_type_traits {
     /* dot product of n elements: x in this type, y plain F32 (the --exact mode):
      * equal to decoding x and summing x[i]*y[i] in F32 */
     void (*vec_dot_f32)(int64_t n, float *s, const void *x, const float *y);
+    /* activation encoder: n F32 values (a multiple of blck) to this type exactly as
+     * llama.cpp's x86 CPU backend converts a matmul's activation row (Q8_0/Q8_1 round
+     * half to even with the 127/amax multiplier, unlike from_float). Set for every type
+     * that is some type's vec_dot_type; NULL otherwise. */
+    void (*from_float_act)(const float *src, void *dst, int64_t n);
 } fq_type_traits;
 
 /* Traits of a type id, or NULL when the id is out of range. traits->name is NULL for ids
  * that never existed; supported is 0 for types we know by name but cannot compute. */
 const fq_type_traits *fq_type_get(uint32_t type);
-const char *fq_type_name(uint32_t type);   /* "Q4_K", or "type 17 (IQ2_XXS)", never NULL */
+/* "Q4_K"; known-but-unsupported ids by name too ("IQ2_XS"); "unknown type N" otherwise.
+ * Never NULL. */
+const char *fq_type_name(uint32_t type);
+/* The same traits with the portable C kernels only, whatever fq_qtypes_init chose (for
+ * tests comparing SIMD variants with the reference). NULL when out of range. */
+const fq_type_traits *fq_type_get_generic(uint32_t type);
 /* Bytes of a row of n elements; 0 when n is not a multiple of the block size. */
 size_t fq_row_size(uint32_t type, int64_t n);
 
@@ -59,5 +72,159 @@ uint16_t fq_f32_to_bf16(float f);
  * threads start). FQLM_FORCE_GENERIC=1 in the environment forces the portable C path.
  * Returns the name of the chosen ISA level ("avx512", "avx2", "generic"). */
 const char *fq_qtypes_init(void);
+
+/* ---- internal: block layouts and kernels (quants.c, quants_k.c, src/arch/, tests) ------
+ * Layouts are ggml's (ggml-common.h); every field little-endian, F16 scales as raw bits. */
+typedef uint16_t fq_half;
+
+typedef struct { fq_half d; uint8_t qs[FQ_QK / 2]; } fq_block_q4_0;
+typedef struct { fq_half d, m; uint8_t qs[FQ_QK / 2]; } fq_block_q4_1;
+typedef struct { fq_half d; uint8_t qh[4]; uint8_t qs[FQ_QK / 2]; } fq_block_q5_0;
+typedef struct { fq_half d, m; uint8_t qh[4]; uint8_t qs[FQ_QK / 2]; } fq_block_q5_1;
+typedef struct { fq_half d; int8_t qs[FQ_QK]; } fq_block_q8_0;
+typedef struct { fq_half d, s; int8_t qs[FQ_QK]; } fq_block_q8_1; /* s = d * sum(qs) */
+typedef struct {
+    uint8_t scales[FQ_QK_K / 16]; /* low nibble scale, high nibble min, per 16 values */
+    uint8_t qs[FQ_QK_K / 4];
+    fq_half d, dmin;
+} fq_block_q2_K;
+typedef struct {
+    uint8_t hmask[FQ_QK_K / 8];   /* high bit, set = +0, clear = -4 */
+    uint8_t qs[FQ_QK_K / 4];      /* low 2 bits */
+    uint8_t scales[12];           /* 16 6-bit scales, biased by 32 */
+    fq_half d;
+} fq_block_q3_K;
+typedef struct {
+    fq_half d, dmin;
+    uint8_t scales[12];           /* 8 6-bit scales and 8 6-bit mins */
+    uint8_t qs[FQ_QK_K / 2];
+} fq_block_q4_K;
+typedef struct {
+    fq_half d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[FQ_QK_K / 8];
+    uint8_t qs[FQ_QK_K / 2];
+} fq_block_q5_K;
+typedef struct {
+    uint8_t ql[FQ_QK_K / 2];
+    uint8_t qh[FQ_QK_K / 4];
+    int8_t scales[FQ_QK_K / 16];
+    fq_half d;
+} fq_block_q6_K;
+typedef struct {
+    float d;
+    int8_t qs[FQ_QK_K];
+    int16_t bsums[FQ_QK_K / 16];  /* sum of each 16 qs */
+} fq_block_q8_K;
+
+_Static_assert(sizeof(fq_block_q4_0) == 18, "block_q4_0 size");
+_Static_assert(sizeof(fq_block_q4_1) == 20, "block_q4_1 size");
+_Static_assert(sizeof(fq_block_q5_0) == 22, "block_q5_0 size");
+_Static_assert(sizeof(fq_block_q5_1) == 24, "block_q5_1 size");
+_Static_assert(sizeof(fq_block_q8_0) == 34, "block_q8_0 size");
+_Static_assert(sizeof(fq_block_q8_1) == 36, "block_q8_1 size");
+_Static_assert(sizeof(fq_block_q2_K) == 84, "block_q2_K size");
+_Static_assert(sizeof(fq_block_q3_K) == 110, "block_q3_K size");
+_Static_assert(sizeof(fq_block_q4_K) == 144, "block_q4_K size");
+_Static_assert(sizeof(fq_block_q5_K) == 176, "block_q5_K size");
+_Static_assert(sizeof(fq_block_q6_K) == 210, "block_q6_K size");
+_Static_assert(sizeof(fq_block_q8_K) == 292, "block_q8_K size");
+
+/* F16 -> F32 without tables or branches on the hot path: exact for every pattern, NaN
+ * payloads kept. Inline so that kernels decoding a scale per block pay no call. */
+static inline float fq__h2f(fq_half h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, em = h & 0x7fffu, bits;
+    float f;
+    if (em >= 0x7c00u) {
+        bits = 0x7f800000u | ((em & 0x3ffu) << 13);
+    } else if (em >= 0x0400u) {
+        bits = (em << 13) + 0x38000000u; /* rebias the exponent 15 -> 127 */
+    } else {
+        f = (float)em * 0x1p-24f;        /* subnormal or zero: exact in F32 */
+        memcpy(&bits, &f, 4);
+    }
+    bits |= sign;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline float fq__bf2f(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* Generic kernels (always compiled). Decode: fq_decode_<t>; reference encoders:
+ * fq_encode_<t>; activation encoders: fq_encode_act_<t>; dots: fq_vec_dot_<w>_<a>. */
+#define FQ__CODEC(t)                                                                 \
+    void fq_decode_##t(const void *src, float *dst, int64_t n);                      \
+    void fq_encode_##t(const float *src, void *dst, int64_t n);
+#define FQ__KERNELS(t) FQ__CODEC(t)                                                  \
+    void fq_vec_dot_##t##_f32(int64_t n, float *s, const void *x, const float *y);
+FQ__CODEC(f32) FQ__KERNELS(f16) FQ__KERNELS(bf16)
+FQ__KERNELS(q4_0) FQ__KERNELS(q4_1) FQ__KERNELS(q5_0) FQ__KERNELS(q5_1)
+FQ__KERNELS(q8_0) FQ__KERNELS(q8_1)
+FQ__KERNELS(q2_K) FQ__KERNELS(q3_K) FQ__KERNELS(q4_K) FQ__KERNELS(q5_K) FQ__KERNELS(q6_K)
+FQ__KERNELS(q8_K)
+#undef FQ__KERNELS
+#undef FQ__CODEC
+/* F32 weights in exact mode: the same as fq_vec_dot_f32_f32, typed for vec_dot_f32 */
+void fq_vec_dot_f32_f32x(int64_t n, float *s, const void *x, const float *y);
+
+void fq_encode_act_f16(const float *src, void *dst, int64_t n);
+void fq_encode_act_bf16(const float *src, void *dst, int64_t n);
+void fq_encode_act_q8_0(const float *src, void *dst, int64_t n);
+void fq_encode_act_q8_1(const float *src, void *dst, int64_t n);
+/* Q8_K activations are fq_encode_q8_K (llama.cpp uses the reference on x86 too) */
+
+#define FQ__DOT(w, a) void fq_vec_dot_##w##_##a(int64_t n, float *s, const void *x, const void *y);
+FQ__DOT(f32, f32) FQ__DOT(f16, f16) FQ__DOT(bf16, bf16)
+FQ__DOT(q4_0, q8_0) FQ__DOT(q5_0, q8_0) FQ__DOT(q8_0, q8_0)
+FQ__DOT(q4_1, q8_1) FQ__DOT(q5_1, q8_1) FQ__DOT(q8_1, q8_1)
+FQ__DOT(q2_K, q8_K) FQ__DOT(q3_K, q8_K) FQ__DOT(q4_K, q8_K) FQ__DOT(q5_K, q8_K)
+FQ__DOT(q6_K, q8_K) FQ__DOT(q8_K, q8_K)
+#undef FQ__DOT
+
+/* Shared helpers of the generic kernels. The F32 dot keeps 8 partial sums (element i in
+ * sum i % 8, multiply then add, no FMA) reduced as ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)),
+ * the order an 8-lane SIMD loop gives, so SIMD F32/F16/BF16 dots equal the reference. */
+void fq__dot8_acc(float acc[8], const float *x, const float *y, int64_t n);
+float fq__hsum8(const float acc[8]);
+/* Exact-mode dot of any type: decodes FQ__CHUNK elements at a time into a stack buffer and
+ * feeds fq__dot8_acc, so it equals the F32 dot of the decoded row bit for bit. */
+#define FQ__CHUNK 256
+void fq__dot_decoded(int64_t n, float *s, const void *x, const float *y, size_t blck_bytes,
+                     int64_t blck, void (*decode)(const void *, float *, int64_t));
+
+/* ggml's nearest_int: round half to even through the float adder (|f| <= 2^22). */
+static inline int fq__nearest_int(float f) {
+    float v = f + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+/* cvtps2dq: round half to even; NaN and out-of-range give INT32_MIN, as the hardware. */
+static inline int32_t fq__cvt_rne_i32(float f) {
+    if (fabsf(f) <= 4194303.f) return fq__nearest_int(f);
+    if (!(fabsf(f) < 2147483648.f)) return INT32_MIN;
+    return (int32_t)rintf(f); /* default rounding mode: nearest even */
+}
+
+/* Per-ISA variants (src/arch/x86/); only called after fq_qtypes_init checked CPUID. */
+typedef void (*fq__dot_fn)(int64_t n, float *s, const void *x, const void *y);
+typedef void (*fq__act_fn)(const float *src, void *dst, int64_t n);
+typedef void (*fq__dec_fn)(const void *src, float *dst, int64_t n);
+typedef void (*fq__dotf_fn)(int64_t n, float *s, const void *x, const float *y);
+typedef struct fq__isa_kernels {
+    fq__dot_fn vec_dot[FQ_TYPE_COUNT];   /* NULL: keep the generic kernel */
+    fq__act_fn from_float_act[FQ_TYPE_COUNT];
+    fq__dec_fn to_float[FQ_TYPE_COUNT];
+    fq__dotf_fn vec_dot_f32[FQ_TYPE_COUNT];
+} fq__isa_kernels;
+void fq__isa_fill_avx2(fq__isa_kernels *k);
+void fq__isa_fill_avx512(fq__isa_kernels *k);
+/* What this CPU and OS can run, whatever FQLM_FORCE_GENERIC says: 0 none, 1 AVX2 (+FMA,
+ * F16C), 2 also AVX-512 F/BW/VL/DQ/VNNI/BF16. Lets tests run every variant. */
+int fq__cpu_isa_level(void);
 
 #endif

@@ -1,0 +1,82 @@
+/* fqlm.h - public API of libfqlm: load a llama-family GGUF model, run it, and apply
+ * fake-quantization rules to its intermediate tensors.
+ *
+ * All handles are opaque. Functions that can fail return 0 on success and -1 on
+ * failure, and then fqlm_last_error() gives a message naming what is wrong and where
+ * (per thread). Nothing here exits the process.
+ *
+ *   fqlm_model *m = fqlm_model_load("model.gguf");
+ *   fqlm_context_params p = fqlm_context_default_params();
+ *   fqlm_context *c = fqlm_context_new(m, &p);
+ *   fqlm_context_add_rule(c, "ffn_norm@21=bf16");
+ *   int32_t toks[256]; int n = fqlm_tokenize(m, "Hello", toks, 256, 1);
+ *   float *logits = malloc(sizeof(float) * fqlm_model_n_vocab(m));
+ *   fqlm_eval(c, toks, n, 0, logits);
+ */
+#ifndef FQLM_H
+#define FQLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FQLM_VERSION "0.1.0"
+
+typedef struct fqlm_model fqlm_model;
+typedef struct fqlm_context fqlm_context;
+
+/* The message of the last failure on this thread ("" when none). */
+const char *fqlm_last_error(void);
+
+/* Loads a GGUF model (mmap'd, weights stay in their stored format). NULL on failure. */
+fqlm_model *fqlm_model_load(const char *path);
+void fqlm_model_free(fqlm_model *m);
+int fqlm_model_n_vocab(const fqlm_model *m);
+int fqlm_model_n_layer(const fqlm_model *m);
+int fqlm_model_n_embd(const fqlm_model *m);
+int fqlm_model_n_ctx_train(const fqlm_model *m);
+
+/* Tokenizes UTF-8 text into at most cap ids (BOS first when add_bos and the model adds
+ * one). Returns the number of tokens (which may exceed cap: then only cap were written),
+ * or -1. */
+int fqlm_tokenize(const fqlm_model *m, const char *text, int32_t *ids, int cap, int add_bos);
+/* The text of one token (byte tokens give their byte, U+2581 a space). Not NUL-terminated. */
+const char *fqlm_token_piece(const fqlm_model *m, int32_t id, size_t *len);
+int32_t fqlm_token_bos(const fqlm_model *m);
+int32_t fqlm_token_eos(const fqlm_model *m);
+
+typedef struct fqlm_context_params {
+    int n_ctx;        /* KV cache length in tokens (default 2048) */
+    int n_threads;    /* default: physical cores */
+    int n_batch;      /* most tokens per forward step (default 512) */
+    int exact;        /* 1: F32 activations everywhere (default 0: mirror llama.cpp) */
+    int cache_f16;    /* 1: F16 KV cache (default 0: F32) */
+    uint64_t seed;    /* seed of stochastic rounding (default 0) */
+} fqlm_context_params;
+
+fqlm_context_params fqlm_context_default_params(void);
+fqlm_context *fqlm_context_new(fqlm_model *m, const fqlm_context_params *p);
+void fqlm_context_free(fqlm_context *c);
+
+/* Adds a fake-quantization rule, as `fqlm run --fq`: "NODES[@LAYERS]=FORMAT[:opts]"
+ * (e.g. "ffn_norm@21=bf16", "k_cache=fp8_e4m3"). Weight rules ("weight:GLOB=...") are
+ * applied to the model's weights immediately and affect every context of that model. */
+int fqlm_context_add_rule(fqlm_context *c, const char *rule);
+
+/* Runs n tokens at positions pos..pos+n-1; writes the last token's logits (n_vocab
+ * floats) when logits is not NULL. */
+int fqlm_eval(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits);
+/* The same, writing the logits of every token (n x n_vocab floats). */
+int fqlm_eval_all(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits);
+
+/* The per-(node, layer, format) error table of the rules as JSON (malloc'd; free it). */
+char *fqlm_context_stats_json(const fqlm_context *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,183 @@
+/* session.c - model, context and fake-quant set-up shared by the commands. */
+#include <string.h>
+
+#include "chat.h"
+#include "cli.h"
+#include "session.h"
+#include "qtypes.h"
+#include "tokenizer.h"
+
+fq_fakequant *cli_fakequant_from_opts(const cli_opts *o, const fq_model *m, int *rc) {
+    *rc = 0;
+    if (!o->n_rules && !o->fq_ffn_norm && !o->fq_logits && !o->dump) {
+        if (o->fq_layer) {
+            cli_error("--fake-quant-layer needs --fake-quant-ffn-norm TYPE");
+            *rc = 2;
+        }
+        if (o->fq_stats) fprintf(stderr, "fqlm: note: --fq-stats given without any --fq rule\n");
+        return NULL;
+    }
+    fq_err e;
+    fq_fakequant *f = fq_fakequant_new(m, &e);
+    if (!f) {
+        cli_error("%s", e.msg);
+        *rc = 1;
+        return NULL;
+    }
+    for (int i = 0; i < o->n_rules; i++)
+        if (fq_fakequant_add_rule(f, o->rules[i], &e)) goto usage;
+    if (o->fq_layer && !o->fq_ffn_norm) {
+        strcpy(e.msg, "--fake-quant-layer needs --fake-quant-ffn-norm TYPE");
+        goto usage;
+    }
+    if ((o->fq_ffn_norm || o->fq_logits) &&
+        fq_fakequant_add_legacy(f, o->fq_ffn_norm, o->fq_layer, o->fq_logits, &e))
+        goto usage;
+    if (o->dump) {
+        if (!o->dump_dir) {
+            strcpy(e.msg, "--dump needs --dump-dir DIR");
+            goto usage;
+        }
+        if (fq_fakequant_add_dump(f, o->dump, o->dump_dir, &e)) goto usage;
+    }
+    fq_fakequant_set_seed(f, o->sp.seed);
+    fq_fakequant_set_log(f, stderr);
+    return f;
+usage:
+    cli_error("%s", e.msg);
+    fq_fakequant_free(f);
+    *rc = 2;
+    return NULL;
+}
+
+int cli_session_open(cli_session *s, const cli_opts *o, int with_fq) {
+    memset(s, 0, sizeof *s);
+    fq_err e;
+    const char *path = o->model ? o->model : cli_default_model();
+    s->m = fq_model_load(path, &e);
+    if (!s->m) {
+        cli_error("%s", e.msg);
+        return 1;
+    }
+    int rc = 0;
+    if (with_fq) {
+        s->fq = cli_fakequant_from_opts(o, s->m, &rc);
+        if (rc) goto fail;
+        if (s->fq && fq_fakequant_apply_weights(s->fq, s->m, &e)) {
+            cli_error("%s", e.msg);
+            rc = 1;
+            goto fail;
+        }
+    }
+    s->n_ctx = o->n_ctx > 0 ? o->n_ctx : FQ_MIN(s->m->hp.n_ctx_train, 4096);
+    fq_ctx_params cp = {.n_ctx = s->n_ctx, .n_threads = o->n_threads, .exact = o->exact,
+                        .cache_type = o->cache_type, .n_batch = o->n_batch};
+    s->ctx = fq_ctx_new(s->m, &cp, &e);
+    if (!s->ctx) {
+        cli_error("%s", e.msg);
+        rc = 1;
+        goto fail;
+    }
+    if (s->fq) fq_fakequant_attach(s->fq, s->ctx);
+    return 0;
+fail:
+    cli_session_close(s);
+    return rc;
+}
+
+void cli_session_close(cli_session *s) {
+    fq_ctx_free(s->ctx);
+    fq_fakequant_free(s->fq);
+    fq_model_free(s->m);
+    memset(s, 0, sizeof *s);
+}
+
+/* Offset of the first byte that is not valid UTF-8, or -1. */
+static long long bad_utf8(const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!k || i + k > n || (k == 2 && c < 0xc2)) return (long long)i;
+        for (size_t j = 1; j < k; j++)
+            if ((p[i + j] & 0xc0) != 0x80) return (long long)i;
+        if (k == 3) {
+            unsigned cp = ((c & 0xf) << 12) | ((p[i + 1] & 0x3f) << 6) | (p[i + 2] & 0x3f);
+            if (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000)) return (long long)i;
+        }
+        if (k == 4) {
+            unsigned cp = ((c & 7) << 18) | ((p[i + 1] & 0x3f) << 12) | ((p[i + 2] & 0x3f) << 6);
+            if (cp < 0x10000 || cp > 0x10ffff) return (long long)i;
+        }
+        i += k;
+    }
+    return -1;
+}
+
+char *cli_prompt_text(const cli_opts *o, size_t *len) {
+    if (o->prompt && o->prompt_file) {
+        cli_error("give the prompt with -p or -f, not both");
+        return NULL;
+    }
+    char *text;
+    fq_err e;
+    if (o->prompt_file) {
+        text = fq_read_file(o->prompt_file, len, &e);
+        if (!text) {
+            cli_error("%s", e.msg);
+            return NULL;
+        }
+    } else if (o->prompt) {
+        text = strdup(o->prompt);
+        *len = strlen(o->prompt);
+    } else {
+        cli_error("no prompt: give one with -p TEXT or -f FILE");
+        return NULL;
+    }
+    long long bad = bad_utf8((const unsigned char *)text, *len);
+    if (bad >= 0) {
+        cli_error("the prompt%s%s is not valid UTF-8 (byte 0x%02x at offset %lld)",
+                  o->prompt_file ? " in " : "", o->prompt_file ? o->prompt_file : "",
+                  (unsigned char)text[bad], bad);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+int cli_prompt_tokens(const cli_opts *o, const fq_model *m, int32_t **toks, size_t *n) {
+    size_t len;
+    char *text = cli_prompt_text(o, &len);
+    if (!text) return 2;
+    fq_err e;
+    int parse_special = 0;
+    if (o->chat) {
+        fq_str tmpl = {NULL, 0};
+        if (fq_gguf_get_str(&m->gguf, "tokenizer.chat_template", &tmpl, NULL) != 0) tmpl.ptr = NULL;
+        enum fq_chat_kind kind;
+        if (fq_chat_resolve(o->chat_template, tmpl.ptr, tmpl.len, &kind, &e)) {
+            cli_error("--chat: %s", e.msg);
+            free(text);
+            return 2;
+        }
+        char *applied;
+        if (fq_chat_apply(kind, o->sys, text, &applied, &e)) {
+            cli_error("%s", e.msg);
+            free(text);
+            return 2;
+        }
+        free(text);
+        text = applied;
+        len = strlen(text);
+        parse_special = 1;
+    } else if (o->sys) {
+        fprintf(stderr, "fqlm: note: -sys has effect only with --chat\n");
+    }
+    int rc = fq_tokenize(m->tok, text, len, true, parse_special, toks, n, &e);
+    free(text);
+    if (rc) {
+        cli_error("%s", e.msg);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* fakequant.h - fake-quantization rules acting on the forward pass, and what they did.
+ *
+ * A rule names nodes (llama.cpp names, a comma list or a glob), layers and a number
+ * format (formats.h); at every marked (node, layer) the forward pass hands the node's
+ * values to the rule right after computing them, and the rule rounds them in place and
+ * adds to its statistics. Weight rules (`weight:GLOB=FORMAT`) round decoded weights once
+ * at load and keep them as F32. The first application at each (node, layer) is logged;
+ * a rule that never fired is reported loudly. --dump selections write node values
+ * (before and after rounding) as .npy files. */
+#ifndef FQ_FAKEQUANT_H
+#define FQ_FAKEQUANT_H
+
+#include <stdio.h>
+
+#include "common.h"
+#include "forward.h"
+#include "model.h"
+
+typedef struct fq_fakequant fq_fakequant;
+
+/* An empty rule set for model m. NULL with e set on no memory. */
+fq_fakequant *fq_fakequant_new(const fq_model *m, fq_err *e);
+void fq_fakequant_free(fq_fakequant *f);
+
+/* Adds one --fq rule: NODES[@LAYERS]=FORMAT[:options], or weight:GLOB=FORMAT[:options].
+ * Errors (unknown node, layer out of range, unknown format) list what is valid. */
+int fq_fakequant_add_rule(fq_fakequant *f, const char *rule, fq_err *e);
+/* The report's flags: --fake-quant-ffn-norm TYPE with --fake-quant-layer N (NULL: the
+ * last layer; -1: all), and --fake-quant TYPE on the logits. Any may be NULL. */
+int fq_fakequant_add_legacy(fq_fakequant *f, const char *ffn_norm_fmt, const char *layer,
+                            const char *logits_fmt, fq_err *e);
+/* Selects nodes whose values --dump writes into dir (NODES[@LAYERS], like a rule). */
+int fq_fakequant_add_dump(fq_fakequant *f, const char *sel, const char *dir, fq_err *e);
+int fq_fakequant_n_rules(const fq_fakequant *f);
+
+/* Seed of stochastic rounding (default 0). */
+void fq_fakequant_set_seed(fq_fakequant *f, uint64_t seed);
+/* Where first-application lines go (NULL: silent). */
+void fq_fakequant_set_log(fq_fakequant *f, FILE *log);
+
+/* Applies weight rules to m (decodes, rounds, keeps F32 copies). Logs the memory cost. */
+int fq_fakequant_apply_weights(fq_fakequant *f, fq_model *m, fq_err *e);
+/* Installs the rules (and dumps) as c's hook. */
+void fq_fakequant_attach(fq_fakequant *f, fq_ctx *c);
+
+/* Calls fn on every node after the rules acted (tests, capture). Call before attach. */
+void fq_fakequant_set_observer(fq_fakequant *f, fq_hook_fn fn, void *ud);
+
+/* Clears the statistics (not the first-application log state). */
+void fq_fakequant_reset_stats(fq_fakequant *f);
+/* Total applications over all rules. */
+uint64_t fq_fakequant_applications(const fq_fakequant *f);
+
+/* The per-(node, layer, format) table; states the arithmetic mode. Warns about rules
+ * that never fired. Returns the number of rules that never fired. */
+int fq_fakequant_report(const fq_fakequant *f, FILE *out, int exact);
+/* The same as JSON (an array of rows) into a malloc'd string. */
+char *fq_fakequant_json(const fq_fakequant *f, int exact);
+/* Error from a --dump write, if any happened (NULL when none). */
+const char *fq_fakequant_dump_error(const fq_fakequant *f);
+
+#endif

@@ -1,0 +1,429 @@
+/* quantize.c - llama-quantize's type mixes (llama_tensor_get_type) and model conversion. */
+#include "quantize.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "qtypes.h"
+
+/* ---- mixes -------------------------------------------------------------------------- */
+
+/* llama.cpp's LLAMA_FTYPE numbers (include/llama.h): the value of general.file_type. */
+enum {
+    FT_ALL_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q4_1 = 3, FT_Q8_0 = 7, FT_Q5_0 = 8,
+    FT_Q5_1 = 9, FT_Q2_K = 10, FT_Q3_K_S = 11, FT_Q3_K_M = 12, FT_Q3_K_L = 13,
+    FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16, FT_Q5_K_M = 17, FT_Q6_K = 18,
+    FT_BF16 = 32
+};
+
+static const fq_qmix mixes[] = {
+    {"f32", FT_ALL_F32, FQ_TYPE_F32, 0},   {"f16", FT_F16, FQ_TYPE_F16, 0},
+    {"bf16", FT_BF16, FQ_TYPE_BF16, 0},    {"q4_0", FT_Q4_0, FQ_TYPE_Q4_0, 0},
+    {"q4_1", FT_Q4_1, FQ_TYPE_Q4_1, 0},    {"q5_0", FT_Q5_0, FQ_TYPE_Q5_0, 0},
+    {"q5_1", FT_Q5_1, FQ_TYPE_Q5_1, 0},    {"q8_0", FT_Q8_0, FQ_TYPE_Q8_0, 0},
+    {"q2_k", FT_Q2_K, FQ_TYPE_Q2_K, 0},    {"q3_k_s", FT_Q3_K_S, FQ_TYPE_Q3_K, 0},
+    {"q3_k_m", FT_Q3_K_M, FQ_TYPE_Q3_K, 0}, {"q3_k_l", FT_Q3_K_L, FQ_TYPE_Q3_K, 0},
+    {"q4_k_s", FT_Q4_K_S, FQ_TYPE_Q4_K, 0}, {"q4_k_m", FT_Q4_K_M, FQ_TYPE_Q4_K, 0},
+    {"q5_k_s", FT_Q5_K_S, FQ_TYPE_Q5_K, 0}, {"q5_k_m", FT_Q5_K_M, FQ_TYPE_Q5_K, 0},
+    {"q6_k", FT_Q6_K, FQ_TYPE_Q6_K, 0},
+    /* single K types: llama.cpp has no such file type; every weight gets the type */
+    {"q3_k", FT_Q3_K_S, FQ_TYPE_Q3_K, 1},   {"q4_k", FT_Q4_K_S, FQ_TYPE_Q4_K, 1},
+    {"q5_k", FT_Q5_K_S, FQ_TYPE_Q5_K, 1},
+};
+
+const char *fq_qmix_names(void) {
+    return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k_s, q3_k_m, q3_k_l, "
+           "q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k (llama-quantize's mixes); q3_k, q4_k, q5_k "
+           "(that type for every weight)";
+}
+
+int fq_qmix_find(const char *name, fq_qmix *out, fq_err *e) {
+    char low[16];
+    size_t n = name ? strlen(name) : 0;
+    if (n > 0 && n < sizeof low) {
+        for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)name[i]);
+        for (size_t i = 0; i < FQ_ARRAY_LEN(mixes); i++)
+            if (!strcmp(low, mixes[i].name)) {
+                *out = mixes[i];
+                return 0;
+            }
+    }
+    return fq_errf(e, "unknown type '%s' (known: %s)", name ? name : "", fq_qmix_names());
+}
+
+/* ---- the planner: llama.cpp's llama_tensor_get_type for llama, no imatrix ------------ */
+
+enum cat { C_TOKEN_EMBD, C_ATTN_Q, C_ATTN_V, C_ATTN_K, C_ATTN_QKV, C_ATTN_KV_B, C_ATTN_OUTPUT,
+           C_FFN_UP, C_FFN_GATE, C_FFN_DOWN, C_OUTPUT, C_OTHER };
+
+/* tensor_get_category: the order of the tests matters ("attn_kv_b" before "attn_k") */
+static enum cat category(const char *n) {
+    if (!strcmp(n, "output.weight")) return C_OUTPUT;
+    if (!strcmp(n, "token_embd.weight") || !strcmp(n, "per_layer_token_embd.weight"))
+        return C_TOKEN_EMBD;
+    if (strstr(n, "attn_qkv.weight")) return C_ATTN_QKV;
+    if (strstr(n, "attn_kv_b.weight")) return C_ATTN_KV_B;
+    if (strstr(n, "attn_v.weight")) return C_ATTN_V;
+    if (strstr(n, "attn_k.weight")) return C_ATTN_K;
+    if (strstr(n, "attn_q.weight")) return C_ATTN_Q;
+    if (strstr(n, "attn_output.weight")) return C_ATTN_OUTPUT;
+    if (strstr(n, "ffn_up")) return C_FFN_UP;
+    if (strstr(n, "ffn_gate")) return C_FFN_GATE;
+    if (strstr(n, "ffn_down")) return C_FFN_DOWN;
+    return C_OTHER;
+}
+
+static int is_attn_v(enum cat c) { return c == C_ATTN_V || c == C_ATTN_QKV || c == C_ATTN_KV_B; }
+
+/* ggml_n_dims: the highest dimension with more than one element. */
+static int n_dims_eff(const fq_qtensor *t) {
+    int d = 1;
+    for (int i = 1; i < 4 && i < (int)t->n_dims; i++)
+        if (t->ne[i] > 1) d = i + 1;
+    return d;
+}
+
+/* tensor_allows_quantization, the parts that can apply to llama-family files */
+static int allows_quantization(const fq_qtensor *t) {
+    if (n_dims_eff(t) < 2) return 0;
+    size_t n = strlen(t->name);
+    if (n < 6 || strcmp(t->name + n - 6, "weight")) return 0;
+    static const char *const keep[] = {
+        "_norm.weight", "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj",
+        "ssm_conv1d", "shortconv.conv.weight", "time_mix_", "attn_rel_b.weight",
+        "position_embd", "token_types.weight",
+    };
+    for (size_t i = 0; i < FQ_ARRAY_LEN(keep); i++)
+        if (strstr(t->name, keep[i])) return 0;
+    return 1;
+}
+
+static int blck_of(uint32_t type) { return (int)fq_type_get(type)->blck; }
+
+static int use_more_bits(int i_layer, int n_layer) {
+    return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
+}
+
+typedef struct {
+    int n_attn_wv, i_attn_wv, i_ffn_down, n_layer, n_gqa, is_70b, tied;
+} plan_state;
+
+/* llama_tensor_get_type_impl, restricted to the file types of fq_qmix_find */
+static uint32_t mix_rules(plan_state *s, uint32_t ft, uint32_t t, const fq_qtensor *x, enum cat c) {
+    if (c == C_OUTPUT || (s->tied && c == C_TOKEN_EMBD)) {
+        if (x->ne[0] % blck_of(t)) t = FQ_TYPE_Q8_0;
+        else if (t != FQ_TYPE_Q8_0) t = FQ_TYPE_Q6_K;
+    } else if (c == C_TOKEN_EMBD) {
+        /* only the IQ and ternary types change it */
+    } else if (is_attn_v(c)) {
+        if (ft == FT_Q2_K) t = s->n_gqa >= 4 ? FQ_TYPE_Q4_K : FQ_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M) t = s->i_attn_wv < 2 ? FQ_TYPE_Q5_K : FQ_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = FQ_TYPE_Q5_K;
+        else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && use_more_bits(s->i_attn_wv, s->n_attn_wv))
+            t = FQ_TYPE_Q6_K;
+        else if (ft == FT_Q4_K_S && s->i_attn_wv < 4) t = FQ_TYPE_Q5_K;
+        if (s->is_70b && (t == FQ_TYPE_Q3_K || t == FQ_TYPE_Q4_K)) t = FQ_TYPE_Q5_K;
+        s->i_attn_wv++;
+    } else if (c == C_FFN_DOWN) {
+        int il = s->i_ffn_down, nl = s->n_layer;
+        if (ft == FT_Q2_K) t = FQ_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M) t = il < nl / 16 ? FQ_TYPE_Q5_K : FQ_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = FQ_TYPE_Q5_K;
+        else if (ft == FT_Q4_K_M) {
+            if (use_more_bits(il, nl)) t = FQ_TYPE_Q6_K;
+        } else if (ft == FT_Q5_K_M && use_more_bits(il, nl)) t = FQ_TYPE_Q6_K;
+        else if (ft == FT_Q4_K_S && il < nl / 8) t = FQ_TYPE_Q5_K;
+        s->i_ffn_down++;
+    } else if (c == C_ATTN_OUTPUT) {
+        if (ft == FT_Q2_K) t = FQ_TYPE_Q3_K;
+        else if (ft == FT_Q3_K_M) t = FQ_TYPE_Q4_K;
+        else if (ft == FT_Q3_K_L) t = FQ_TYPE_Q5_K;
+    }
+    return t;
+}
+
+/* tensor_type_fallback: rows that are not whole blocks */
+static uint32_t fallback(uint32_t t, int64_t ncols, int *n_fallback) {
+    if (ncols % blck_of(t) == 0) return t;
+    (*n_fallback)++;
+    switch (t) {
+    case FQ_TYPE_Q2_K: case FQ_TYPE_Q3_K: t = FQ_TYPE_Q4_0; break;
+    case FQ_TYPE_Q4_K: t = FQ_TYPE_Q5_0; break;
+    case FQ_TYPE_Q5_K: t = FQ_TYPE_Q5_1; break;
+    case FQ_TYPE_Q6_K: t = FQ_TYPE_Q8_0; break;
+    default: t = FQ_TYPE_F16; break; /* llama.cpp refuses; F16 always fits */
+    }
+    return ncols % blck_of(t) ? FQ_TYPE_F16 : t;
+}
+
+typedef struct {
+    int layer;
+    const char *name;
+    size_t idx;
+} order_key;
+
+static int layer_of(const char *name) {
+    int l = -1;
+    if (strncmp(name, "blk.", 4) == 0 && sscanf(name + 4, "%d.", &l) != 1) l = -1;
+    return l;
+}
+
+static int order_cmp(const void *a, const void *b) {
+    const order_key *x = a, *y = b;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void fq_qorder(const char *const *names, size_t n, size_t *order) {
+    order_key *k = n ? malloc(n * sizeof *k) : NULL;
+    if (!k) { /* tiny and unlikely: keep the given order */
+        for (size_t i = 0; i < n; i++) order[i] = i;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) k[i] = (order_key){layer_of(names[i]), names[i], i};
+    qsort(k, n, sizeof *k, order_cmp);
+    for (size_t i = 0; i < n; i++) order[i] = k[i].idx;
+    free(k);
+}
+
+int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                 uint32_t *types, int *n_fallback, fq_err *e) {
+    int nfb = 0;
+    const char **names = n ? fq_malloc(n * sizeof *names, e) : NULL;
+    size_t *order = n ? fq_malloc(n * sizeof *order, e) : NULL;
+    if (n && (!names || !order)) {
+        free(names);
+        free(order);
+        return -1;
+    }
+    plan_state s = {0};
+    s.n_layer = hp->n_layer;
+    s.n_gqa = hp->n_head_kv > 0 ? hp->n_head / hp->n_head_kv : 1;
+    s.is_70b = hp->n_layer == 80 && hp->n_head != hp->n_head_kv; /* LLM_TYPE_70B */
+    s.tied = 1;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = t[i].name;
+        enum cat c = category(t[i].name);
+        if (is_attn_v(c)) s.n_attn_wv++;
+        if (c == C_OUTPUT) s.tied = 0;
+    }
+    /* the counters (i-th attn_v, i-th ffn_down) advance in llama.cpp's tensor order */
+    fq_qorder(names, n, order);
+    const fq_type_traits *base = fq_type_get(mix->base_type);
+    int quantized = base->blck > 1;
+    for (size_t k = 0; k < n; k++) {
+        const fq_qtensor *x = &t[order[k]];
+        uint32_t ty = x->type;
+        if (allows_quantization(x)) {
+            ty = mix->base_type;
+            if (quantized) {
+                if (!mix->pure) ty = mix_rules(&s, mix->ftype, ty, x, category(x->name));
+                ty = fallback(ty, x->ne[0], &nfb);
+            }
+        }
+        types[order[k]] = ty;
+    }
+    free(names);
+    free(order);
+    if (n_fallback) *n_fallback = nfb;
+    return 0;
+}
+
+/* ---- parallel row encoding ------------------------------------------------------------ */
+
+typedef struct {
+    const fq_type_traits *tt;
+    int64_t nrows, n;
+    fq_row_fn src;
+    void *ud;
+    uint8_t *dst;
+    size_t row_bytes;
+    float *scratch; /* n floats per thread */
+} enc_job;
+
+static void enc_worker(void *arg, int ith, int nth) {
+    enc_job *j = arg;
+    int64_t r0, r1;
+    fq_split(j->nrows, ith, nth, &r0, &r1);
+    float *buf = j->scratch + (size_t)ith * (size_t)j->n;
+    for (int64_t r = r0; r < r1; r++) {
+        j->src(j->ud, r, buf, j->n);
+        j->tt->from_float(buf, j->dst + (size_t)r * j->row_bytes, j->n);
+    }
+}
+
+int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_row,
+                   fq_row_fn src, void *ud, void *dst, fq_err *e) {
+    const fq_type_traits *tt = fq_type_get(type);
+    if (!tt || !tt->name || !tt->from_float)
+        return fq_errf(e, "type %s has no encoder", fq_type_name(type));
+    size_t rb = fq_row_size(type, n_per_row);
+    if (n_per_row <= 0 || !rb)
+        return fq_errf(e, "rows of %lld elements are not a whole number of %s blocks (%lld)",
+                       (long long)n_per_row, tt->name, (long long)tt->blck);
+    int nth = pool ? fq_pool_size(pool) : 1;
+    enc_job j = {tt, nrows, n_per_row, src, ud, dst, rb, NULL};
+    j.scratch = fq_malloc((size_t)nth * (size_t)n_per_row * sizeof(float), e);
+    if (!j.scratch) return -1;
+    if (pool) fq_pool_run(pool, enc_worker, &j);
+    else enc_worker(&j, 0, 1);
+    free(j.scratch);
+    return 0;
+}
+
+/* ---- model conversion ------------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *data;
+    size_t row_bytes;
+    void (*to_float)(const void *, float *, int64_t);
+} decode_src;
+
+static void decode_row(void *ud, int64_t row, float *dst, int64_t n) {
+    const decode_src *s = ud;
+    s->to_float(s->data + (size_t)row * s->row_bytes, dst, n);
+}
+
+/* A u32 "ARCH.key" (any integer type), or def when absent or not a u32. */
+static int arch_u32(const fq_gguf *g, const char *arch, const char *key, int def) {
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    uint32_t v;
+    if (fq_gguf_get_u32(g, full, &v, NULL) != 0 || v > (1u << 30)) return def;
+    return (int)v;
+}
+
+int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantize_params *p,
+                     fq_quantize_stats *st, fq_err *e) {
+    fq_quantize_stats stats;
+    memset(&stats, 0, sizeof stats);
+    fq_qmix mix;
+    if (fq_qmix_find(p->type, &mix, e)) return -1;
+    if (p->pure) mix.pure = 1;
+    fq_gguf g;
+    if (fq_gguf_open(&g, in_path, e)) return -1;
+    int rc = -1;
+    size_t n = (size_t)g.n_tensors;
+    fq_qtensor *qt = NULL;
+    uint32_t *types = NULL;
+    size_t *order = NULL;
+    const char **names = NULL;
+    void **bufs = NULL;
+    fq_pool *pool = NULL;
+    fq_gguf_writer *w = NULL;
+
+    char arch[64] = "llama";
+    fq_str a;
+    if (fq_gguf_get_str(&g, "general.architecture", &a, NULL) == 0 && a.len < sizeof arch) {
+        memcpy(arch, a.ptr, a.len);
+        arch[a.len] = 0;
+    }
+    fq_qmix_hp hp = {0, 0, 0};
+    for (size_t i = 0; i < n; i++) hp.n_layer = FQ_MAX(hp.n_layer, layer_of(g.tensors[i].name) + 1);
+    hp.n_layer = arch_u32(&g, arch, "block_count", hp.n_layer);
+    hp.n_head = arch_u32(&g, arch, "attention.head_count", 1);
+    hp.n_head_kv = arch_u32(&g, arch, "attention.head_count_kv", hp.n_head);
+
+    if (n) {
+        qt = fq_calloc(n, sizeof *qt, e);
+        types = fq_calloc(n, sizeof *types, e);
+        order = fq_calloc(n, sizeof *order, e);
+        names = fq_calloc(n, sizeof *names, e);
+        bufs = fq_calloc(n, sizeof *bufs, e);
+        if (!qt || !types || !order || !names || !bufs) goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const fq_gguf_tensor *t = &g.tensors[i];
+        qt[i] = (fq_qtensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}};
+        names[i] = t->name;
+    }
+    if (fq_qmix_plan(&mix, &hp, qt, n, types, &stats.n_fallback, e)) goto done;
+    fq_qorder(names, n, order);
+
+    if (!(w = fq_gguf_writer_new(e))) goto done;
+    /* as llama-quantize: every key copied, then quantization_version and file_type set
+     * (gguf_set_val removes a key and appends it) */
+    for (uint64_t i = 0; i < g.n_kv; i++) {
+        const char *k = g.kv[i].key;
+        if (!strcmp(k, "general.file_type") || !strcmp(k, "general.quantization_version")) continue;
+        if (fq_gguf_writer_copy_kv(w, &g.kv[i], e)) goto done;
+    }
+    if (fq_gguf_writer_set_u32(w, "general.quantization_version", 2, e) ||
+        fq_gguf_writer_set_u32(w, "general.file_type", mix.ftype, e))
+        goto done;
+
+    if (!(pool = fq_pool_new(p->n_threads > 0 ? p->n_threads : 1, e))) goto done;
+    int warned_requant = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        const fq_gguf_tensor *t = &g.tensors[i];
+        uint32_t to = types[i];
+        const void *data = t->data;
+        uint64_t out_bytes = t->nbytes;
+        int64_t t0 = fq_time_us();
+        if (to != t->type) {
+            const fq_type_traits *src = fq_type_get(t->type);
+            if (!src || !src->to_float) {
+                fq_errf(e, "%s: tensor '%s': cannot decode type %s", in_path, t->name,
+                        fq_type_name(t->type));
+                goto done;
+            }
+            if (src->blck > 1 && !warned_requant && p->log) {
+                fprintf(p->log, "note: requantizing from %s: the errors of both roundings add up\n",
+                        src->name);
+                warned_requant = 1;
+            }
+            int64_t nrows = t->ne[1] * t->ne[2] * t->ne[3];
+            size_t rb = fq_row_size(to, t->ne[0]);
+            uint64_t nb;
+            if (!rb || !fq_mul_ok((uint64_t)nrows, rb, &nb)) {
+                fq_errf(e, "tensor '%s': rows of %lld do not fit type %s", t->name,
+                        (long long)t->ne[0], fq_type_name(to));
+                goto done;
+            }
+            if (!(bufs[i] = fq_malloc(nb ? (size_t)nb : 1, e))) {
+                fq_err_prefix(e, "tensor '%s'", t->name);
+                goto done;
+            }
+            decode_src ds = {t->data, fq_row_size(t->type, t->ne[0]), src->to_float};
+            if (fq_encode_rows(pool, to, nrows, t->ne[0], decode_row, &ds, bufs[i], e)) {
+                fq_err_prefix(e, "tensor '%s'", t->name);
+                goto done;
+            }
+            data = bufs[i];
+            out_bytes = nb;
+            stats.n_converted++;
+        }
+        if (fq_gguf_writer_add_tensor(w, t->name, to, t->n_dims, t->ne, data, e)) goto done;
+        stats.n_tensors++;
+        stats.bytes_in += t->nbytes;
+        stats.bytes_out += out_bytes;
+        if (to < FQ_ARRAY_LEN(stats.n_by_type)) stats.n_by_type[to]++;
+        if (p->log) {
+            char shape[96];
+            int len = snprintf(shape, sizeof shape, "[%lld", (long long)t->ne[0]);
+            for (uint32_t d = 1; d < t->n_dims && len < (int)sizeof shape - 24; d++)
+                len += snprintf(shape + len, sizeof shape - (size_t)len, ", %lld", (long long)t->ne[d]);
+            snprintf(shape + len, sizeof shape - (size_t)len, "]");
+            fprintf(p->log, "[%4zu/%4zu] %-32s %-18s %5s -> %-5s %9.3f MiB -> %9.3f MiB  %7.1f ms\n",
+                    k + 1, n, t->name, shape, fq_type_name(t->type), fq_type_name(to),
+                    t->nbytes / 1048576.0, out_bytes / 1048576.0, (fq_time_us() - t0) / 1e3);
+        }
+    }
+    if (fq_gguf_writer_write(w, out_path, e)) goto done;
+    rc = 0;
+done:
+    fq_gguf_writer_free(w);
+    fq_pool_free(pool);
+    if (bufs)
+        for (size_t i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(names);
+    free(order);
+    free(types);
+    free(qt);
+    fq_gguf_close(&g);
+    if (st) *st = stats;
+    return rc;
+}

@@ -1,0 +1,93 @@
+/* quantize.h - llama-quantize's tensor type mixes, and converting a model's weights.
+ *
+ * A "mix" is what llama.cpp calls a file type (LLAMA_FTYPE_MOSTLY_Q4_K_M, ...): one base
+ * type for most weights plus rules that give some tensors more bits (output.weight in
+ * Q6_K, about half of the attn_v / ffn_down tensors chosen by layer, ...). fq_qmix_plan
+ * reproduces llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) for the llama
+ * architecture without an importance matrix, so a model converted here has the tensor
+ * types llama-quantize gives it; the encoders are the reference ones (quantize_row_*_ref),
+ * as llama-quantize uses without an imatrix, so the bytes agree too.
+ *
+ * Rows are encoded in parallel; a row's bytes depend only on its values, so the result
+ * does not depend on the thread count. */
+#ifndef FQ_QUANTIZE_H
+#define FQ_QUANTIZE_H
+
+#include "common.h"
+#include "threadpool.h"
+
+typedef struct fq_qmix {
+    const char *name;   /* "q4_k_m", as given on the command line (lower case) */
+    uint32_t ftype;     /* llama.cpp's LLAMA_FTYPE: the value of general.file_type */
+    uint32_t base_type; /* enum fq_type most weights get */
+    int pure;           /* 1: every quantizable weight gets base_type, no per-tensor rules */
+} fq_qmix;
+
+/* Finds a type or mix by name (case-insensitive): f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0
+ * q2_k q3_k_s q3_k_m q3_k_l q4_k_s q4_k_m q5_k_s q5_k_m q6_k give llama-quantize's
+ * choices; q3_k q4_k q5_k give every weight that one type (pure). Returns 0, or -1 with e
+ * set (listing the names). */
+int fq_qmix_find(const char *name, fq_qmix *out, fq_err *e);
+/* The accepted names, comma-separated (for help texts). */
+const char *fq_qmix_names(void);
+
+/* One tensor as the planner sees it. */
+typedef struct fq_qtensor {
+    const char *name;
+    uint32_t type;      /* current type (kept when the tensor is not quantizable) */
+    uint32_t n_dims;
+    int64_t ne[4];
+} fq_qtensor;
+
+/* Model facts llama-quantize's rules look at. */
+typedef struct fq_qmix_hp {
+    int n_layer, n_head, n_head_kv;
+} fq_qmix_hp;
+
+/* Chooses the type of each of the n tensors (any order) as llama-quantize chooses it for
+ * mix: types[i] for t[i]. 1-D tensors, norms and names not ending in "weight" keep their
+ * type. A tensor whose rows are not a whole number of blocks of the chosen type falls
+ * back as llama.cpp does (Q4_K -> Q5_0, Q6_K -> Q8_0, ..., last F16); the count of those
+ * goes to *n_fallback (may be NULL). Returns 0, or -1 with e set when memory runs out. */
+int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                 uint32_t *types, int *n_fallback, fq_err *e);
+
+/* llama.cpp's order of tensors (llama_model_loader's weights map): tensors outside the
+ * blk.N. layers first, then layer by layer; by name within each. Fills order[0..n) with
+ * indices into names. */
+void fq_qorder(const char *const *names, size_t n, size_t *order);
+
+/* A row producer: writes row `row` (n F32 values) of a tensor into dst. Called from the
+ * pool's threads, concurrently for different rows. */
+typedef void (*fq_row_fn)(void *ud, int64_t row, float *dst, int64_t n);
+
+/* Fills dst (nrows rows of type, fq_row_size(type, n_per_row) bytes each) from the rows
+ * the producer gives, encoded with the type's reference encoder (traits from_float);
+ * rows are split over the pool's threads (pool NULL: the calling thread). Only one row of
+ * F32 values per thread is held at a time. Returns 0, or -1 with e set (the type has no
+ * encoder, n_per_row not a whole number of blocks, memory). */
+int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_row,
+                   fq_row_fn src, void *ud, void *dst, fq_err *e);
+
+typedef struct fq_quantize_params {
+    const char *type;   /* type or mix name (fq_qmix_find) */
+    int pure;           /* 1: no per-tensor rules, every quantizable weight gets the base type */
+    int n_threads;      /* >= 1 */
+    FILE *log;          /* one line per tensor, or NULL */
+} fq_quantize_params;
+
+typedef struct fq_quantize_stats {
+    uint64_t bytes_in, bytes_out;   /* tensor data */
+    int n_tensors, n_converted, n_fallback;
+    int n_by_type[32];              /* output tensors per type id (ids < 32) */
+} fq_quantize_stats;
+
+/* Converts the weights of the GGUF model in_path to p->type and writes out_path (whole or
+ * not at all): metadata copied as llama-quantize copies it (general.file_type and
+ * general.quantization_version set, at the end), tensors in llama.cpp's order, each
+ * decoded with to_float and encoded with from_float unless its type does not change.
+ * st may be NULL. Returns 0, or -1 with e set. */
+int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantize_params *p,
+                     fq_quantize_stats *st, fq_err *e);
+
+#endif

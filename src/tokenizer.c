@@ -1,0 +1,778 @@
+/* tokenizer.c - llama SentencePiece tokenizer and detokenizer (see tokenizer.h).
+ *
+ * Behaviour follows llama.cpp's llm_tokenizer_spm and llama_vocab (tokenize,
+ * tokenizer_st_partition, token_to_piece, detokenize) so that token ids match its output
+ * exactly; the code is our own. Every vocabulary string is copied into one arena at load, with
+ * its decoded piece beside it, and looked up through an open-addressing hash table. */
+#include "tokenizer.h"
+
+#include <string.h>
+
+#define SPACE_ESC "\xe2\x96\x81" /* U+2581, SentencePiece's visible space */
+#define SPACE_ESC_LEN 3
+#define MAX_VOCAB (1 << 24)
+#define MAX_TEXT ((size_t)1 << 28) /* longest text fq_tokenize takes, in bytes */
+
+typedef struct tok_entry {
+    const char *text;   /* as stored in the vocabulary (NUL-terminated copy) */
+    const char *piece;  /* decoded bytes (special = true rendering) */
+    uint32_t len, piece_len;
+    uint32_t hash;
+    uint32_t attr;      /* enum fq_tok_attr */
+    float score;
+} tok_entry;
+
+struct fq_tokenizer {
+    int32_t n_vocab;
+    tok_entry *tok;
+    char *arena;
+    int32_t *slots;     /* hash table of ids, -1 = empty; size mask + 1 (a power of two) */
+    uint32_t mask;
+    int32_t bos, eos, unk, pad, eot, eom;
+    bool add_bos, add_eos, add_space_prefix;
+    int32_t byte_tok[256];  /* byte fallback ids, -1 when the vocabulary lacks one */
+    int32_t *special;       /* control / user-defined / unknown ids, longest text first */
+    int32_t n_special;
+    uint8_t *eog;           /* per id: ends generation */
+    size_t max_piece;
+};
+
+/* ---- hash table -------------------------------------------------------------------------- */
+
+static uint32_t hash_bytes(const char *s, size_t n) {
+    uint32_t h = 2166136261u; /* FNV-1a: short keys, no need for more */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int32_t lookup(const fq_tokenizer *t, const char *s, size_t n) {
+    uint32_t h = hash_bytes(s, n);
+    for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        int32_t id = t->slots[i];
+        if (id < 0) return -1;
+        const tok_entry *te = &t->tok[id];
+        if (te->hash == h && te->len == n && memcmp(te->text, s, n) == 0) return id;
+    }
+}
+
+/* Inserts id; returns the id already holding the same text, or -1. */
+static int32_t insert(fq_tokenizer *t, int32_t id) {
+    const tok_entry *te = &t->tok[id];
+    for (uint32_t i = te->hash & t->mask;; i = (i + 1) & t->mask) {
+        int32_t o = t->slots[i];
+        if (o < 0) {
+            t->slots[i] = id;
+            return -1;
+        }
+        const tok_entry *x = &t->tok[o];
+        if (x->hash == te->hash && x->len == te->len && memcmp(x->text, te->text, te->len) == 0)
+            return o;
+    }
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+static bool is_int_type(uint32_t ty) {
+    return ty == FQ_GGUF_UINT8 || ty == FQ_GGUF_INT8 || ty == FQ_GGUF_UINT16 ||
+           ty == FQ_GGUF_INT16 || ty == FQ_GGUF_UINT32 || ty == FQ_GGUF_INT32 ||
+           ty == FQ_GGUF_UINT64 || ty == FQ_GGUF_INT64;
+}
+
+/* Reads a special-token id. An id outside the vocabulary (converters write 0xFFFFFFFF for
+ * "none") keeps the default, as llama.cpp does. Returns 0, or -1 with e set for a non-integer
+ * value. */
+static int get_special_id(const fq_gguf *g, const char *key, int32_t n_vocab, int32_t *id,
+                          fq_err *e) {
+    const fq_gguf_kv *kv = fq_gguf_find(g, key);
+    if (!kv) return 0;
+    if (!is_int_type(kv->type))
+        return fq_errf(e, "%s has type %s, expected an integer", key, fq_gguf_vtype_name(kv->type));
+    bool is_signed = kv->type == FQ_GGUF_INT8 || kv->type == FQ_GGUF_INT16 ||
+                     kv->type == FQ_GGUF_INT32 || kv->type == FQ_GGUF_INT64;
+    if (is_signed ? (kv->i64 >= 0 && kv->i64 < n_vocab) : (kv->u64 < (uint64_t)n_vocab))
+        *id = (int32_t)(is_signed ? kv->i64 : (int64_t)kv->u64);
+    return 0;
+}
+
+/* Reads a flag (bool, or an integer used as one). Returns 0, or -1 with e set. */
+static int get_flag(const fq_gguf *g, const char *key, bool *out, fq_err *e) {
+    const fq_gguf_kv *kv = fq_gguf_find(g, key);
+    if (!kv) return 0;
+    if (kv->type != FQ_GGUF_BOOL && !is_int_type(kv->type))
+        return fq_errf(e, "%s has type %s, expected bool", key, fq_gguf_vtype_name(kv->type));
+    *out = kv->u64 != 0 || kv->i64 != 0;
+    return 0;
+}
+
+/* Fetches a per-token array: absent -> *out = NULL; present -> must be an array of one of the
+ * allowed element types with exactly n elements. Returns 0, or -1 with e set. */
+static int get_token_array(const fq_gguf *g, const char *key, uint64_t n, uint32_t ty1,
+                           uint32_t ty2, const fq_gguf_kv **out, fq_err *e) {
+    const fq_gguf_kv *kv = fq_gguf_find(g, key);
+    *out = NULL;
+    if (!kv) return 0;
+    if (kv->type != FQ_GGUF_ARRAY)
+        return fq_errf(e, "%s has type %s, expected an array", key, fq_gguf_vtype_name(kv->type));
+    if (kv->arr_type != ty1 && kv->arr_type != ty2)
+        return fq_errf(e, "%s is an array of %s, expected %s", key,
+                       fq_gguf_vtype_name(kv->arr_type), fq_gguf_vtype_name(ty1));
+    if (kv->arr_n != n)
+        return fq_errf(e, "%s has %llu entries but tokenizer.ggml.tokens has %llu", key,
+                       (unsigned long long)kv->arr_n, (unsigned long long)n);
+    *out = kv;
+    return 0;
+}
+
+/* Texts that mark end-of-turn tokens in vocabularies whose metadata does not say so; like
+ * llama.cpp, such a token is treated as a control token and ends generation. */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+    "<EOT>", "_<EOT>", "<|end_of_text|>",
+};
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Writes the special = true piece of token te at dst; returns its length. */
+static uint32_t make_piece(const tok_entry *te, char *dst) {
+    if (te->attr & (FQ_TOK_UNKNOWN | FQ_TOK_CONTROL | FQ_TOK_USER_DEFINED)) {
+        memcpy(dst, te->text, te->len);
+        return te->len;
+    }
+    if (te->attr & FQ_TOK_NORMAL) {
+        uint32_t o = 0;
+        for (uint32_t i = 0; i < te->len;) {
+            if (i + SPACE_ESC_LEN <= te->len && memcmp(te->text + i, SPACE_ESC, SPACE_ESC_LEN) == 0) {
+                dst[o++] = ' ';
+                i += SPACE_ESC_LEN;
+            } else {
+                dst[o++] = te->text[i++];
+            }
+        }
+        return o;
+    }
+    if (te->attr & FQ_TOK_BYTE) {
+        const char *s = te->text;
+        int hi, lo;
+        if (te->len == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>' &&
+            (hi = hexval(s[3])) >= 0 && (lo = hexval(s[4])) >= 0) {
+            dst[0] = (char)(hi * 16 + lo);
+            return 1;
+        }
+        memcpy(dst, te->text, te->len); /* malformed byte token: show what it says */
+        return te->len;
+    }
+    return 0; /* unused / undefined tokens render as nothing, as in llama.cpp */
+}
+
+typedef struct spec_sort {
+    int32_t id;
+    uint32_t len;
+} spec_sort;
+
+static int cmp_spec(const void *a, const void *b) {
+    const spec_sort *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
+    *out = NULL;
+    fq_str model;
+    int rc = fq_gguf_get_str(g, "tokenizer.ggml.model", &model, e);
+    if (rc < 0) return -1;
+    if (rc > 0) return fq_errf(e, "no tokenizer in the file (tokenizer.ggml.model is missing)");
+    if (!(model.len == 5 && memcmp(model.ptr, "llama", 5) == 0))
+        return fq_errf(e, "tokenizer model '%.*s' is not supported yet (fqlm supports: llama (SentencePiece))",
+                       (int)FQ_MIN(model.len, 64), model.ptr);
+
+    const fq_gguf_kv *toks = fq_gguf_find(g, "tokenizer.ggml.tokens");
+    if (!toks) return fq_errf(e, "tokenizer.ggml.tokens is missing");
+    if (toks->type != FQ_GGUF_ARRAY || toks->arr_type != FQ_GGUF_STRING || !toks->strs)
+        return fq_errf(e, "tokenizer.ggml.tokens is not an array of strings");
+    uint64_t n = toks->arr_n;
+    if (n == 0 || n > MAX_VOCAB)
+        return fq_errf(e, "tokenizer.ggml.tokens has %llu entries (expected 1 to %d)",
+                       (unsigned long long)n, MAX_VOCAB);
+    const fq_gguf_kv *scores, *types;
+    if (get_token_array(g, "tokenizer.ggml.scores", n, FQ_GGUF_FLOAT32, FQ_GGUF_INT32, &scores, e) ||
+        get_token_array(g, "tokenizer.ggml.token_type", n, FQ_GGUF_INT32, FQ_GGUF_INT32, &types, e))
+        return -1;
+
+    fq_tokenizer *t = fq_calloc(1, sizeof *t, e);
+    if (!t) return -1;
+    t->n_vocab = (int32_t)n;
+    t->bos = 1;
+    t->eos = 2;
+    t->unk = 0;
+    t->pad = t->eot = t->eom = -1;
+    t->add_bos = true;
+    t->add_eos = false;
+    t->add_space_prefix = true;
+
+    /* Arena: each text (an empty one becomes "[EMPTY_<id>]", as in llama.cpp) and its piece,
+     * each NUL-terminated; a piece is never longer than its text. */
+    uint64_t arena_size = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len = toks->strs[i].len ? toks->strs[i].len : 24;
+        if (len > UINT32_MAX / 4) {
+            fq_errf(e, "tokenizer.ggml.tokens[%llu] is %llu bytes long", (unsigned long long)i,
+                    (unsigned long long)len);
+            goto fail;
+        }
+        arena_size += 2 * (len + 1); /* cannot overflow: n <= 2^24, len < 2^30 */
+    }
+    if (arena_size > SIZE_MAX) {
+        fq_errf(e, "vocabulary too large");
+        goto fail;
+    }
+    uint32_t n_slots = 1;
+    while (n_slots < 2 * n) n_slots <<= 1;
+    t->mask = n_slots - 1;
+    if (!(t->arena = fq_malloc(arena_size, e)) || !(t->tok = fq_calloc(n, sizeof *t->tok, e)) ||
+        !(t->slots = fq_malloc((size_t)n_slots * sizeof *t->slots, e)) ||
+        !(t->eog = fq_calloc(n, 1, e)))
+        goto fail;
+    memset(t->slots, 0xff, (size_t)n_slots * sizeof *t->slots);
+
+    char *a = t->arena;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        tok_entry *te = &t->tok[id];
+        const fq_str *s = &toks->strs[id];
+        te->text = a;
+        if (s->len) {
+            memcpy(a, s->ptr, s->len);
+            te->len = (uint32_t)s->len;
+        } else {
+            te->len = (uint32_t)snprintf(a, 24, "[EMPTY_%d]", id);
+        }
+        a[te->len] = '\0';
+        a += te->len + 1;
+        te->hash = hash_bytes(te->text, te->len);
+        te->score = scores ? fq_gguf_arr_f32(scores, (uint64_t)id) : 0.0f;
+        te->attr = FQ_TOK_NORMAL;
+        if (types) {
+            switch (fq_gguf_arr_i64(types, (uint64_t)id)) {
+            case 1: te->attr = FQ_TOK_NORMAL; break;
+            case 2: te->attr = FQ_TOK_UNKNOWN; break;
+            case 3: te->attr = FQ_TOK_CONTROL; break;
+            case 4: te->attr = FQ_TOK_USER_DEFINED; break;
+            case 5: te->attr = FQ_TOK_UNUSED; break;
+            case 6: te->attr = FQ_TOK_BYTE; break;
+            default: te->attr = FQ_TOK_UNDEFINED; break;
+            }
+        }
+        int32_t dup = insert(t, id);
+        if (dup >= 0) {
+            fq_errf(e, "duplicate token in vocabulary: '%.*s' has ids %d and %d",
+                    (int)FQ_MIN(te->len, 64u), te->text, dup, id);
+            goto fail;
+        }
+    }
+
+    if (get_special_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, e) ||
+        get_special_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, e) ||
+        get_special_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, e) ||
+        get_special_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, e) ||
+        get_special_id(g, "tokenizer.ggml.eot_token_id", t->n_vocab, &t->eot, e) ||
+        get_special_id(g, "tokenizer.ggml.eom_token_id", t->n_vocab, &t->eom, e) ||
+        get_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, e) ||
+        get_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, e) ||
+        get_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix, e))
+        goto fail;
+    /* Defaults (1, 2, 0) that fall outside a tiny vocabulary mean "none". */
+    if (t->bos >= t->n_vocab) t->bos = -1;
+    if (t->eos >= t->n_vocab) t->eos = -1;
+    if (t->unk >= t->n_vocab) t->unk = -1;
+    if (t->add_bos && t->bos < 0) {
+        fq_errf(e, "tokenizer.ggml.add_bos_token is true, but there is no BOS token");
+        goto fail;
+    }
+    if (t->add_eos && t->eos < 0) {
+        fq_errf(e, "tokenizer.ggml.add_eos_token is true, but there is no EOS token");
+        goto fail;
+    }
+
+    for (size_t k = 0; k < FQ_ARRAY_LEN(eog_texts); k++) {
+        int32_t id = lookup(t, eog_texts[k], strlen(eog_texts[k]));
+        if (id < 0) continue;
+        t->eog[id] = 1;
+        t->tok[id].attr |= FQ_TOK_CONTROL;
+    }
+    if (t->eos >= 0) t->eog[t->eos] = 1;
+    if (t->eot >= 0) t->eog[t->eot] = 1;
+    if (t->eom >= 0) t->eog[t->eom] = 1;
+
+    /* Pieces, the byte fallback table, and the special-token list. */
+    int32_t n_spec = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        tok_entry *te = &t->tok[id];
+        if ((te->attr & FQ_TOK_CONTROL) && strstr(te->text, "unused")) te->attr |= FQ_TOK_UNUSED;
+        te->piece = a;
+        te->piece_len = make_piece(te, a);
+        a[te->piece_len] = '\0';
+        a += te->piece_len + 1;
+        t->max_piece = FQ_MAX(t->max_piece, (size_t)te->piece_len);
+        if (te->attr & (FQ_TOK_CONTROL | FQ_TOK_USER_DEFINED | FQ_TOK_UNKNOWN)) n_spec++;
+    }
+    FQ_ASSERT((uint64_t)(a - t->arena) <= arena_size);
+    for (int b = 0; b < 256; b++) {
+        static const char hex[] = "0123456789ABCDEF";
+        char name[6] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
+        char one = (char)b;
+        t->byte_tok[b] = lookup(t, name, 6);
+        /* llama.cpp falls back to the byte as a one-character token (never for NUL) */
+        if (t->byte_tok[b] < 0 && b != 0) t->byte_tok[b] = lookup(t, &one, 1);
+    }
+    spec_sort *ss = fq_malloc((size_t)(n_spec ? n_spec : 1) * sizeof *ss, e);
+    if (!ss) goto fail;
+    if (!(t->special = fq_malloc((size_t)(n_spec ? n_spec : 1) * sizeof *t->special, e))) {
+        free(ss);
+        goto fail;
+    }
+    int32_t k = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].attr & (FQ_TOK_CONTROL | FQ_TOK_USER_DEFINED | FQ_TOK_UNKNOWN))
+            ss[k++] = (spec_sort){id, t->tok[id].len};
+    /* Longest first so "<|im_end|>" wins over a "<|im" inside it; llama.cpp's order among
+     * equal lengths is unspecified, ours is by id. */
+    qsort(ss, (size_t)n_spec, sizeof *ss, cmp_spec);
+    for (k = 0; k < n_spec; k++) t->special[k] = ss[k].id;
+    t->n_special = n_spec;
+    free(ss);
+
+    *out = t;
+    return 0;
+fail:
+    fq_tokenizer_free(t);
+    return -1;
+}
+
+void fq_tokenizer_free(fq_tokenizer *t) {
+    if (!t) return;
+    free(t->arena);
+    free(t->tok);
+    free(t->slots);
+    free(t->special);
+    free(t->eog);
+    free(t);
+}
+
+int32_t fq_tokenizer_n_vocab(const fq_tokenizer *t) { return t->n_vocab; }
+int32_t fq_tokenizer_bos(const fq_tokenizer *t) { return t->bos; }
+int32_t fq_tokenizer_eos(const fq_tokenizer *t) { return t->eos; }
+int32_t fq_tokenizer_unk(const fq_tokenizer *t) { return t->unk; }
+int32_t fq_tokenizer_pad(const fq_tokenizer *t) { return t->pad; }
+bool fq_tokenizer_adds_bos(const fq_tokenizer *t) { return t->add_bos; }
+bool fq_tokenizer_adds_eos(const fq_tokenizer *t) { return t->add_eos; }
+size_t fq_tokenizer_max_piece(const fq_tokenizer *t) { return t->max_piece; }
+
+bool fq_tokenizer_is_eog(const fq_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab && t->eog[id];
+}
+
+uint32_t fq_tokenizer_attr(const fq_tokenizer *t, int32_t id) {
+    return id >= 0 && id < t->n_vocab ? t->tok[id].attr : 0;
+}
+
+const char *fq_tokenizer_text(const fq_tokenizer *t, int32_t id, size_t *len) {
+    if (id < 0 || id >= t->n_vocab) {
+        *len = 0;
+        return NULL;
+    }
+    *len = t->tok[id].len;
+    return t->tok[id].text;
+}
+
+int32_t fq_tokenizer_find(const fq_tokenizer *t, const char *text, size_t len) {
+    return len > UINT32_MAX ? -1 : lookup(t, text, len);
+}
+
+/* ---- tokenizing -------------------------------------------------------------------------- */
+
+typedef struct ivec {
+    int32_t *v;
+    size_t n, cap;
+} ivec;
+
+static int ivec_push(ivec *a, int32_t x, fq_err *e) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        int32_t *v = realloc(a->v, cap * sizeof *v);
+        if (!v) return fq_errf(e, "out of memory (%zu token ids)", cap);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+typedef struct symbol {
+    int32_t prev, next;  /* neighbours in the chain, -1 at the ends */
+    uint32_t off, n;     /* bytes of the escaped text; n = 0 once merged into the left */
+} symbol;
+
+typedef struct bigram {
+    int32_t left, right;
+    float score;
+    uint32_t size;       /* byte length when queued: a stale entry no longer matches */
+} bigram;
+
+/* Scratch reused across the fragments of one fq_tokenize call. */
+typedef struct spm_work {
+    char *esc;
+    size_t esc_cap;
+    symbol *sym;
+    bigram *heap;
+    size_t sym_cap;
+    size_t n_heap;
+} spm_work;
+
+/* Heap order: higher score first, then the leftmost pair (llama.cpp's llm_bigram_spm). */
+static bool bigram_before(const bigram *a, const bigram *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void heap_push(spm_work *w, bigram b) {
+    size_t i = w->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bigram_before(&b, &w->heap[p])) break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = b;
+}
+
+static bigram heap_pop(spm_work *w) {
+    bigram top = w->heap[0], last = w->heap[--w->n_heap];
+    size_t i = 0, n = w->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && bigram_before(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!bigram_before(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0) w->heap[i] = last;
+    return top;
+}
+
+static void try_add_bigram(const fq_tokenizer *t, spm_work *w, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const symbol *l = &w->sym[left], *r = &w->sym[right];
+    uint32_t size = l->n + r->n; /* adjacent in the chain, so contiguous in esc */
+    int32_t id = lookup(t, w->esc + l->off, size);
+    if (id < 0) return;
+    heap_push(w, (bigram){left, right, t->tok[id].score, size});
+}
+
+/* Length of the character starting at s[0] (n bytes left): the length its lead byte
+ * announces when that many bytes follow and all are continuation bytes, else 1.
+ * llama.cpp takes the announced length whatever follows; with invalid UTF-8 that lets a stray
+ * lead byte swallow the next space (which then comes back as the bytes of U+2581). Checking the
+ * continuation bytes makes every bad byte a symbol of its own, so any bytes round-trip; for
+ * valid UTF-8 the two are the same. */
+static size_t utf8_len(const uint8_t *s, size_t n) {
+    static const uint8_t len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    size_t l = s[0] >= 0xF8 ? 1 : len[s[0] >> 4];
+    if (l > n) return 1;
+    for (size_t i = 1; i < l; i++)
+        if ((s[i] & 0xC0) != 0x80) return 1;
+    return l;
+}
+
+/* Tokenizes one text fragment (llama.cpp's llm_tokenizer_spm_session). Returns 0, or -1
+ * with e set. */
+static int spm_fragment(const fq_tokenizer *t, spm_work *w, const char *s, size_t n,
+                        bool prefix, ivec *out, fq_err *e) {
+    size_t spaces = prefix;
+    for (size_t i = 0; i < n; i++) spaces += s[i] == ' ';
+    size_t esc_len = n + prefix + spaces * (SPACE_ESC_LEN - 1);
+    if (esc_len > w->esc_cap) {
+        char *p = realloc(w->esc, esc_len);
+        if (!p) return fq_errf(e, "out of memory tokenizing %zu bytes", n);
+        w->esc = p;
+        w->esc_cap = esc_len;
+    }
+    size_t o = 0;
+    if (prefix) {
+        memcpy(w->esc, SPACE_ESC, SPACE_ESC_LEN);
+        o = SPACE_ESC_LEN;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(w->esc + o, SPACE_ESC, SPACE_ESC_LEN);
+            o += SPACE_ESC_LEN;
+        } else {
+            w->esc[o++] = s[i];
+        }
+    }
+    FQ_ASSERT(o == esc_len && esc_len > 0);
+
+    /* At most esc_len symbols; each merge queues at most two bigrams on top of the first
+     * n - 1, so 3 * esc_len bounds the heap. */
+    if (esc_len > w->sym_cap) {
+        symbol *sym = realloc(w->sym, esc_len * sizeof *sym);
+        if (sym) w->sym = sym;
+        bigram *heap = realloc(w->heap, 3 * esc_len * sizeof *heap);
+        if (heap) w->heap = heap;
+        if (!sym || !heap) return fq_errf(e, "out of memory tokenizing %zu bytes", n);
+        w->sym_cap = esc_len;
+    }
+    int32_t n_sym = 0;
+    for (size_t off = 0; off < esc_len;) {
+        size_t len = utf8_len((const uint8_t *)w->esc + off, esc_len - off);
+        w->sym[n_sym] = (symbol){n_sym - 1, off + len == esc_len ? -1 : n_sym + 1,
+                                 (uint32_t)off, (uint32_t)len};
+        off += len;
+        n_sym++;
+    }
+
+    w->n_heap = 0;
+    for (int32_t i = 1; i < n_sym; i++) try_add_bigram(t, w, i - 1, i);
+    while (w->n_heap > 0) {
+        bigram b = heap_pop(w);
+        symbol *l = &w->sym[b.left], *r = &w->sym[b.right];
+        /* sizes only grow, so a pair whose sizes still add up is still adjacent and unmerged */
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) w->sym[r->next].prev = b.left;
+        try_add_bigram(t, w, l->prev, b.left);
+        try_add_bigram(t, w, b.left, l->next);
+    }
+
+    for (int32_t i = 0; i != -1; i = w->sym[i].next) {
+        const symbol *sy = &w->sym[i];
+        int32_t id = lookup(t, w->esc + sy->off, sy->n);
+        if (id >= 0) {
+            if (ivec_push(out, id, e)) return -1;
+            continue;
+        }
+        for (uint32_t j = 0; j < sy->n; j++) {
+            uint8_t byte = (uint8_t)w->esc[sy->off + j];
+            id = t->byte_tok[byte] >= 0 ? t->byte_tok[byte] : t->unk;
+            if (id < 0)
+                return fq_errf(e, "byte 0x%02X has no token in the vocabulary and there is no <unk>",
+                               byte);
+            if (ivec_push(out, id, e)) return -1;
+        }
+    }
+    return 0;
+}
+
+typedef struct frag {
+    int32_t tok;         /* a special token, or -1 for text[off, off + len) */
+    size_t off, len;
+} frag;
+
+typedef struct fvec {
+    frag *v;
+    size_t n, cap;
+} fvec;
+
+static int fvec_push(fvec *a, frag f, fq_err *e) {
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        frag *v = realloc(a->v, cap * sizeof *v);
+        if (!v) return fq_errf(e, "out of memory (%zu text fragments)", cap);
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = f;
+    return 0;
+}
+
+/* Splits the text fragments of *cur at every occurrence of each special token (llama.cpp's
+ * tokenizer_st_partition). Returns 0, or -1 with e set. */
+static int partition(const fq_tokenizer *t, const char *text, bool parse_special, fvec *cur,
+                     fvec *next, fq_err *e) {
+    for (int32_t k = 0; k < t->n_special; k++) {
+        const tok_entry *st = &t->tok[t->special[k]];
+        /* user-defined tokens are split out even as plain text (llama.cpp, after HF) */
+        if (!parse_special && (st->attr & (FQ_TOK_CONTROL | FQ_TOK_UNKNOWN))) continue;
+        bool any_text = false, hit = false;
+        for (size_t i = 0; i < cur->n && !hit; i++) {
+            const frag *f = &cur->v[i];
+            if (f->tok >= 0) continue;
+            any_text = true;
+            hit = memmem(text + f->off, f->len, st->text, st->len) != NULL;
+        }
+        if (!any_text) break;
+        if (!hit) continue;
+        next->n = 0;
+        for (size_t i = 0; i < cur->n; i++) {
+            frag f = cur->v[i];
+            if (f.tok >= 0) {
+                if (fvec_push(next, f, e)) return -1;
+                continue;
+            }
+            size_t pos = f.off, end = f.off + f.len;
+            const char *m;
+            while (pos < end && (m = memmem(text + pos, end - pos, st->text, st->len))) {
+                size_t at = (size_t)(m - text);
+                if (at > pos && fvec_push(next, (frag){-1, pos, at - pos}, e)) return -1;
+                if (fvec_push(next, (frag){t->special[k], 0, 0}, e)) return -1;
+                pos = at + st->len;
+            }
+            if (pos < end && fvec_push(next, (frag){-1, pos, end - pos}, e)) return -1;
+        }
+        fvec tmp = *cur;
+        *cur = *next;
+        *next = tmp;
+    }
+    return 0;
+}
+
+int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_special,
+                bool parse_special, int32_t **ids, size_t *n, fq_err *e) {
+    *ids = NULL;
+    *n = 0;
+    if (len > MAX_TEXT)
+        return fq_errf(e, "text of %zu bytes is too long to tokenize (limit %zu)", len, MAX_TEXT);
+    ivec out = {0};
+    fvec cur = {0}, next = {0};
+    spm_work w = {0};
+    int rc = -1;
+
+    if (len > 0) {
+        if (fvec_push(&cur, (frag){-1, 0, len}, e)) goto done;
+        if (partition(t, text, parse_special, &cur, &next, e)) goto done;
+    }
+    bool prev_special = true; /* the first fragment gets the space prefix */
+    if (add_special && t->add_bos && ivec_push(&out, t->bos, e)) goto done;
+    for (size_t i = 0; i < cur.n; i++) {
+        const frag *f = &cur.v[i];
+        if (f->tok >= 0) {
+            if (ivec_push(&out, f->tok, e)) goto done;
+            prev_special = true;
+        } else {
+            if (spm_fragment(t, &w, text + f->off, f->len, t->add_space_prefix && prev_special,
+                             &out, e))
+                goto done;
+            prev_special = false;
+        }
+    }
+    if (add_special && t->add_eos && ivec_push(&out, t->eos, e)) goto done;
+    if (!out.v && !(out.v = fq_malloc(sizeof *out.v, e))) goto done;
+    *ids = out.v;
+    *n = out.n;
+    out.v = NULL;
+    rc = 0;
+done:
+    free(out.v);
+    free(cur.v);
+    free(next.v);
+    free(w.esc);
+    free(w.sym);
+    free(w.heap);
+    return rc;
+}
+
+/* ---- detokenizing ------------------------------------------------------------------------ */
+
+const char *fq_token_to_piece(const fq_tokenizer *t, int32_t id, bool special, size_t *len) {
+    if (id < 0 || id >= t->n_vocab ||
+        (!special && (t->tok[id].attr & (FQ_TOK_UNKNOWN | FQ_TOK_CONTROL)))) {
+        *len = 0;
+        return "";
+    }
+    *len = t->tok[id].piece_len;
+    return t->tok[id].piece;
+}
+
+/* The piece of a token at a given position: the first token of a text loses one leading
+ * space when the vocabulary adds a space prefix (llama_detokenize's lstrip). BOS, whose piece
+ * has no space, takes that turn, so the token after it keeps its space. */
+static const char *piece_at(const fq_tokenizer *t, int32_t id, bool special, bool first,
+                            size_t *len) {
+    const char *p = fq_token_to_piece(t, id, special, len);
+    if (first && t->add_space_prefix && *len > 0 && p[0] == ' ') {
+        p++;
+        (*len)--;
+    }
+    return p;
+}
+
+int fq_detokenize(const fq_tokenizer *t, const int32_t *ids, size_t n, bool special,
+                  char **out, size_t *len, fq_err *e) {
+    *out = NULL;
+    *len = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= t->n_vocab)
+            return fq_errf(e, "token id %d at position %zu is outside the vocabulary (0..%d)",
+                           ids[i], i, t->n_vocab - 1);
+        size_t pl;
+        piece_at(t, ids[i], special, i == 0, &pl);
+        total += pl;
+    }
+    char *s = fq_malloc(total + 1, e);
+    if (!s) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t pl;
+        const char *p = piece_at(t, ids[i], special, i == 0, &pl);
+        memcpy(s + o, p, pl);
+        o += pl;
+    }
+    s[o] = '\0';
+    *out = s;
+    *len = o;
+    return 0;
+}
+
+void fq_detok_init(fq_detok *d, const fq_tokenizer *t, bool at_start, bool special) {
+    memset(d, 0, sizeof *d);
+    d->t = t;
+    d->at_start = at_start;
+    d->special = special;
+}
+
+/* How many bytes at the end of s[0..n) form the start of a UTF-8 sequence that more bytes
+ * could still complete (0 when the end is a whole character or invalid). */
+static int incomplete_tail(const uint8_t *s, size_t n) {
+    size_t i = n;
+    int cont = 0;
+    while (i > 0 && cont < 3 && (s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        cont++;
+    }
+    if (i == 0) return 0;
+    uint8_t lead = s[i - 1];
+    int need = lead >= 0xF0 && lead <= 0xF7 ? 4 : lead >= 0xE0 && lead <= 0xEF ? 3
+             : lead >= 0xC0 && lead <= 0xDF ? 2 : 0;
+    return need && cont + 1 < need ? cont + 1 : 0;
+}
+
+int fq_detok_push(fq_detok *d, int32_t id, char *out, fq_err *e) {
+    if (id < 0 || id >= d->t->n_vocab)
+        return fq_errf(e, "token id %d is outside the vocabulary (0..%d)", id, d->t->n_vocab - 1);
+    size_t pl;
+    const char *p = piece_at(d->t, id, d->special, d->at_start, &pl);
+    d->at_start = false;
+    memcpy(out, d->pending, (size_t)d->n_pending);
+    memcpy(out + d->n_pending, p, pl);
+    size_t total = (size_t)d->n_pending + pl;
+    int hold = incomplete_tail((const uint8_t *)out, total);
+    memcpy(d->pending, out + total - hold, (size_t)hold);
+    d->n_pending = hold;
+    return (int)(total - (size_t)hold);
+}
+
+size_t fq_detok_flush(fq_detok *d, char *out) {
+    size_t n = (size_t)d->n_pending;
+    memcpy(out, d->pending, n);
+    d->n_pending = 0;
+    return n;
+}

@@ -1,0 +1,84 @@
+/* testutil.h - helpers for tests: files, tiny JSON field extraction, float arrays. */
+#ifndef FQ_TESTUTIL_H
+#define FQ_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Whole file into a malloc'd NUL-terminated buffer; NULL if unreadable. */
+static inline char *tu_read(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = 0;
+        if (len) *len = (size_t)n;
+    }
+    return b;
+}
+
+/* The integer array at "key": [..] in a JSON text; returns the count (<= cap), -1 if absent. */
+static inline int tu_json_ints(const char *js, const char *key, int32_t *out, int cap) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(js, pat);
+    if (!p) return -1;
+    p = strchr(p + strlen(pat), '[');
+    if (!p) return -1;
+    p++;
+    int n = 0;
+    while (*p && *p != ']') {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) {
+            p++;
+            continue;
+        }
+        if (n < cap) out[n] = (int32_t)v;
+        n++;
+        p = end;
+    }
+    return n < cap ? n : cap;
+}
+
+/* The string value at "key": "..." (no unescaping beyond \" and \\); malloc'd or NULL. */
+static inline char *tu_json_str(const char *js, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(js, pat);
+    if (!p) return NULL;
+    p = strchr(p + strlen(pat), '"');
+    if (!p) return NULL;
+    p++;
+    const char *q = p;
+    while (*q && *q != '"') q += (*q == '\\' && q[1]) ? 2 : 1;
+    char *s = malloc((size_t)(q - p) + 1);
+    size_t k = 0;
+    for (const char *r = p; r < q; r++) {
+        if (*r == '\\' && r + 1 < q) r++;
+        s[k++] = *r;
+    }
+    s[k] = 0;
+    return s;
+}
+
+/* float32 file into a malloc'd array; *n elements. */
+static inline float *tu_read_f32(const char *path, size_t *n) {
+    size_t len;
+    char *b = tu_read(path, &len);
+    if (!b) return NULL;
+    *n = len / 4;
+    return (float *)b;
+}
+
+#endif

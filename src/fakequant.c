@@ -109,8 +109,8 @@ static void list_nodes(char *buf, size_t n) {
 
 /* Parses NODES into nodes[] (names, comma lists, globs; "name-L" also fixes the layer,
  * returned in *layer_from_name, else -2). */
-static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, int *layer_from_name,
-                       fq_err *e) {
+static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, uint8_t *named,
+                       int *layer_from_name, fq_err *e) {
     *layer_from_name = -2;
     char *copy = strdup(spec);
     if (!copy) return fq_errf(e, "out of memory");
@@ -124,7 +124,7 @@ static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, 
         for (int i = 0; i < FQ_NODE_COUNT; i++)
             if (fnmatch(tok, fq_node_name(i), 0) == 0) nodes[i] = 1, hit = 1;
         int id = fq_node_from_name(tok);
-        if (id >= 0) nodes[id] = 1, hit = 1;
+        if (id >= 0) nodes[id] = 1, named[id] = 1, hit = 1;
         if (!hit) {
             /* llama.cpp's tensor names: ffn_norm-21 */
             char *dash = strrchr(tok, '-');
@@ -140,6 +140,7 @@ static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, 
                         break;
                     }
                     nodes[nid] = 1;
+                    named[nid] = 1;
                     *layer_from_name = (int)L;
                     hit = 1;
                 }
@@ -201,7 +202,7 @@ static void rebuild_mask(fq_fakequant *f) {
 
 /* Fills targets[] from NODES[@LAYERS]. */
 static int parse_selection(fq_fakequant *f, const char *sel, uint8_t *targets, fq_err *e) {
-    uint8_t nodes[FQ_NODE_COUNT] = {0};
+    uint8_t nodes[FQ_NODE_COUNT] = {0}, named[FQ_NODE_COUNT] = {0};
     uint8_t *layers = calloc((size_t)f->n_layer + 1, 1);
     char *copy = strdup(sel);
     int rc = -1;
@@ -212,7 +213,7 @@ static int parse_selection(fq_fakequant *f, const char *sel, uint8_t *targets, f
     char *at = strchr(copy, '@');
     if (at) *at = 0;
     int lname;
-    if (parse_nodes(f, copy, nodes, &lname, e)) goto out;
+    if (parse_nodes(f, copy, nodes, named, &lname, e)) goto out;
     if (at) {
         if (lname != -2) {
             fq_errf(e, "'%s' names a layer twice", sel);
@@ -227,6 +228,7 @@ static int parse_selection(fq_fakequant *f, const char *sel, uint8_t *targets, f
     for (int n = 0; n < FQ_NODE_COUNT; n++) {
         if (!nodes[n]) continue;
         if (!fq_node_has_layer(n)) {
+            if (at && !named[n]) continue; /* a glob with @LAYERS: only nodes that have layers */
             if (at) {
                 fq_errf(e, "node '%s' has no layer: write it without @LAYERS", fq_node_name(n));
                 goto out;

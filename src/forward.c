@@ -37,6 +37,8 @@ int fq_node_has_layer(int node) {
     return node != FQ_NODE_INP_EMBD && node != FQ_NODE_RESULT_NORM && node != FQ_NODE_RESULT_OUTPUT;
 }
 
+#define MM_MAX 3 /* weights that share one input in a matmul job */
+
 struct fq_ctx {
     const fq_model *m;
     fq_ctx_params p;
@@ -117,7 +119,7 @@ fq_ctx *fq_ctx_new(const fq_model *m, const fq_ctx_params *p, fq_err *e) {
     size_t total = 0;
     for (size_t i = 0; i < FQ_ARRAY_LEN(sizes); i++) total += (sizes[i] + 15) & ~(size_t)15;
     c->mem = fq_malloc(total * sizeof(float), e);
-    c->qbuf = fq_malloc(ub * (maxin * 4 + 512), e);
+    c->qbuf = fq_malloc(MM_MAX * (ub * (maxin * 4 + 512) + 64), e);
     if (!c->mem || !c->qbuf) {
         fq_err_prefix(e, "cannot allocate activations for %zu tokens", ub);
         goto fail;
@@ -169,14 +171,24 @@ const float *fq_ctx_hidden(const fq_ctx *c, int il) {
 
 /* ---- kernels: each is a pool job over rows ------------------------------------------ */
 
+/* Several weights that read the same input (Q/K/V; gate/up) run in one pool job: the
+ * input is encoded once per distinct partner format, and every thread takes its share of
+ * each weight's rows with no barrier in between. */
+
 typedef struct {
     fq_ctx *c;
-    const fq_weight *w;
-    const float *x;     /* T rows of w->n_in */
-    float *y;           /* T rows of w->n_out */
-    int64_t T;
-    size_t qrow;        /* bytes per encoded activation row */
-    const fq_type_traits *tw, *ta;
+    int n;
+    const fq_weight *w[MM_MAX];
+    float *y[MM_MAX];               /* T rows of w->n_out each */
+    const char *xq[MM_MAX];         /* encoded input for each weight */
+    size_t qrow[MM_MAX];            /* bytes per encoded row */
+    const fq_type_traits *tw[MM_MAX];
+    const float *x;                 /* T rows of n_in */
+    int64_t n_in, T;
+    /* encoding job */
+    const fq_type_traits *enc;
+    char *enc_dst;
+    size_t enc_row;
 } matmul_job;
 
 static void matmul_encode(void *arg, int ith, int nth) {
@@ -184,7 +196,7 @@ static void matmul_encode(void *arg, int ith, int nth) {
     int64_t t0, t1;
     fq_split(j->T, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++)
-        j->ta->from_float_act(j->x + t * j->w->n_in, (char *)j->c->qbuf + t * j->qrow, j->w->n_in);
+        j->enc->from_float_act(j->x + t * j->n_in, j->enc_dst + t * j->enc_row, j->n_in);
 }
 
 /* Tiles of rows x tokens small enough that a tile's weight rows and activation rows stay
@@ -194,44 +206,75 @@ static void matmul_encode(void *arg, int ith, int nth) {
 
 static void matmul_rows(void *arg, int ith, int nth) {
     matmul_job *j = arg;
-    const fq_weight *w = j->w;
-    int64_t r0, r1;
-    fq_split(w->n_out, ith, nth, &r0, &r1);
-    const char *wd = w->data;
     const int exact = j->c->p.exact;
-    const char *qa = j->c->qbuf;
-    for (int64_t rb = r0; rb < r1; rb += MM_ROW_TILE) {
-        const int64_t re = FQ_MIN(r1, rb + MM_ROW_TILE);
-        for (int64_t tb = 0; tb < j->T; tb += MM_TOK_TILE) {
-            const int64_t te = FQ_MIN(j->T, tb + MM_TOK_TILE);
-            for (int64_t r = rb; r < re; r++) {
-                const void *wr = wd + (size_t)r * w->row_bytes;
-                if (exact)
-                    for (int64_t t = tb; t < te; t++)
-                        j->tw->vec_dot_f32(w->n_in, &j->y[t * w->n_out + r], wr, j->x + t * w->n_in);
-                else
-                    for (int64_t t = tb; t < te; t++)
-                        j->tw->vec_dot(w->n_in, &j->y[t * w->n_out + r], wr, qa + t * j->qrow);
+    for (int k = 0; k < j->n; k++) {
+        const fq_weight *w = j->w[k];
+        const fq_type_traits *tw = j->tw[k];
+        float *y = j->y[k];
+        const char *wd = w->data, *qa = j->xq[k];
+        const size_t qrow = j->qrow[k];
+        int64_t r0, r1;
+        fq_split(w->n_out, ith, nth, &r0, &r1);
+        for (int64_t rb = r0; rb < r1; rb += MM_ROW_TILE) {
+            const int64_t re = FQ_MIN(r1, rb + MM_ROW_TILE);
+            for (int64_t tb = 0; tb < j->T; tb += MM_TOK_TILE) {
+                const int64_t te = FQ_MIN(j->T, tb + MM_TOK_TILE);
+                for (int64_t r = rb; r < re; r++) {
+                    const void *wr = wd + (size_t)r * w->row_bytes;
+                    if (exact)
+                        for (int64_t t = tb; t < te; t++)
+                            tw->vec_dot_f32(w->n_in, &y[t * w->n_out + r], wr, j->x + t * w->n_in);
+                    else
+                        for (int64_t t = tb; t < te; t++)
+                            tw->vec_dot(w->n_in, &y[t * w->n_out + r], wr, qa + t * qrow);
+                }
             }
         }
     }
 }
 
-/* y[T][n_out] = x[T][n_in] W^T, in the context's arithmetic mode. */
-static void matmul(fq_ctx *c, const fq_weight *w, const float *x, float *y, int64_t T) {
-    matmul_job j = {c, w, x, y, T, 0, fq_type_get(w->type), NULL};
-    if (!c->p.exact) {
-        j.ta = fq_type_get((uint32_t)j.tw->vec_dot_type);
-        j.qrow = fq_row_size((uint32_t)j.tw->vec_dot_type, w->n_in);
-        if (j.tw->vec_dot_type == FQ_TYPE_F32) {
-            /* partner is F32: the activations are used as they are */
-            j.qrow = (size_t)w->n_in * sizeof(float);
-            memcpy(c->qbuf, x, (size_t)T * j.qrow);
-        } else {
-            fq_pool_run(c->pool, matmul_encode, &j);
+/* y_k[T][n_out_k] = x[T][n_in] W_k^T for n weights with the same n_in, in the context's
+ * arithmetic mode. */
+static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *const *y, const float *x, int64_t T) {
+    matmul_job j = {.c = c, .n = n, .x = x, .n_in = w[0]->n_in, .T = T};
+    int enc_types[MM_MAX], n_enc = 0;
+    char *slot = c->qbuf;
+    for (int k = 0; k < n; k++) {
+        FQ_ASSERT(w[k]->n_in == j.n_in);
+        j.w[k] = w[k];
+        j.y[k] = y[k];
+        j.tw[k] = fq_type_get(w[k]->type);
+        if (c->p.exact) continue;
+        const int pt = j.tw[k]->vec_dot_type;
+        if (pt == FQ_TYPE_F32) { /* the partner is F32: the activations are used as they are */
+            j.xq[k] = (const char *)x;
+            j.qrow[k] = (size_t)j.n_in * sizeof(float);
+            continue;
         }
+        int found = -1;
+        for (int e = 0; e < n_enc; e++)
+            if (enc_types[e] == pt) found = e;
+        const size_t qrow = fq_row_size((uint32_t)pt, j.n_in);
+        if (found < 0) {
+            j.enc = fq_type_get((uint32_t)pt);
+            j.enc_dst = slot;
+            j.enc_row = qrow;
+            fq_pool_run(c->pool, matmul_encode, &j);
+            enc_types[n_enc++] = pt;
+            j.xq[k] = slot;
+            slot += ((size_t)T * qrow + 63) & ~(size_t)63;
+        } else {
+            /* same partner as an earlier weight: reuse its encoding */
+            for (int e = 0; e < k; e++)
+                if (j.tw[e]->vec_dot_type == pt) j.xq[k] = j.xq[e];
+        }
+        j.qrow[k] = qrow;
     }
     fq_pool_run(c->pool, matmul_rows, &j);
+}
+
+static void matmul(fq_ctx *c, const fq_weight *w, const float *x, float *y, int64_t T) {
+    matmul_multi(c, 1, &w, &y, x, T);
 }
 
 /* RMSNorm as ggml computes it: the mean of squares summed in double, then
@@ -471,9 +514,11 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
                    (size_t)(T * E) * sizeof(float));
         rows_op(c, OP_RMSNORM, T, pos, c->x, L->attn_norm, c->xn);
         run_hook(c, FQ_NODE_ATTN_NORM, il, c->xn, T, E, pos, pos);
-        matmul(c, &L->wq, c->xn, c->q, T);
-        matmul(c, &L->wk, c->xn, c->k, T);
-        matmul(c, &L->wv, c->xn, c->v, T);
+        {
+            const fq_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+            float *ys[3] = {c->q, c->k, c->v};
+            matmul_multi(c, 3, ws, ys, c->xn, T);
+        }
         rows_op(c, OP_ROPE, T, pos, NULL, NULL, NULL);
         run_hook(c, FQ_NODE_QCUR, il, c->q, T, Q, pos, pos);
         run_hook(c, FQ_NODE_KCUR, il, c->k, T, KVd, pos, pos);
@@ -487,9 +532,12 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
         run_hook(c, FQ_NODE_FFN_INP, il, c->t1, T, E, pos, pos);
         rows_op(c, OP_RMSNORM, T, pos, c->t1, L->ffn_norm, c->xn);
         run_hook(c, FQ_NODE_FFN_NORM, il, c->xn, T, E, pos, pos);
-        matmul(c, &L->w_gate, c->xn, c->gate, T);
+        {
+            const fq_weight *ws[2] = {&L->w_gate, &L->w_up};
+            float *ys[2] = {c->gate, c->up};
+            matmul_multi(c, 2, ws, ys, c->xn, T);
+        }
         run_hook(c, FQ_NODE_FFN_GATE, il, c->gate, T, F, pos, pos);
-        matmul(c, &L->w_up, c->xn, c->up, T);
         run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, F, pos, pos);
         rows_op(c, OP_SILU, T, pos, NULL, NULL, NULL);
         run_hook(c, FQ_NODE_FFN_SILU, il, c->gate, T, F, pos, pos);

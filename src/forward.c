@@ -387,6 +387,42 @@ static inline float kv_get(const fq_ctx *c, const void *base, size_t i) {
     return c->kv_elem == 4 ? ((const float *)base)[i] : fq_fp16_to_f32(((const uint16_t *)base)[i]);
 }
 
+/* The attention inner loops, compiled for several ISAs and chosen at load time. Sums run
+ * in 16 fixed lanes reduced pairwise, so every ISA (and thread count) gives the same bits;
+ * ISO C mode keeps the compiler from fusing multiply-adds. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FQ_NO_CLONES)
+#define FQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define FQ_CLONES
+#endif
+
+FQ_CLONES
+static void attn_scores_f32(float *s, const float *q, const float *kc, int64_t n_kv, size_t stride, int64_t hd,
+                            float scale) {
+    for (int64_t p = 0; p < n_kv; p++) {
+        const float *k = kc + (size_t)p * stride;
+        float acc[16] = {0};
+        int64_t d = 0;
+        for (; d + 16 <= hd; d += 16)
+            for (int l = 0; l < 16; l++) acc[l] += q[d + l] * k[d + l];
+        for (; d < hd; d++) acc[d & 15] += q[d] * k[d];
+        for (int w = 8; w >= 1; w /= 2)
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        s[p] = acc[0] * scale;
+    }
+}
+
+FQ_CLONES
+static void attn_pv_f32(float *out, const float *s, const float *vc, int64_t n_kv, size_t stride, int64_t hd) {
+    float acc[1024];
+    for (int64_t d = 0; d < hd; d++) acc[d] = 0.0f;
+    for (int64_t p = 0; p < n_kv; p++) {
+        const float w = s[p], *v = vc + (size_t)p * stride;
+        for (int64_t d = 0; d < hd; d++) acc[d] += w * v[d];
+    }
+    memcpy(out, acc, (size_t)hd * sizeof(float));
+}
+
 static void attn_kernel(void *arg, int ith, int nth) {
     attn_job *j = arg;
     fq_ctx *c = j->c;
@@ -408,23 +444,15 @@ static void attn_kernel(void *arg, int ith, int nth) {
             const float *q = c->q + t * Q + h * hd;
             for (int64_t d = 0; d < hd; d++)
                 qv[d] = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(q[d])) : q[d];
-            /* dot products accumulated in double: llama.cpp's chains of fused multiply-adds
-             * land within an ulp of the exact sum, and so does this; a twice-rounded float
-             * sum does not, and moves Q8 activations across rounding ties */
-            for (int64_t p = 0; p < n_kv; p++) {
-                double acc8[8] = {0};
-                int64_t d = 0;
-                if (f16) {
+            if (f16) {
+                for (int64_t p = 0; p < n_kv; p++) {
                     const uint16_t *kr = (const uint16_t *)kc + (size_t)p * KV + g * hd;
-                    for (; d < hd; d++) acc8[d & 7] += (double)qv[d] * fq_fp16_to_f32(kr[d]);
-                } else {
-                    const float *kr = (const float *)kc + (size_t)p * KV + g * hd;
-                    for (; d + 8 <= hd; d += 8)
-                        for (int k = 0; k < 8; k++) acc8[k] += (double)qv[d + k] * kr[d + k];
-                    for (; d < hd; d++) acc8[d & 7] += (double)qv[d] * kr[d];
+                    float acc = 0.0f;
+                    for (int64_t d = 0; d < hd; d++) acc += qv[d] * fq_fp16_to_f32(kr[d]);
+                    s[p] = acc * scale;
                 }
-                const double dot = ((acc8[0] + acc8[4]) + (acc8[1] + acc8[5])) + ((acc8[2] + acc8[6]) + (acc8[3] + acc8[7]));
-                s[p] = (float)dot * scale;
+            } else {
+                attn_scores_f32(s, qv, (const float *)kc + g * hd, n_kv, (size_t)KV, hd, scale);
             }
         } else if (j->phase == 1) {
             float mx = -INFINITY;
@@ -438,20 +466,19 @@ static void attn_kernel(void *arg, int ith, int nth) {
             const float inv = (float)(1.0 / sum);
             for (int64_t p = 0; p < n_kv; p++) s[p] *= inv;
         } else {
-            double acc[1024];
-            for (int64_t d = 0; d < hd; d++) acc[d] = 0.0;
-            for (int64_t p = 0; p < n_kv; p++) {
-                const double w = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(s[p])) : s[p];
-                const size_t base = (size_t)p * KV + g * hd;
-                if (f16) {
-                    for (int64_t d = 0; d < hd; d++) acc[d] += w * kv_get(c, vc, base + d);
-                } else {
-                    const float *vr = (const float *)vc + base;
-                    for (int64_t d = 0; d < hd; d++) acc[d] += w * vr[d];
-                }
-            }
             float *out = c->kqv + t * Q + h * hd;
-            for (int64_t d = 0; d < hd; d++) out[d] = (float)acc[d];
+            if (!f16) {
+                attn_pv_f32(out, s, (const float *)vc + g * hd, n_kv, (size_t)KV, hd);
+            } else {
+                float acc[1024];
+                for (int64_t d = 0; d < hd; d++) acc[d] = 0.0f;
+                for (int64_t p = 0; p < n_kv; p++) {
+                    const float w = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(s[p])) : s[p];
+                    const uint16_t *vr = (const uint16_t *)vc + (size_t)p * KV + g * hd;
+                    for (int64_t d = 0; d < hd; d++) acc[d] += w * fq_fp16_to_f32(vr[d]);
+                }
+                memcpy(out, acc, (size_t)hd * sizeof(float));
+            }
         }
     }
 }

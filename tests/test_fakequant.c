@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "model.h"
 #include "qtypes.h"
+#include "sampler.h"
 #include "testutil.h"
 #include "tokenizer.h"
 

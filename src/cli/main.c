@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "formats.h"
+#include "qtypes.h"
 
 void cli_error(const char *fmt, ...) {
     va_list ap;
@@ -26,6 +28,8 @@ static const command commands[] = {
     {"inspect", cmd_inspect, "show a GGUF file's metadata, hyperparameters and tensors"},
     {"formats", cmd_formats, "list the number formats fake quantization can emulate"},
     {"bench", cmd_bench, "benchmarks (`bench formats`: format throughput)"},
+    {"synth", cmd_synth, "write a random-weight llama model of a given shape and type"},
+    {"quantize", cmd_quantize, "convert a model's weights to another type, as llama-quantize"},
 };
 
 static void usage(FILE *f) {
@@ -36,6 +40,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* pick the SIMD kernels once, before any thread starts */
+    fq_qtypes_init();
+    fq_formats_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

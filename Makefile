@@ -5,6 +5,8 @@
 # ISA variants: src/arch/x86/*_avx2.c and *_avx512.c are compiled with their own flags
 # and chosen at run time from CPUID, so the binary runs on any x86-64.
 # SAN=1 builds everything with AddressSanitizer and UBSan into build-san/.
+# `make fuzz` builds the libFuzzer targets fuzz/fuzz_*.c with clang into build-fuzz/;
+# `make fuzz-run [FUZZ_SECONDS=60]` runs each on a copy of its seed corpus fuzz/corpus/*.
 
 CC      ?= cc
 OPT     ?= -O2
@@ -35,7 +37,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB = $(BUILD)/libfqlm.a
 BIN = fqlm
 
-.PHONY: all test clean bench
+.PHONY: all test clean bench fuzz fuzz-check fuzz-bins fuzz-run fuzz-seeds
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -71,7 +73,38 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
 test: $(TEST_BIN) $(BUILD)/fqlm
 	FQLM_BIN=$(BUILD)/fqlm tests/run.sh $(BUILD)
 
+# ---- fuzzing: clang + libFuzzer (Debian: clang, libclang-rt-<version>-dev) -----------
+# The library is rebuilt with clang into build-fuzz/ (coverage-instrumented, ASan+UBSan);
+# fuzz/check.sh says which package is missing instead of installing anything.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   = build-fuzz
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+fuzz-check:
+	@fuzz/check.sh $(FUZZ_CC)
+
+fuzz: fuzz-check
+	@$(MAKE) --no-print-directory fuzz-bins BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) SAN= \
+		CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" LDFLAGS=
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_common.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fsanitize=fuzzer $< $(LIB) $(LDLIBS) -o $@
+
+fuzz-run: fuzz
+	fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Regenerates the seed corpora (committed) from the bundled models.
+fuzz-seeds: $(LIB)
+	@mkdir -p $(BUILD)/fuzz
+	$(CC) $(BASEFLAGS) $(CFLAGS) fuzz/mkseeds.c $(LIB) $(LDLIBS) -o $(BUILD)/fuzz/mkseeds
+	$(BUILD)/fuzz/mkseeds
+
 clean:
-	rm -rf build build-san $(BIN)
+	rm -rf build build-san build-fuzz $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,5 +1,4 @@
 /* common.c - error messages, checked allocation, time, whole-file I/O. */
-#define _GNU_SOURCE
 #include "common.h"
 
 #include <errno.h>
@@ -28,7 +27,14 @@ int fq_err_prefix(fq_err *e, const char *fmt, ...) {
         vsnprintf(pre, sizeof pre, fmt, ap);
         va_end(ap);
         memcpy(old, e->msg, sizeof old);
-        snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+        size_t n = strlen(pre);
+        if (n > sizeof e->msg - 3) n = sizeof e->msg - 3;
+        memcpy(e->msg, pre, n);
+        memcpy(e->msg + n, ": ", 2);
+        size_t left = sizeof e->msg - n - 2, ol = strlen(old);
+        if (ol > left - 1) ol = left - 1;
+        memcpy(e->msg + n + 2, old, ol);
+        e->msg[n + 2 + ol] = 0;
     }
     return -1;
 }
@@ -57,28 +63,61 @@ int64_t fq_time_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Writes all of buf to fd; 0 or -1 with errno set. */
+static int write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e) {
-    size_t plen = strlen(path);
+    /* a symbolic link is written through: the file it names is replaced, the link stays */
+    char *target = NULL;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        target = realpath(path, NULL);
+        if (!target) return fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+    }
+    const char *dst = target ? target : path;
+    if (stat(dst, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) {
+            free(target);
+            return fq_errf(e, "cannot write '%s': it is a directory", path);
+        }
+        /* a device or pipe cannot be replaced by a rename: write it directly */
+        int fd = open(dst, O_WRONLY | O_TRUNC);
+        int rc = fd < 0 || write_all(fd, data, n) != 0 ? -1 : 0;
+        int err = errno;
+        if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -1, err = errno;
+        free(target);
+        if (rc) return fq_errf(e, "cannot write '%s': %s", path, strerror(err));
+        return 0;
+    }
+    size_t plen = strlen(dst);
     char *tmp = fq_malloc(plen + 32, e);
-    if (!tmp) return -1;
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    if (!tmp) {
+        free(target);
+        return -1;
+    }
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", dst, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
         fq_errf(e, "cannot create '%s': %s", path, strerror(errno));
         free(tmp);
+        free(target);
         return -1;
     }
-    const char *p = data;
-    size_t left = n;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-            goto fail;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (write_all(fd, data, n) != 0) {
+        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
+        goto fail;
     }
     if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
         fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
@@ -90,16 +129,18 @@ int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e
         goto fail;
     }
     fd = -1;
-    if (rename(tmp, path) != 0) {
+    if (rename(tmp, dst) != 0) {
         fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
         goto fail;
     }
     free(tmp);
+    free(target);
     return 0;
 fail:
     if (fd >= 0) close(fd);
     unlink(tmp);
     free(tmp);
+    free(target);
     return -1;
 }
 

@@ -167,6 +167,7 @@ static int parse_layers(const fq_fakequant *f, const char *spec, uint8_t *layers
         return 0;
     }
     const char *p = spec;
+    if (!*p) return fq_errf(e, "bad layer list '' (use N, N-M, N,M,... or * / -1 for all)");
     while (*p) {
         char *end;
         errno = 0;

@@ -465,11 +465,14 @@ double fq_qstats_pct_flushed(const fq_qstats *s) {
 
 /* ---- kernel selection ---- */
 
-fq_fmt_kernels fq_fmt_k = {"generic", fq_blocked_generic, fq_bstat_generic};
-
-static const fq_fmt_kernels K_GENERIC = {"generic", fq_blocked_generic, fq_bstat_generic};
-static const fq_fmt_kernels K_AVX2 = {"avx2", fq_blocked_avx2, fq_bstat_avx2};
-static const fq_fmt_kernels K_AVX512 = {"avx512", fq_blocked_avx512, fq_bstat_avx512};
+static const fq_fmt_kernels K_GENERIC = {"generic", fq_blocked_generic, fq_bstat_generic,
+                                         fq_intcols, fq_ident_generic};
+static const fq_fmt_kernels K_AVX2 = {"avx2", fq_blocked_avx2, fq_bstat_avx2, fq_intcols_avx2,
+                                      fq_ident_avx2};
+static const fq_fmt_kernels K_AVX512 = {"avx512", fq_blocked_avx512, fq_bstat_avx512,
+                                        fq_intcols_avx512, fq_ident_avx512};
+fq_fmt_kernels fq_fmt_k = {"generic", fq_blocked_generic, fq_bstat_generic, fq_intcols,
+                           fq_ident_generic};
 
 static int cpu_has(const char *isa) {
     __builtin_cpu_init();
@@ -506,12 +509,6 @@ int fq_formats_set_isa(const char *name) {
 
 /* ---- applying ---- */
 
-static void ident_stats(const float *x, int64_t n, fq_qstats *st) {
-    fq_sacc a = {0};
-    for (int64_t i = 0; i < n; i++) fq_sacc_add(&a, x[i], x[i], 0);
-    fq_sacc_flush(&a, n, st);
-}
-
 /* Statistics of the whole tensor, finite values only. */
 static void tensor_bstat(const float *x, int64_t n, int lohi, fq_bstat *bs) {
     fq_fmt_k.bstat(x, n, lohi, bs);
@@ -527,11 +524,11 @@ void fq_format_apply(const fq_format *f, float *x, int64_t nrows, int64_t ncols,
     int64_t n = nrows * ncols, idx0 = row0 * ncols;
     int sr = f->round == FQ_ROUND_STOCHASTIC;
     uint64_t key = sr ? fq_sr_key(seed, stream) : 0;
-    fq_blocked_fn blk = sr ? fq_blocked_generic : fq_fmt_k.blocked;
+    fq_blocked_fn blk = fq_fmt_k.blocked; /* variants without stochastic rounding defer */
     fq_blockop op = f->op;
     switch (f->kind) {
     case FK_IDENT:
-        ident_stats(x, n, st);
+        fq_fmt_k.ident(x, n, st);
         return;
     case FK_FLOAT:
         blk(&op, x, n, key, idx0, st);
@@ -555,12 +552,13 @@ void fq_format_apply(const fq_format *f, float *x, int64_t nrows, int64_t ncols,
             fq_bstat bs;
             tensor_bstat(x, n, f->asym, &bs);
             fq_block_scaling(&op, &bs, &op.fixed);
+            op.fixed_amax_b = bs.amax_b;
             op.rule = FQ_BR_FIXED;
             blk(&op, x, n, key, idx0, st);
             return;
         }
         if (f->gran == GR_COL) {
-            fq_intcols(&op, x, nrows, ncols, key, idx0, st);
+            (sr ? fq_intcols : fq_fmt_k.cols)(&op, x, nrows, ncols, key, idx0, st);
             return;
         }
         if (f->gran == GR_ROW) op.block = ncols;
@@ -580,13 +578,14 @@ void fq_format_apply(const fq_format *f, float *x, int64_t nrows, int64_t ncols,
 
 static const char *ggml_scale(uint32_t t) {
     switch (t) {
-    case FQ_TYPE_Q8_0: case FQ_TYPE_Q4_0: case FQ_TYPE_Q5_0: return "F16 d per 32";
-    case FQ_TYPE_Q8_1: return "F16 d (and sum s) per 32";
-    case FQ_TYPE_Q4_1: case FQ_TYPE_Q5_1: return "F16 d and min per 32";
-    case FQ_TYPE_Q8_K: return "F32 d per 256";
-    case FQ_TYPE_Q6_K: return "F16 d x 8-bit scale per 16, per 256";
-    case FQ_TYPE_Q3_K: return "F16 d x 6-bit scale per 16, per 256";
-    default: return "F16 d, dmin x sub-block scales, per 256";
+    case FQ_TYPE_Q8_0: case FQ_TYPE_Q4_0: case FQ_TYPE_Q5_0: return "F16 d";
+    case FQ_TYPE_Q8_1: return "F16 d (and sum)";
+    case FQ_TYPE_Q4_1: case FQ_TYPE_Q5_1: return "F16 d, min";
+    case FQ_TYPE_Q8_K: return "F32 d";
+    case FQ_TYPE_Q6_K: return "F16 d x int8 per 16";
+    case FQ_TYPE_Q3_K: return "F16 d x 6-bit per 16";
+    case FQ_TYPE_Q2_K: return "F16 d, dmin x 4-bit per 16";
+    default: return "F16 d, dmin x 6-bit per 32";
     }
 }
 
@@ -613,53 +612,47 @@ void fq_format_describe(const fq_format *f, fq_format_desc *d) {
         grid_vals = 1;
         snprintf(d->scale, sizeof d->scale, "none");
         if (f->specials == SP_IEEE)
-            snprintf(d->specials, sizeof d->specials, "Inf kept; overflow %s; NaN kept",
-                     f->sat ? "saturates" : "-> Inf");
+            snprintf(d->specials, sizeof d->specials, "Inf kept; overflow->%s",
+                     f->sat ? "max" : "Inf");
         else if (f->specials == SP_FN)
-            snprintf(d->specials, sizeof d->specials, "no Inf; Inf and overflow %s; NaN kept",
-                     f->sat ? "saturate" : "-> NaN");
+            snprintf(d->specials, sizeof d->specials, "no Inf: Inf, overflow->%s",
+                     f->sat ? "max" : "NaN");
         else
-            snprintf(d->specials, sizeof d->specials,
-                     "no Inf/NaN codes; Inf and overflow saturate; NaN kept");
+            snprintf(d->specials, sizeof d->specials, "no Inf/NaN: Inf, overflow->max");
         break;
     case FK_MX:
         d->family = "mx";
         d->bits = (f->mx_int ? 8 : 1 + f->ebits + f->mbits) + 8.0 / 32;
         d->block = 32;
         grid_vals = 1;
-        snprintf(d->scale, sizeof d->scale, "E8M0 2^k per 32, k: %s",
-                 f->mx_scale == FQ_MXS_FLOOR ? "floor(log2 amax)-emax"
-                 : f->mx_scale == FQ_MXS_CEIL ? "ceil(log2 amax)-emax"
-                 : "amax/max rounded up to 2^k");
-        snprintf(d->specials, sizeof d->specials,
-                 "elements saturate; block with NaN/Inf -> all NaN");
+        snprintf(d->scale, sizeof d->scale, "E8M0 2^k, %s rule", MXS_NAMES[f->mx_scale]);
+        snprintf(d->specials, sizeof d->specials, "saturate; NaN/Inf block->NaN");
         break;
     case FK_NVFP4:
         d->family = "nvfp4";
         d->bits = 4 + 8.0 / 16;
         d->block = 16;
         grid_vals = 1;
-        snprintf(d->scale, sizeof d->scale, "UE4M3 per 16%s",
-                 f->tensor_scale ? " x F32 per tensor" : "");
-        snprintf(d->specials, sizeof d->specials,
-                 "elements saturate; block with NaN/Inf -> all NaN");
+        snprintf(d->scale, sizeof d->scale, "UE4M3%s", f->tensor_scale ? " x F32 per tensor" : "");
+        snprintf(d->specials, sizeof d->specials, "saturate; NaN/Inf block->NaN");
         break;
     case FK_INT: {
         d->family = "int";
         int extra = f->gran == GR_GROUP;
         d->bits = f->ibits + (extra ? (32.0 + (f->asym ? f->ibits : 0)) / f->group : 0);
-        d->block = f->gran == GR_GROUP ? f->group : -1;
+        d->block = f->gran == GR_GROUP ? f->group : f->gran == GR_TENSOR ? -1
+                 : f->gran == GR_ROW ? -2 : -3;
         d->max_finite = f->asym ? (double)((1 << f->ibits) - 1) : (double)((1 << (f->ibits - 1)) - 1);
         d->min_subnormal = 1;
         const char *where = f->gran == GR_TENSOR ? "tensor" : f->gran == GR_ROW ? "row"
                           : f->gran == GR_COL ? "column" : "group";
         if (f->asym)
-            snprintf(d->scale, sizeof d->scale, "F32 (hi-lo)/%d + zero point per %s",
+            snprintf(d->scale, sizeof d->scale, "F32 (hi-lo)/%d, zero point, per %s",
                      (1 << f->ibits) - 1, where);
         else
             snprintf(d->scale, sizeof d->scale, "F32 amax/%d per %s", (1 << (f->ibits - 1)) - 1,
                      where);
-        snprintf(d->specials, sizeof d->specials, "Inf and overflow saturate (clip); NaN kept");
+        snprintf(d->specials, sizeof d->specials, "Inf, overflow->clip");
         break;
     }
     case FK_GGML: {
@@ -668,7 +661,7 @@ void fq_format_describe(const fq_format *f, fq_format_desc *d) {
         d->bits = 8.0 * (double)t->type_size / (double)t->blck;
         d->block = (int)t->blck;
         snprintf(d->scale, sizeof d->scale, "%s", ggml_scale(f->gtype));
-        snprintf(d->specials, sizeof d->specials, "block with NaN/Inf -> all NaN");
+        snprintf(d->specials, sizeof d->specials, "NaN/Inf block->NaN");
         d->rounding = f->gact ? "ggml act encoder" : "ggml encoder";
         break;
     }
@@ -689,8 +682,9 @@ const char *fq_format_help(void) {
 "  round=rne       nearest, ties to even (default)\n"
 "  round=rna       nearest, ties away from zero\n"
 "  round=rtz       toward zero (an overflow gives the largest finite value)\n"
-"  round=stochastic  up with probability = distance from the value below (32-bit draw\n"
-"                  keyed by seed, hook and element index: same result for any threads)\n"
+"  round=stochastic  away from zero with probability (|x| - lo) / (hi - lo), lo and hi\n"
+"                  the neighbours of |x|; a 32-bit draw keyed by seed, hook and element\n"
+"                  index only, so any split across threads gives the same result\n"
 "Floats (bf16, fp16, tf32, fp8_*, fp6_*, fp4_e2m1, eXmY with 1<=X<=8, 0<=Y<=23;\n"
 "  bias 2^(X-1)-1; eXmY is IEEE-style: e4m3 is not fp8_e4m3, which is e4m3:fn):\n"
 "  ieee            top exponent is Inf/NaN; overflow -> Inf (default of eXmY, bf16,\n"
@@ -699,7 +693,7 @@ const char *fq_format_help(void) {
 "  finite          no Inf or NaN codes (OCP FP6/FP4)\n"
 "  sat=on|off      overflow (and Inf, where the format has none) saturates to the\n"
 "                  largest finite value; off: -> Inf (ieee) or NaN (fn). Default: off\n"
-"                  for ieee, on for fn and finite\n"
+"                  for ieee, on for fn and finite. Inf inputs of ieee formats stay Inf\n"
 "  subnormal=off   inputs below the smallest normal flush to signed zero (decided on\n"
 "                  the input, before rounding)\n"
 "MX (OCP MX v1.0: 32-element blocks along a row, one E8M0 scale 2^k, k in [-127,127];\n"
@@ -718,7 +712,8 @@ const char *fq_format_help(void) {
 "  values; Inf saturates; a zero scale gives signed zeros):\n"
 "  per_tensor (default), per_row (per token), per_col (per channel), group=G (G\n"
 "  consecutive elements of a row, the last group of a row may be shorter)\n"
-"  asym            lo = min(0, min x), hi = max(0, max x), scale = (hi-lo)/(2^N-1),\n"
+"  asym            lo = min(0, min x), hi = max(0, max x), scale = (hi-lo)/(2^N-1)\n"
+"                  (exact in double, then F32),\n"
 "                  z = rne(-lo/scale) in [0, 2^N-1], q = clip(round(x/scale), -z,\n"
 "                  2^N-1-z), y = q * scale\n"
 "ggml blocks (q8_0 q8_1 q8_k q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k): the\n"

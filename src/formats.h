@@ -15,7 +15,9 @@
  *  - subnormal=off flushes any input below the smallest normal to signed zero (decided
  *    on the input, before rounding);
  *  - block formats (MX, NVFP4, ggml blocks): a block holding NaN or Inf becomes all NaN;
- *    a row whose length is not a multiple of the block size ends with a shorter block.
+ *    a row whose length is not a multiple of the block size ends with a shorter block
+ *    (ggml blocks: zero-padded to a full block for the encoder, the padding dropped).
+ * `fqlm formats --help` (fq_format_help) states every rule of every format.
  */
 #ifndef FQ_FORMATS_H
 #define FQ_FORMATS_H
@@ -85,9 +87,9 @@ typedef struct fq_format_desc {
     const char *family;     /* "identity", "float", "mx", "nvfp4", "int", "ggml" */
     double bits;            /* bits per element, per-block scales included */
     double max_finite, min_normal, min_subnormal;
-    int block;              /* elements sharing one scale; 0: no scale, -1: row, col
-                             * or tensor (see scale) */
-    char scale[64];         /* "none", "E8M0 (power of two) per 32", ... */
+    int block;              /* elements sharing one scale; 0: no scale; -1 the whole
+                             * tensor, -2 a row, -3 a column */
+    char scale[64];         /* "none", "E8M0 2^k, floor rule", "F32 amax/127 per row" */
     char specials[96];      /* what Inf and NaN become */
     const char *rounding;   /* "rne", ... (the rounding this spec uses) */
 } fq_format_desc;

@@ -92,10 +92,13 @@ enum { FQ_EF_CLIP = 1, FQ_EF_NAN = 2 };
 /* Rounds |v|'s bits av (finite) on grid g. rnd: 32 random bits (stochastic only).
  * Sets FQ_EF_CLIP in *fl on overflow. Returns the result's bits (no sign). */
 static inline uint32_t fq_mf_round(const fq_mfgrid *g, uint32_t av, uint32_t rnd, int *fl) {
-    uint32_t E = av >> 23, Ee = E ? E : 1, s = g->shift, r;
+    uint32_t E = av >> 23, Ee = E ? E : 1, s = g->shift, r, lsbsrc = av;
     if (av < g->minnorm_b) {
         if (!g->subnormals) return 0;
         s += (uint32_t)(g->ebn - (int32_t)Ee);
+        /* ties to even look at the multiple of the quantum: at s = 23 its low bit is
+         * the implicit one, not bit 23 of the pattern (the exponent's) */
+        if (E) lsbsrc |= 0x800000u;
         if (s >= 24) { /* |v| below the smallest subnormal: 0 or that subnormal */
             switch (g->mode) {
             case FQ_ROUND_RNE: return av > g->hminsub_b ? g->minsub_b : 0;
@@ -115,7 +118,7 @@ static inline uint32_t fq_mf_round(const fq_mfgrid *g, uint32_t av, uint32_t rnd
     } else {
         uint32_t mask = (1u << s) - 1;
         switch (g->mode) {
-        case FQ_ROUND_RNE: r = (av + (mask >> 1) + ((av >> s) & 1)) & ~mask; break;
+        case FQ_ROUND_RNE: r = (av + (mask >> 1) + ((lsbsrc >> s) & 1)) & ~mask; break;
         case FQ_ROUND_RNA: r = (av + (mask >> 1) + 1) & ~mask; break;
         case FQ_ROUND_RTZ: r = av & ~mask; break;
         default: {
@@ -187,7 +190,10 @@ static inline float fq_elem(const fq_mfgrid *g, const fq_scaling *sc, float x, u
     }
     if (sc->pre != FQ_PRE_NONE && r <= FQ_F32_INF) {
         r = fq_f2u(fq_u2f(r) * sc->s_out);
-        if (r > sc->ymax_b) r = sc->ymax_b;
+        if (r > sc->ymax_b) { /* past F32's range: the largest value F32 can hold */
+            r = sc->ymax_b;
+            *fl |= FQ_EF_CLIP;
+        }
     }
     return fq_u2f(r | sign);
 }
@@ -203,6 +209,8 @@ typedef struct fq_blockop {
     int64_t block;      /* elements per block along a row (not FIXED) */
     int nan_block;      /* 1: a block holding NaN or Inf becomes all NaN */
     fq_scaling fixed;   /* FIXED: the scaling of every element */
+    uint32_t fixed_amax_b; /* FIXED with a scale: the tensor's largest finite |x| bits (lets
+                            * SIMD variants pick their statistics precision) */
     int mx_emax, mx_rule;
     uint32_t mx_maxmant; /* mantissa field (23 bits) of the element's largest value */
     uint32_t mx_ymax_b;  /* largest F32 on the element's mantissa grid */
@@ -273,7 +281,9 @@ static inline void fq_scaling_asym(fq_scaling *sc, float lo, float hi, float qr)
 }
 
 /* The scaling of a block from its statistics (finite values only). */
-static inline void fq_block_scaling(const fq_blockop *op, const fq_bstat *bs, fq_scaling *sc) {
+static inline __attribute__((always_inline)) void fq_block_scaling(const fq_blockop *op,
+                                                                  const fq_bstat *bs,
+                                                                  fq_scaling *sc) {
     switch (op->rule) {
     case FQ_BR_MX: {
         int k = fq_mx_exp(op, bs->amax_b);
@@ -359,10 +369,18 @@ typedef void (*fq_blocked_fn)(const fq_blockop *op, float *x, int64_t n, uint64_
 /* Block statistics of x[0..n); lo/hi only when lohi is 1. */
 typedef void (*fq_bstat_fn)(const float *x, int64_t n, int lohi, fq_bstat *bs);
 
+/* Integers with one scale per column of an nrows x ncols matrix (x[0] has index idx0). */
+typedef void (*fq_cols_fn)(const fq_blockop *op, float *x, int64_t nrows, int64_t ncols,
+                           uint64_t key, int64_t idx0, fq_qstats *st);
+/* Statistics of an unchanged tensor (the identity format). */
+typedef void (*fq_ident_fn)(const float *x, int64_t n, fq_qstats *st);
+
 typedef struct fq_fmt_kernels {
     const char *name;
     fq_blocked_fn blocked; /* every rounding mode but stochastic */
     fq_bstat_fn bstat;
+    fq_cols_fn cols;       /* every rounding mode but stochastic */
+    fq_ident_fn ident;
 } fq_fmt_kernels;
 
 extern fq_fmt_kernels fq_fmt_k; /* the variant in use */
@@ -370,9 +388,9 @@ extern fq_fmt_kernels fq_fmt_k; /* the variant in use */
 void fq_blocked_generic(const fq_blockop *op, float *x, int64_t n, uint64_t key,
                         int64_t idx0, fq_qstats *st);
 void fq_bstat_generic(const float *x, int64_t n, int lohi, fq_bstat *bs);
-/* Integers with one scale per column of an nrows x ncols matrix (x[0] has index idx0). */
 void fq_intcols(const fq_blockop *op, float *x, int64_t nrows, int64_t ncols, uint64_t key,
                 int64_t idx0, fq_qstats *st);
+void fq_ident_generic(const float *x, int64_t n, fq_qstats *st);
 /* ggml block types: 1 when the engine's encoder (and a decoder) exist in this build. */
 int fq_ggml_available(uint32_t type);
 /* act: the activation encoder (from_float_act) instead of the reference one. */
@@ -382,8 +400,14 @@ void fq_ggml_rows(uint32_t type, int act, float *x, int64_t nrows, int64_t ncols
 void fq_blocked_avx2(const fq_blockop *op, float *x, int64_t n, uint64_t key, int64_t idx0,
                      fq_qstats *st);
 void fq_bstat_avx2(const float *x, int64_t n, int lohi, fq_bstat *bs);
+void fq_intcols_avx2(const fq_blockop *op, float *x, int64_t nrows, int64_t ncols,
+                     uint64_t key, int64_t idx0, fq_qstats *st);
+void fq_ident_avx2(const float *x, int64_t n, fq_qstats *st);
 void fq_blocked_avx512(const fq_blockop *op, float *x, int64_t n, uint64_t key,
                        int64_t idx0, fq_qstats *st);
 void fq_bstat_avx512(const float *x, int64_t n, int lohi, fq_bstat *bs);
+void fq_intcols_avx512(const fq_blockop *op, float *x, int64_t nrows, int64_t ncols,
+                       uint64_t key, int64_t idx0, fq_qstats *st);
+void fq_ident_avx512(const float *x, int64_t n, fq_qstats *st);
 
 #endif

@@ -50,6 +50,12 @@ void fq_blocked_generic(const fq_blockop *op, float *x, int64_t n, uint64_t key,
     fq_sacc_flush(&a, n, st);
 }
 
+void fq_ident_generic(const float *x, int64_t n, fq_qstats *st) {
+    fq_sacc a = {0};
+    for (int64_t i = 0; i < n; i++) fq_sacc_add(&a, x[i], x[i], 0);
+    fq_sacc_flush(&a, n, st);
+}
+
 void fq_intcols(const fq_blockop *op, float *x, int64_t nrows, int64_t ncols, uint64_t key,
                 int64_t idx0, fq_qstats *st) {
     enum { CH = 256 }; /* columns at a time, so their scales live on the stack */

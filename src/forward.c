@@ -219,6 +219,18 @@ static void matmul_rows(void *arg, int ith, int nth) {
             const int64_t re = FQ_MIN(r1, rb + MM_ROW_TILE);
             for (int64_t tb = 0; tb < j->T; tb += MM_TOK_TILE) {
                 const int64_t te = FQ_MIN(j->T, tb + MM_TOK_TILE);
+                if (!exact && tw->vec_dot_mn && te - tb > 1) {
+                    /* register tiles: a few weight rows x a few tokens per call, each weight
+                     * block unpacked once for all the tile's tokens (same bits as vec_dot) */
+                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
+                    const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
+                    for (int64_t r = rb; r < re; r += mx)
+                        for (int64_t t = tb; t < te; t += my)
+                            tw->vec_dot_mn(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
+                                           wd + (size_t)r * w->row_bytes, w->row_bytes, (int)FQ_MIN(mx, re - r),
+                                           qa + t * qrow, qrow, (int)FQ_MIN(my, te - t));
+                    continue;
+                }
                 for (int64_t r = rb; r < re; r++) {
                     const void *wr = wd + (size_t)r * w->row_bytes;
                     if (exact)
@@ -270,7 +282,8 @@ static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *con
         }
         j.qrow[k] = qrow;
     }
-    fq_pool_run(c->pool, matmul_rows, &j);
+    /* several chunks per thread: a thread that falls behind is helped by the others */
+    fq_pool_run_n(c->pool, matmul_rows, &j, 4 * fq_pool_size(c->pool));
 }
 
 static void matmul(fq_ctx *c, const fq_weight *w, const float *x, float *y, int64_t T) {
@@ -510,19 +523,19 @@ static void store_kv(fq_ctx *c, int il, int64_t T, int64_t pos) {
 static void attention(fq_ctx *c, int il, int64_t T, int64_t pos) {
     const fq_hparams *hp = &c->m->hp;
     attn_job j = {c, il, T, pos, 0};
-    fq_pool_run(c->pool, attn_kernel, &j);
+    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
     if (hooked(c, FQ_NODE_KQ, il))
         for (int64_t t = 0; t < T; t++)
             run_hook(c, FQ_NODE_KQ, il, c->scores + scores_offset(pos, t, hp->n_head), hp->n_head,
                      pos + t + 1, pos + t, (pos + t) * hp->n_head);
     j.phase = 1;
-    fq_pool_run(c->pool, attn_kernel, &j);
+    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
     if (hooked(c, FQ_NODE_KQ_SOFT_MAX, il))
         for (int64_t t = 0; t < T; t++)
             run_hook(c, FQ_NODE_KQ_SOFT_MAX, il, c->scores + scores_offset(pos, t, hp->n_head),
                      hp->n_head, pos + t + 1, pos + t, (pos + t) * hp->n_head);
     j.phase = 2;
-    fq_pool_run(c->pool, attn_kernel, &j);
+    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
 }
 
 /* ---- the forward pass ----------------------------------------------------------------- */

@@ -510,7 +510,7 @@ int fq_gguf_open_mem(fq_gguf *g, const void *buf, uint64_t size, const char *nam
 
 int fq_gguf_open(fq_gguf *g, const char *path, fq_err *e) {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block: it is refused below */
     if (fd < 0) return fq_errf(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {

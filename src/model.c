@@ -139,6 +139,28 @@ fq_model *fq_model_load(const char *path, fq_err *e) {
     }
     fq_hparams *hp = &m->hp;
     if (load_hparams(m, e)) goto fail;
+    /* the claims are checked against the tensors before anything is sized from them */
+    const fq_gguf_tensor *emb = fq_gguf_find_tensor(&m->gguf, "token_embd.weight");
+    if (emb->ne[0] != hp->n_embd) {
+        fq_errf(e, "tensor 'token_embd.weight' has shape [%lld, %lld, %lld, %lld], the "
+                   "hyperparameters give [%d, %d]",
+                (long long)emb->ne[0], (long long)emb->ne[1], (long long)emb->ne[2],
+                (long long)emb->ne[3], hp->n_embd, hp->n_vocab);
+        goto fail;
+    }
+    if ((uint64_t)hp->n_layer * 9 > m->gguf.n_tensors) {
+        int have = 0;
+        char nm[96];
+        while (have < hp->n_layer) {
+            snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", have);
+            if (!fq_gguf_find_tensor(&m->gguf, nm)) break;
+            have++;
+        }
+        fq_errf(e, "block_count says %d layers but the file has %llu tensors; tensor "
+                   "'blk.%d.attn_norm.weight' is missing",
+                hp->n_layer, (unsigned long long)m->gguf.n_tensors, have);
+        goto fail;
+    }
     m->layers = fq_calloc((size_t)hp->n_layer, sizeof *m->layers, e);
     m->norms = fq_calloc((size_t)(2 * hp->n_layer + 1), (size_t)hp->n_embd * sizeof(float), e);
     if (!m->layers || !m->norms) goto fail;

@@ -11,44 +11,48 @@
 #define FQ__ROW(T, t, NAME, BLCK, SIZE, VDT, VD, ACT)                                    \
     [FQ_TYPE_##T] = {.name = NAME, .supported = 1, .blck = BLCK, .type_size = SIZE,      \
                      .to_float = fq_decode_##t, .from_float = fq_encode_##t,             \
-                     .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = VD,                       \
-                     .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT}
-#define FQ__TABLE                                                                             \
+                     .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = fq_vec_dot_##VD,          \
+                     .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT,         \
+                     .vec_dot_n = fq_vec_dot_n_##VD, .vec_dot_mn = fq_vec_dot_mn_##VD,   \
+                     .mn_x = 1, .mn_y = 1}
+#define FQ__TABLE                                                                            \
     [FQ_TYPE_F32] = {.name = "F32", .supported = 1, .blck = 1, .type_size = 4,               \
                      .to_float = fq_decode_f32, .from_float = fq_encode_f32,                 \
                      .vec_dot_type = FQ_TYPE_F32, .vec_dot = fq_vec_dot_f32_f32,             \
-                     .vec_dot_f32 = fq_vec_dot_f32_f32x, .from_float_act = fq_encode_f32},   \
-    FQ__ROW(F16, f16, "F16", 1, 2, F16, fq_vec_dot_f16_f16, fq_encode_act_f16),               \
-    FQ__ROW(Q4_0, q4_0, "Q4_0", 32, 18, Q8_0, fq_vec_dot_q4_0_q8_0, NULL),                    \
-    FQ__ROW(Q4_1, q4_1, "Q4_1", 32, 20, Q8_1, fq_vec_dot_q4_1_q8_1, NULL),                    \
-    FQ__ROW(Q5_0, q5_0, "Q5_0", 32, 22, Q8_0, fq_vec_dot_q5_0_q8_0, NULL),                    \
-    FQ__ROW(Q5_1, q5_1, "Q5_1", 32, 24, Q8_1, fq_vec_dot_q5_1_q8_1, NULL),                    \
-    FQ__ROW(Q8_0, q8_0, "Q8_0", 32, 34, Q8_0, fq_vec_dot_q8_0_q8_0, fq_encode_act_q8_0),      \
-    FQ__ROW(Q8_1, q8_1, "Q8_1", 32, 36, Q8_1, fq_vec_dot_q8_1_q8_1, fq_encode_act_q8_1),      \
-    FQ__ROW(Q2_K, q2_K, "Q2_K", 256, 84, Q8_K, fq_vec_dot_q2_K_q8_K, NULL),                   \
-    FQ__ROW(Q3_K, q3_K, "Q3_K", 256, 110, Q8_K, fq_vec_dot_q3_K_q8_K, NULL),                  \
-    FQ__ROW(Q4_K, q4_K, "Q4_K", 256, 144, Q8_K, fq_vec_dot_q4_K_q8_K, NULL),                  \
-    FQ__ROW(Q5_K, q5_K, "Q5_K", 256, 176, Q8_K, fq_vec_dot_q5_K_q8_K, NULL),                  \
-    FQ__ROW(Q6_K, q6_K, "Q6_K", 256, 210, Q8_K, fq_vec_dot_q6_K_q8_K, NULL),                  \
-    FQ__ROW(Q8_K, q8_K, "Q8_K", 256, 292, Q8_K, fq_vec_dot_q8_K_q8_K, fq_encode_q8_K),        \
-    /* known to ggml, not computed here: sizes let the loader validate and inspect them */    \
-    [16] = {.name = "IQ2_XXS", .blck = 256, .type_size = 66},                                 \
-    [17] = {.name = "IQ2_XS", .blck = 256, .type_size = 74},                                  \
-    [18] = {.name = "IQ3_XXS", .blck = 256, .type_size = 98},                                 \
-    [19] = {.name = "IQ1_S", .blck = 256, .type_size = 50},                                   \
-    [20] = {.name = "IQ4_NL", .blck = 32, .type_size = 18},                                   \
-    [21] = {.name = "IQ3_S", .blck = 256, .type_size = 110},                                  \
-    [22] = {.name = "IQ2_S", .blck = 256, .type_size = 82},                                   \
-    [23] = {.name = "IQ4_XS", .blck = 256, .type_size = 136},                                 \
-    [24] = {.name = "I8", .blck = 1, .type_size = 1},                                         \
-    [25] = {.name = "I16", .blck = 1, .type_size = 2},                                        \
-    [26] = {.name = "I32", .blck = 1, .type_size = 4},                                        \
-    [27] = {.name = "I64", .blck = 1, .type_size = 8},                                        \
-    [28] = {.name = "F64", .blck = 1, .type_size = 8},                                        \
-    [29] = {.name = "IQ1_M", .blck = 256, .type_size = 56},                                   \
-    FQ__ROW(BF16, bf16, "BF16", 1, 2, BF16, fq_vec_dot_bf16_bf16, fq_encode_act_bf16),        \
-    [34] = {.name = "TQ1_0", .blck = 256, .type_size = 54},                                   \
-    [35] = {.name = "TQ2_0", .blck = 256, .type_size = 66},                                   \
+                     .vec_dot_f32 = fq_vec_dot_f32_f32x, .from_float_act = fq_encode_f32,    \
+                     .vec_dot_n = fq_vec_dot_n_f32_f32, .vec_dot_mn = fq_vec_dot_mn_f32_f32, \
+                     .mn_x = 1, .mn_y = 1},                                                  \
+    FQ__ROW(F16, f16, "F16", 1, 2, F16, f16_f16, fq_encode_act_f16),                         \
+    FQ__ROW(Q4_0, q4_0, "Q4_0", 32, 18, Q8_0, q4_0_q8_0, NULL),                              \
+    FQ__ROW(Q4_1, q4_1, "Q4_1", 32, 20, Q8_1, q4_1_q8_1, NULL),                              \
+    FQ__ROW(Q5_0, q5_0, "Q5_0", 32, 22, Q8_0, q5_0_q8_0, NULL),                              \
+    FQ__ROW(Q5_1, q5_1, "Q5_1", 32, 24, Q8_1, q5_1_q8_1, NULL),                              \
+    FQ__ROW(Q8_0, q8_0, "Q8_0", 32, 34, Q8_0, q8_0_q8_0, fq_encode_act_q8_0),                \
+    FQ__ROW(Q8_1, q8_1, "Q8_1", 32, 36, Q8_1, q8_1_q8_1, fq_encode_act_q8_1),                \
+    FQ__ROW(Q2_K, q2_K, "Q2_K", 256, 84, Q8_K, q2_K_q8_K, NULL),                             \
+    FQ__ROW(Q3_K, q3_K, "Q3_K", 256, 110, Q8_K, q3_K_q8_K, NULL),                            \
+    FQ__ROW(Q4_K, q4_K, "Q4_K", 256, 144, Q8_K, q4_K_q8_K, NULL),                            \
+    FQ__ROW(Q5_K, q5_K, "Q5_K", 256, 176, Q8_K, q5_K_q8_K, NULL),                            \
+    FQ__ROW(Q6_K, q6_K, "Q6_K", 256, 210, Q8_K, q6_K_q8_K, NULL),                            \
+    FQ__ROW(Q8_K, q8_K, "Q8_K", 256, 292, Q8_K, q8_K_q8_K, fq_encode_q8_K),                  \
+    /* known to ggml, not computed here: sizes let the loader validate and inspect them */   \
+    [16] = {.name = "IQ2_XXS", .blck = 256, .type_size = 66},                                \
+    [17] = {.name = "IQ2_XS", .blck = 256, .type_size = 74},                                 \
+    [18] = {.name = "IQ3_XXS", .blck = 256, .type_size = 98},                                \
+    [19] = {.name = "IQ1_S", .blck = 256, .type_size = 50},                                  \
+    [20] = {.name = "IQ4_NL", .blck = 32, .type_size = 18},                                  \
+    [21] = {.name = "IQ3_S", .blck = 256, .type_size = 110},                                 \
+    [22] = {.name = "IQ2_S", .blck = 256, .type_size = 82},                                  \
+    [23] = {.name = "IQ4_XS", .blck = 256, .type_size = 136},                                \
+    [24] = {.name = "I8", .blck = 1, .type_size = 1},                                        \
+    [25] = {.name = "I16", .blck = 1, .type_size = 2},                                       \
+    [26] = {.name = "I32", .blck = 1, .type_size = 4},                                       \
+    [27] = {.name = "I64", .blck = 1, .type_size = 8},                                       \
+    [28] = {.name = "F64", .blck = 1, .type_size = 8},                                       \
+    [29] = {.name = "IQ1_M", .blck = 256, .type_size = 56},                                  \
+    FQ__ROW(BF16, bf16, "BF16", 1, 2, BF16, bf16_bf16, fq_encode_act_bf16),                  \
+    [34] = {.name = "TQ1_0", .blck = 256, .type_size = 54},                                  \
+    [35] = {.name = "TQ2_0", .blck = 256, .type_size = 66},                                  \
     [39] = {.name = "MXFP4", .blck = 32, .type_size = 17},
 
 extern fq_type_traits fq_type_table[FQ_TYPE_COUNT];
@@ -102,6 +106,10 @@ static void apply_isa(const fq__isa_kernels *k) {
         if (k->from_float_act[t]) fq_type_table[t].from_float_act = k->from_float_act[t];
         if (k->to_float[t]) fq_type_table[t].to_float = k->to_float[t];
         if (k->vec_dot_f32[t]) fq_type_table[t].vec_dot_f32 = k->vec_dot_f32[t];
+        if (k->vec_dot_n[t]) fq_type_table[t].vec_dot_n = k->vec_dot_n[t];
+        if (k->vec_dot_mn[t]) fq_type_table[t].vec_dot_mn = k->vec_dot_mn[t];
+        if (k->mn_x[t]) fq_type_table[t].mn_x = k->mn_x[t];
+        if (k->mn_y[t]) fq_type_table[t].mn_y = k->mn_y[t];
     }
 }
 

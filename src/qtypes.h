@@ -47,7 +47,25 @@ typedef struct fq_type_traits {
      * half to even with the 127/amax multiplier, unlike from_float). Set for every type
      * that is some type's vec_dot_type; NULL otherwise. */
     void (*from_float_act)(const float *src, void *dst, int64_t n);
+    /* One weight row against nrc (1..FQ_DOT_N_MAX) activation rows: for k < nrc,
+     * s[k*bs] = vec_dot(n, x, (const char *)y + k*by), the same bits. The weight blocks are
+     * unpacked once for all nrc rows (batched prompts). bs counts floats, by bytes. */
+    void (*vec_dot_n)(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by,
+                      int nrc);
+    /* Register tile: nrx (1..FQ_DOT_MX) weight rows x + i*bx against nry (1..FQ_DOT_NY)
+     * activation rows y + j*by: s[j*bs + i] = vec_dot(n, x + i*bx, y + j*by), the same
+     * bits. With forward's y[t][n_out] layout: s = &out[t0*n_out + r0], bs = n_out,
+     * bx = weight row bytes, by = activation row bytes. */
+    void (*vec_dot_mn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
+                       const void *y, size_t by, int nry);
+    /* the tile vec_dot_mn runs best with at the chosen ISA level (nrx, nry); smaller
+     * edges are fine */
+    int mn_x, mn_y;
 } fq_type_traits;
+
+#define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
+#define FQ_DOT_MX 4    /* most weight rows per vec_dot_mn call */
+#define FQ_DOT_NY 8    /* most activation rows per vec_dot_mn call */
 
 /* Traits of a type id, or NULL when the id is out of range. traits->name is NULL for ids
  * that never existed; supported is 0 for types we know by name but cannot compute. */
@@ -184,6 +202,18 @@ FQ__DOT(q4_1, q8_1) FQ__DOT(q5_1, q8_1) FQ__DOT(q8_1, q8_1)
 FQ__DOT(q2_K, q8_K) FQ__DOT(q3_K, q8_K) FQ__DOT(q4_K, q8_K) FQ__DOT(q5_K, q8_K)
 FQ__DOT(q6_K, q8_K) FQ__DOT(q8_K, q8_K)
 #undef FQ__DOT
+/* the generic multi-row dots: loops over the generic vec_dot of each pair */
+#define FQ__DOT(w, a)                                                                      \
+    void fq_vec_dot_n_##w##_##a(int64_t n, float *s, size_t bs, const void *x,             \
+                                const void *y, size_t by, int nrc);                       \
+    void fq_vec_dot_mn_##w##_##a(int64_t n, float *s, size_t bs, const void *x, size_t bx, \
+                                 int nrx, const void *y, size_t by, int nry);
+FQ__DOT(f32, f32) FQ__DOT(f16, f16) FQ__DOT(bf16, bf16)
+FQ__DOT(q4_0, q8_0) FQ__DOT(q5_0, q8_0) FQ__DOT(q8_0, q8_0)
+FQ__DOT(q4_1, q8_1) FQ__DOT(q5_1, q8_1) FQ__DOT(q8_1, q8_1)
+FQ__DOT(q2_K, q8_K) FQ__DOT(q3_K, q8_K) FQ__DOT(q4_K, q8_K) FQ__DOT(q5_K, q8_K)
+FQ__DOT(q6_K, q8_K) FQ__DOT(q8_K, q8_K)
+#undef FQ__DOT
 
 /* Shared helpers of the generic kernels. The F32 dot keeps 8 partial sums (element i in
  * sum i % 8, multiply then add, no FMA) reduced as ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)),
@@ -215,14 +245,26 @@ typedef void (*fq__dot_fn)(int64_t n, float *s, const void *x, const void *y);
 typedef void (*fq__act_fn)(const float *src, void *dst, int64_t n);
 typedef void (*fq__dec_fn)(const void *src, float *dst, int64_t n);
 typedef void (*fq__dotf_fn)(int64_t n, float *s, const void *x, const float *y);
+typedef void (*fq__dotn_fn)(int64_t n, float *s, size_t bs, const void *x, const void *y,
+                            size_t by, int nrc);
+typedef void (*fq__dotmn_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
+                             const void *y, size_t by, int nry);
 typedef struct fq__isa_kernels {
     fq__dot_fn vec_dot[FQ_TYPE_COUNT];   /* NULL: keep the generic kernel */
     fq__act_fn from_float_act[FQ_TYPE_COUNT];
     fq__dec_fn to_float[FQ_TYPE_COUNT];
     fq__dotf_fn vec_dot_f32[FQ_TYPE_COUNT];
+    /* a level that sets vec_dot[t] sets these too (a loop over its vec_dot at least), so
+     * the live table never mixes one level's vec_dot with another's vec_dot_n */
+    fq__dotn_fn vec_dot_n[FQ_TYPE_COUNT];
+    fq__dotmn_fn vec_dot_mn[FQ_TYPE_COUNT];
+    int mn_x[FQ_TYPE_COUNT], mn_y[FQ_TYPE_COUNT]; /* 0: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);
+/* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */
+void fq__isa_fill_dot_avx2(fq__isa_kernels *k);
+void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
 /* What this CPU and OS can run, whatever FQLM_FORCE_GENERIC says: 0 none, 1 AVX2 (+FMA,
  * F16C), 2 also AVX-512 F/BW/VL/DQ/VNNI/BF16. Lets tests run every variant. */
 int fq__cpu_isa_level(void);

@@ -38,6 +38,18 @@ const char *fq_qmix_names(void) {
            "(that type for every weight)";
 }
 
+const char *fq_qmix_ftype_name(uint32_t ftype) {
+    static const char *const names[] = {
+        [FT_ALL_F32] = "F32",   [FT_F16] = "F16",       [FT_Q4_0] = "Q4_0",
+        [FT_Q4_1] = "Q4_1",     [FT_Q8_0] = "Q8_0",     [FT_Q5_0] = "Q5_0",
+        [FT_Q5_1] = "Q5_1",     [FT_Q2_K] = "Q2_K",     [FT_Q3_K_S] = "Q3_K_S",
+        [FT_Q3_K_M] = "Q3_K_M", [FT_Q3_K_L] = "Q3_K_L", [FT_Q4_K_S] = "Q4_K_S",
+        [FT_Q4_K_M] = "Q4_K_M", [FT_Q5_K_S] = "Q5_K_S", [FT_Q5_K_M] = "Q5_K_M",
+        [FT_Q6_K] = "Q6_K",     [FT_BF16] = "BF16",
+    };
+    return ftype < FQ_ARRAY_LEN(names) ? names[ftype] : NULL;
+}
+
 int fq_qmix_find(const char *name, fq_qmix *out, fq_err *e) {
     char low[16];
     size_t n = name ? strlen(name) : 0;
@@ -233,7 +245,7 @@ int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, 
 /* ---- parallel row encoding ------------------------------------------------------------ */
 
 typedef struct {
-    const fq_type_traits *tt;
+    void (*encode)(const float *src, void *dst, int64_t n);
     int64_t nrows, n;
     fq_row_fn src;
     void *ud;
@@ -249,7 +261,7 @@ static void enc_worker(void *arg, int ith, int nth) {
     float *buf = j->scratch + (size_t)ith * (size_t)j->n;
     for (int64_t r = r0; r < r1; r++) {
         j->src(j->ud, r, buf, j->n);
-        j->tt->from_float(buf, j->dst + (size_t)r * j->row_bytes, j->n);
+        j->encode(buf, j->dst + (size_t)r * j->row_bytes, j->n);
     }
 }
 
@@ -263,7 +275,13 @@ int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_ro
         return fq_errf(e, "rows of %lld elements are not a whole number of %s blocks (%lld)",
                        (long long)n_per_row, tt->name, (long long)tt->blck);
     int nth = pool ? fq_pool_size(pool) : 1;
-    enc_job j = {tt, nrows, n_per_row, src, ud, dst, rb, NULL};
+    enc_job j = {tt->from_float, nrows, n_per_row, src, ud, dst, rb, NULL};
+    const char *generic = getenv("FQLM_FORCE_GENERIC");
+    if (!generic || !generic[0] || !strcmp(generic, "0")) {
+        if (type == FQ_TYPE_Q4_K) j.encode = fq__encode_q4_K_fast;
+        if (type == FQ_TYPE_Q5_K) j.encode = fq__encode_q5_K_fast;
+        if (type == FQ_TYPE_Q6_K) j.encode = fq__encode_q6_K_fast;
+    }
     j.scratch = fq_malloc((size_t)nth * (size_t)n_per_row * sizeof(float), e);
     if (!j.scratch) return -1;
     if (pool) fq_pool_run(pool, enc_worker, &j);

@@ -30,6 +30,8 @@ typedef struct fq_qmix {
 int fq_qmix_find(const char *name, fq_qmix *out, fq_err *e);
 /* The accepted names, comma-separated (for help texts). */
 const char *fq_qmix_names(void);
+/* llama.cpp's name of a general.file_type value ("Q4_K_M", "F16"), or NULL when unknown. */
+const char *fq_qmix_ftype_name(uint32_t ftype);
 
 /* One tensor as the planner sees it. */
 typedef struct fq_qtensor {
@@ -68,6 +70,13 @@ typedef void (*fq_row_fn)(void *ud, int64_t row, float *dst, int64_t n);
  * encoder, n_per_row not a whole number of blocks, memory). */
 int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_row,
                    fq_row_fn src, void *ud, void *dst, fq_err *e);
+
+/* Internal: Q4_K / Q5_K / Q6_K encoders equal bit for bit to the reference ones (traits
+ * from_float, ggml's quantize_row_q*_K_ref) and several times faster (quantize_k.c);
+ * fq_encode_rows uses them unless FQLM_FORCE_GENERIC=1. */
+void fq__encode_q4_K_fast(const float *x, void *dst, int64_t n);
+void fq__encode_q5_K_fast(const float *x, void *dst, int64_t n);
+void fq__encode_q6_K_fast(const float *x, void *dst, int64_t n);
 
 typedef struct fq_quantize_params {
     const char *type;   /* type or mix name (fq_qmix_find) */

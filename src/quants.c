@@ -480,3 +480,25 @@ void fq_vec_dot_q8_1_q8_1(int64_t n, float *s, const void *vx, const void *vy) {
 void fq_vec_dot_q8_1_f32(int64_t n, float *s, const void *x, const float *y) {
     fq__dot_decoded(n, s, x, y, sizeof(fq_block_q8_1), FQ_QK, fq_decode_q8_1);
 }
+
+/* ---- multi-row dots (generic): one vec_dot per pair, the definition of the result --- */
+
+#define FQ__MULTI(w, a)                                                                    \
+    void fq_vec_dot_n_##w##_##a(int64_t n, float *s, size_t bs, const void *x,             \
+                                const void *y, size_t by, int nrc) {                       \
+        for (int k = 0; k < nrc; k++)                                                      \
+            fq_vec_dot_##w##_##a(n, s + (size_t)k * bs, x, (const char *)y + (size_t)k * by); \
+    }                                                                                      \
+    void fq_vec_dot_mn_##w##_##a(int64_t n, float *s, size_t bs, const void *x, size_t bx, \
+                                 int nrx, const void *y, size_t by, int nry) {             \
+        for (int j = 0; j < nry; j++)                                                      \
+            for (int i = 0; i < nrx; i++)                                                  \
+                fq_vec_dot_##w##_##a(n, s + (size_t)j * bs + i, (const char *)x + (size_t)i * bx, \
+                                     (const char *)y + (size_t)j * by);                    \
+    }
+FQ__MULTI(f32, f32) FQ__MULTI(f16, f16) FQ__MULTI(bf16, bf16)
+FQ__MULTI(q4_0, q8_0) FQ__MULTI(q5_0, q8_0) FQ__MULTI(q8_0, q8_0)
+FQ__MULTI(q4_1, q8_1) FQ__MULTI(q5_1, q8_1) FQ__MULTI(q8_1, q8_1)
+FQ__MULTI(q2_K, q8_K) FQ__MULTI(q3_K, q8_K) FQ__MULTI(q4_K, q8_K) FQ__MULTI(q5_K, q8_K)
+FQ__MULTI(q6_K, q8_K) FQ__MULTI(q8_K, q8_K)
+#undef FQ__MULTI

@@ -1,10 +1,21 @@
-/* threadpool.c - spin-then-sleep worker pool with a generation counter. */
+/* threadpool.c - a worker pool with dynamically claimed chunks.
+ *
+ * A job is n_chunks calls fn(arg, chunk, n_chunks), each chunk exactly once, on whichever
+ * thread claims it first. The caller claims chunks too, so when a worker is not running
+ * (more threads than free cores) the caller does its share instead of waiting for it: a
+ * loaded machine slows down to one thread's speed instead of collapsing. Chunk boundaries
+ * never depend on which thread runs a chunk, so results are the same for every thread
+ * count and schedule.
+ *
+ * The claim counter holds (job generation << 32 | next chunk); a worker that wakes late
+ * for an old job fails its claim and goes back to waiting. */
 #include "threadpool.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -13,15 +24,21 @@
 #define FQ_PAUSE() ((void)0)
 #endif
 
-#define FQ_SPIN_ITERS (1 << 17)
+/* Spin this long for the next job before sleeping: decode issues a job every few
+ * microseconds, so an idle machine keeps its workers hot, while an oversubscribed one
+ * stops burning the cores the other threads need. */
+#define FQ_SPIN_NS 50000
 
 struct fq_pool {
     int n;
     pthread_t *threads;
+    /* the current job: written by the caller before the generation bump */
     fq_pool_fn fn;
     void *arg;
-    _Atomic uint64_t gen;      /* bumped for each job; workers wait for a change */
-    _Atomic int pending;       /* workers still running the current job */
+    int64_t n_chunks;
+    _Atomic uint64_t claim;    /* (gen << 32) | next chunk */
+    _Atomic int64_t done;      /* chunks finished */
+    _Atomic uint32_t gen;      /* bumped for each job; workers wait for a change */
     _Atomic int stop;
     _Atomic int n_sleeping;
     pthread_mutex_t mu;
@@ -30,33 +47,55 @@ struct fq_pool {
 
 typedef struct {
     fq_pool *p;
-    int ith;
 } worker_arg;
+
+static inline uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Claims and runs chunks of job gen until none is left (or the job is another one). */
+static void work(fq_pool *p, uint32_t gen) {
+    for (;;) {
+        uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
+        if ((uint32_t)(v >> 32) != gen) return;
+        /* job gen cannot finish while chunks are unclaimed, so these fields are gen's */
+        const int64_t n = p->n_chunks;
+        const int64_t c = (int64_t)(v & 0xffffffffu);
+        if (c >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        p->fn(p->arg, (int)c, (int)n);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
 
 static void *worker_main(void *v) {
     worker_arg *wa = v;
     fq_pool *p = wa->p;
-    int ith = wa->ith;
     free(wa);
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        uint64_t g;
+        uint32_t g;
+        uint64_t t0 = 0;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
-            if (++spins < FQ_SPIN_ITERS) {
-                FQ_PAUSE();
-                continue;
-            }
+            FQ_PAUSE();
+            if ((++spins & 63) != 0) continue;
+            if (!t0) t0 = now_ns();
+            if (now_ns() - t0 < FQ_SPIN_NS) continue;
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->n_sleeping, 1);
             while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->cv, &p->mu);
             atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mu);
+            t0 = 0;
         }
         seen = g;
         if (atomic_load(&p->stop)) return NULL;
-        p->fn(p->arg, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        work(p, g);
     }
 }
 
@@ -77,7 +116,7 @@ fq_pool *fq_pool_new(int n_threads, fq_err *e) {
     }
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
-        if (!wa || (wa->p = p, wa->ith = i, pthread_create(&p->threads[i], NULL, worker_main, wa)) != 0) {
+        if (!wa || (wa->p = p, pthread_create(&p->threads[i], NULL, worker_main, wa)) != 0) {
             free(wa);
             p->n = i;
             fq_pool_free(p);
@@ -88,20 +127,12 @@ fq_pool *fq_pool_new(int n_threads, fq_err *e) {
     return p;
 }
 
-static void wake_all(fq_pool *p) {
-    if (atomic_load(&p->n_sleeping) > 0) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
 void fq_pool_free(fq_pool *p) {
     if (!p) return;
     if (p->n > 1) {
         atomic_store(&p->stop, 1);
         pthread_mutex_lock(&p->mu);
-        atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+        atomic_fetch_add(&p->gen, 1);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n; i++) pthread_join(p->threads[i], NULL);
@@ -114,25 +145,36 @@ void fq_pool_free(fq_pool *p) {
 
 int fq_pool_size(const fq_pool *p) { return p ? p->n : 1; }
 
-void fq_pool_run(fq_pool *p, fq_pool_fn fn, void *arg) {
-    if (!p || p->n == 1) {
-        fn(arg, 0, 1);
+void fq_pool_run_n(fq_pool *p, fq_pool_fn fn, void *arg, int n_chunks) {
+    if (n_chunks < 1) return;
+    if (!p || p->n == 1 || n_chunks == 1) {
+        for (int c = 0; c < n_chunks; c++) fn(arg, c, n_chunks);
         return;
     }
+    const uint32_t gen = atomic_load(&p->gen) + 1;
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    p->n_chunks = n_chunks;
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     /* seq_cst bump, then the sleeper count: pairs with the worker's increment of
-     * n_sleeping before its own re-check of gen, so one of the two always sees the other */
-    atomic_fetch_add(&p->gen, 1);
-    wake_all(p);
-    fn(arg, 0, p->n);
+     * n_sleeping before its own re-check of gen, so one of the two sees the other */
+    atomic_store(&p->gen, gen);
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    work(p, gen);
+    /* every chunk is claimed; wait for the ones still running elsewhere */
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < FQ_SPIN_ITERS) FQ_PAUSE();
-        else sched_yield();
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks) {
+        FQ_PAUSE();
+        if ((++spins & 255) == 0) sched_yield();
     }
 }
+
+void fq_pool_run(fq_pool *p, fq_pool_fn fn, void *arg) { fq_pool_run_n(p, fn, arg, fq_pool_size(p)); }
 
 int fq_physical_cores(void) {
     /* count distinct (physical id, core id) pairs in /proc/cpuinfo */

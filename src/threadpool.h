@@ -17,6 +17,7 @@ fq_pool *fq_pool_new(int n_threads, fq_err *e);
 void fq_pool_free(fq_pool *p);
 int fq_pool_size(const fq_pool *p);
 void fq_pool_run(fq_pool *p, fq_pool_fn fn, void *arg);
+void fq_pool_run_n(fq_pool *p, fq_pool_fn fn, void *arg, int n_chunks);
 
 /* Rows [*r0, *r1) of n for thread ith of nth, in contiguous chunks. */
 static inline void fq_split(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1) {

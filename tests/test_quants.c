@@ -248,7 +248,8 @@ static void test_table(void) {
         uint32_t t = all_types[i];
         const fq_type_traits *tt = fq_type_get(t), *tg = fq_type_get_generic(t);
         CHECK(tt && tt->supported && tt->to_float && tt->from_float && tt->vec_dot &&
-                  tt->vec_dot_f32, "%s: incomplete traits", fq_type_name(t));
+                  tt->vec_dot_f32 && tt->vec_dot_n && tt->vec_dot_mn && tg && tg->vec_dot_n &&
+                  tg->vec_dot_mn, "%s: incomplete traits", fq_type_name(t));
         CHECK(tg && tg->blck == tt->blck && tg->type_size == tt->type_size,
               "%s: generic table differs", fq_type_name(t));
         const fq_type_traits *p = fq_type_get((uint32_t)tt->vec_dot_type);
@@ -811,6 +812,114 @@ static void test_vec_dot(void) {
     CHECK(mism == 0, "live table does not hold the %s kernels (%d entries)", best->name, mism);
 }
 
+static fq__dotn_fn var_dotn(const variant *v, uint32_t t) {
+    return v->k.vec_dot_n[t] ? v->k.vec_dot_n[t] : fq_type_get_generic(t)->vec_dot_n;
+}
+static fq__dotmn_fn var_dotmn(const variant *v, uint32_t t) {
+    return v->k.vec_dot_mn[t] ? v->k.vec_dot_mn[t] : fq_type_get_generic(t)->vec_dot_mn;
+}
+
+/* vec_dot_n and vec_dot_mn of every type and variant against that variant's vec_dot (and
+ * so the generic's), bit for bit: 4 weight rows x 8 activation rows at odd lengths, every
+ * nrc 1..8 and tile nrx 1..4 x nry 1..8, outputs strided with sentinels between them that
+ * must stay untouched. Weight rows are real encodings (rep 0) or random bytes (rep 1). */
+static void test_vec_dot_multi(void) {
+    enum { NX = FQ_DOT_MX, NY = FQ_DOT_N_MAX, BS = 11 };
+    static const int64_t sizes[] = {1, 3, 7, 9, 17, 300};
+    const float sentinel = -12345.f;
+    for (int v = 0; v < n_variants; v++) {
+        for (size_t k = 0; k < FQ_ARRAY_LEN(all_types); k++) {
+            const uint32_t t = all_types[k];
+            const fq_type_traits *tg = fq_type_get_generic(t);
+            const uint32_t pt = (uint32_t)tg->vec_dot_type;
+            const fq__dot_fn dot = var_dot(&variants[v], t);
+            const fq__dotn_fn dotn = var_dotn(&variants[v], t);
+            const fq__dotmn_fn dotmn = var_dotmn(&variants[v], t);
+            int bad_n = 0, bad_mn = 0, bad_ref = 0, cases = 0;
+            for (size_t si = 0; si < FQ_ARRAY_LEN(sizes); si++) {
+                const int64_t n = tg->blck == 1 ? sizes[si] : tg->blck * (sizes[si] % 10 ? sizes[si] % 10 : 16);
+                const size_t bx = fq_row_size(t, n), by = fq_row_size(pt, n);
+                for (int rep = 0; rep < 2; rep++) {
+                    uint8_t *x = malloc(bx * NX), *y = malloc(by * NY);
+                    float *f = malloc(sizeof(float) * (size_t)n);
+                    for (int r = 0; r < NX; r++) {
+                        for (int64_t i = 0; i < n; i++) f[i] = rng_uniform() * (r + 1);
+                        tg->from_float(f, x + r * bx, n);
+                        if (rep == 1 && t != FQ_TYPE_F32 && t != FQ_TYPE_F16 && t != FQ_TYPE_BF16) {
+                            for (size_t i = 0; i < bx; i++) {
+                                int hb = scale_high_byte(t, i % tg->type_size);
+                                uint8_t *p = x + r * bx + i;
+                                if (hb == 2) *p = 0x3c;
+                                else if (hb) *p &= 0x3f;
+                                else *p = (uint8_t)rng_u64();
+                            }
+                        }
+                    }
+                    for (int r = 0; r < NY; r++) {
+                        make_activations(f, n, 0);
+                        fq_type_get(pt)->from_float_act(f, y + r * by, n);
+                    }
+                    float ref[NY][NX], out[NY * BS + NX];
+                    for (int j = 0; j < NY; j++) {
+                        for (int i = 0; i < NX; i++) {
+                            float g;
+                            dot(n, &ref[j][i], x + i * bx, y + j * by);
+                            tg->vec_dot(n, &g, x + i * bx, y + j * by);
+                            bad_ref += bits_of(g) != bits_of(ref[j][i]);
+                        }
+                    }
+                    for (int nrc = 1; nrc <= NY; nrc++) {
+                        for (int i = 0; i < NX; i++) {
+                            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
+                            dotn(n, out + i, BS, x + i * bx, y, by, nrc);
+                            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
+                                const int64_t jj = (int64_t)o / BS, ii = (int64_t)o % BS;
+                                const int written = ii == i && jj < nrc;
+                                bad_n += written ? bits_of(out[o]) != bits_of(ref[jj][i])
+                                                 : bits_of(out[o]) != bits_of(sentinel);
+                            }
+                        }
+                    }
+                    for (int nrx = 1; nrx <= NX; nrx++) {
+                        for (int nry = 1; nry <= NY; nry++) {
+                            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
+                            dotmn(n, out, BS, x, bx, nrx, y, by, nry);
+                            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
+                                const int64_t jj = (int64_t)o / BS, ii = (int64_t)o % BS;
+                                const int written = ii < nrx && jj < nry;
+                                bad_mn += written ? bits_of(out[o]) != bits_of(ref[jj][ii])
+                                                  : bits_of(out[o]) != bits_of(sentinel);
+                            }
+                        }
+                    }
+                    cases++;
+                    free(f);
+                    free(y);
+                    free(x);
+                }
+            }
+            CHECK(bad_ref == 0, "vec_dot %s (%s): %d dots not bit-identical to generic", tg->name,
+                  variants[v].name, bad_ref);
+            CHECK(bad_n == 0, "vec_dot_n %s (%s): %d outputs differ from vec_dot or stray writes "
+                  "(%d cases, nrc 1..%d)", tg->name, variants[v].name, bad_n, cases, NY);
+            CHECK(bad_mn == 0, "vec_dot_mn %s (%s): %d outputs differ from vec_dot or stray "
+                  "writes (%d cases, tiles up to %dx%d)", tg->name, variants[v].name, bad_mn, cases, NX, NY);
+        }
+    }
+    /* the live table: multi-row entries from the same level as vec_dot, tile sizes sane */
+    const char *forced = getenv("FQLM_FORCE_GENERIC");
+    const variant *best = forced && *forced && strcmp(forced, "0") ? &variants[0]
+                                                                   : &variants[n_variants - 1];
+    int mism = 0;
+    for (size_t k = 0; k < FQ_ARRAY_LEN(all_types); k++) {
+        const uint32_t t = all_types[k];
+        const fq_type_traits *tt = fq_type_get(t);
+        mism += tt->vec_dot_n != var_dotn(best, t) || tt->vec_dot_mn != var_dotmn(best, t);
+        mism += tt->mn_x < 1 || tt->mn_x > FQ_DOT_MX || tt->mn_y < 1 || tt->mn_y > FQ_DOT_NY;
+    }
+    CHECK(mism == 0, "live table: multi-row dots not the %s ones or bad tile (%d types)", best->name, mism);
+}
+
 /* The golden tensors as weights against realistic activations, per ISA variant. */
 static void test_vec_dot_real(void) {
     static const char *models[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_k", "q3_k_s",
@@ -868,6 +977,7 @@ int main(void) {
     test_act_encoders();
     test_decode_variants();
     test_vec_dot();
+    test_vec_dot_multi();
     test_vec_dot_real();
     return TEST_END();
 }

@@ -10,6 +10,12 @@ FQ_CMD(cmd_run);
 FQ_CMD(cmd_inspect);
 FQ_CMD(cmd_formats);
 FQ_CMD(cmd_bench);
+FQ_CMD(cmd_compare);
+FQ_CMD(cmd_ppl);
+FQ_CMD(cmd_sweep);
+FQ_CMD(cmd_demo);
+FQ_CMD(cmd_synth);
+FQ_CMD(cmd_quantize);
 
 /* Prints "fqlm: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -24,7 +24,11 @@ typedef struct {
 
 /* One line per subcommand; keep sorted as the user reads them. */
 static const command commands[] = {
+    {"demo", cmd_demo, "the report's experiment done with distribution metrics, then a sweep (< 1 min)"},
     {"run", cmd_run, "generate text, optionally with fake-quant rules"},
+    {"compare", cmd_compare, "baseline vs fake-quant: texts, exact KL / top-1 / perplexity, timings"},
+    {"ppl", cmd_ppl, "perplexity of a text as llama-perplexity computes it, with fake-quant rules"},
+    {"sweep", cmd_sweep, "every (node, layer, format) against the baseline: CSV, heatmap, HTML"},
     {"inspect", cmd_inspect, "show a GGUF file's metadata, hyperparameters and tensors"},
     {"formats", cmd_formats, "list the number formats fake quantization can emulate"},
     {"bench", cmd_bench, "benchmarks (`bench formats`: format throughput)"},

@@ -377,16 +377,6 @@ static inline float dot_k4_block(const uint8_t *scales12, const uint8_t *qs, con
     return d * (float)isum - dmin * (float)summs;
 }
 
-static void FN(dot_q4_K)(int64_t n, float *s, const void *vx, const void *vy) {
-    const fq_block_q4_K *x = vx;
-    const fq_block_q8_K *y = vy;
-    float sumf = 0;
-    for (int64_t i = 0; i < n / FQ_QK_K; i++) {
-        sumf += dot_k4_block(x[i].scales, x[i].qs, NULL, x[i].d, x[i].dmin, &y[i]);
-    }
-    *s = sumf;
-}
-
 static void FN(dot_q5_K)(int64_t n, float *s, const void *vx, const void *vy) {
     const fq_block_q5_K *x = vx;
     const fq_block_q8_K *y = vy;
@@ -403,42 +393,6 @@ static inline __m256i scales_for(__m256i sc16, int k, int g) {
     const __m256i half = k ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
                            : _mm256_permute2x128_si256(sc16, sc16, 0x00);
     return _mm256_shuffle_epi8(half, word_shuffle(2 * g, 2 * g + 1));
-}
-
-static void FN(dot_q6_K)(int64_t n, float *s, const void *vx, const void *vy) {
-    const fq_block_q6_K *x = vx;
-    const fq_block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
-    float sumf = 0;
-    for (int64_t i = 0; i < n / FQ_QK_K; i++) {
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        /* levels are stored +32: take them unsigned and remove 32 * sum(q8) per sub-block */
-        const int bias = hsum_i32_8(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y[i].bsums)));
-        __m256i acc = _mm256_setzero_si256();
-        for (int k = 0; k < 2; k++) {
-            const uint8_t *ql = x[i].ql + 64 * k, *qh = x[i].qh + 32 * k;
-            const int8_t *q8 = y[i].qs + 128 * k;
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i u[4];
-            u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
-            u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
-            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
-            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
-            for (int g = 0; g < 4; g++) {
-                const __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));
-                const __m256i p = _mm256_maddubs_epi16(u[g], yv);
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scales_for(sc16, k, g)));
-            }
-        }
-        const int isum = hsum_i32_8(acc) - 32 * bias;
-        sumf += (fq__h2f(x[i].d) * y[i].d) * (float)isum;
-    }
-    *s = sumf;
 }
 
 /* 16 signed Q3_K scales (bias 32 removed) as bytes; the packing of ggml's dequantizer */
@@ -736,6 +690,26 @@ static void FN(dotf_f32)(int64_t n, float *s, const void *x, const float *y) {
     FN(dot_f32)(n, s, x, y);
 }
 
+/* ---- multi-row dots: loops over this level's vec_dot where no tiled kernel exists ------ */
+
+#define MULTI_LOOP(t)                                                                      \
+    static void FN(dotn_##t)(int64_t n, float *s, size_t bs, const void *x, const void *y,  \
+                             size_t by, int nrc) {                                          \
+        for (int k = 0; k < nrc; k++)                                                       \
+            FN(dot_##t)(n, s + (size_t)k * bs, x, (const char *)y + (size_t)k * by);        \
+    }                                                                                       \
+    static void FN(dotmn_##t)(int64_t n, float *s, size_t bs, const void *x, size_t bx,     \
+                              int nrx, const void *y, size_t by, int nry) {                 \
+        for (int j = 0; j < nry; j++)                                                       \
+            for (int i = 0; i < nrx; i++)                                                   \
+                FN(dot_##t)(n, s + (size_t)j * bs + i, (const char *)x + (size_t)i * bx,    \
+                            (const char *)y + (size_t)j * by);                              \
+    }
+MULTI_LOOP(f32) MULTI_LOOP(f16) MULTI_LOOP(bf16) MULTI_LOOP(q4_0) MULTI_LOOP(q4_1)
+MULTI_LOOP(q5_0) MULTI_LOOP(q5_1) MULTI_LOOP(q8_0) MULTI_LOOP(q2_K) MULTI_LOOP(q3_K)
+MULTI_LOOP(q5_K)
+#undef MULTI_LOOP
+
 /* ---- registration -------------------------------------------------------------------- */
 
 void FN(fq__isa_fill)(fq__isa_kernels *k) {
@@ -749,17 +723,21 @@ void FN(fq__isa_fill)(fq__isa_kernels *k) {
     k->vec_dot[FQ_TYPE_Q8_0] = FN(dot_q8_0);
     k->vec_dot[FQ_TYPE_Q2_K] = FN(dot_q2_K);
     k->vec_dot[FQ_TYPE_Q3_K] = FN(dot_q3_K);
-    k->vec_dot[FQ_TYPE_Q4_K] = FN(dot_q4_K);
     k->vec_dot[FQ_TYPE_Q5_K] = FN(dot_q5_K);
-    k->vec_dot[FQ_TYPE_Q6_K] = FN(dot_q6_K);
     k->from_float_act[FQ_TYPE_F16] = FN(act_f16);
     k->from_float_act[FQ_TYPE_Q8_0] = FN(act_q8_0);
     k->from_float_act[FQ_TYPE_Q8_1] = FN(act_q8_1);
     k->from_float_act[FQ_TYPE_Q8_K] = FN(act_q8_K);
     k->vec_dot_f32[FQ_TYPE_F32] = FN(dotf_f32);
+#define MREG(T, t) k->vec_dot_n[FQ_TYPE_##T] = FN(dotn_##t); k->vec_dot_mn[FQ_TYPE_##T] = FN(dotmn_##t);
+    MREG(F32, f32) MREG(F16, f16) MREG(BF16, bf16) MREG(Q4_0, q4_0) MREG(Q4_1, q4_1)
+    MREG(Q5_0, q5_0) MREG(Q5_1, q5_1) MREG(Q8_0, q8_0) MREG(Q2_K, q2_K) MREG(Q3_K, q3_K)
+    MREG(Q5_K, q5_K)
+#undef MREG
 #define REG(T, t) k->to_float[FQ_TYPE_##T] = FN(dec_##t); k->vec_dot_f32[FQ_TYPE_##T] = FN(dotf_##t);
     REG(F16, f16) REG(BF16, bf16) REG(Q4_0, q4_0) REG(Q4_1, q4_1) REG(Q5_0, q5_0)
     REG(Q5_1, q5_1) REG(Q8_0, q8_0) REG(Q2_K, q2_K) REG(Q3_K, q3_K) REG(Q4_K, q4_K)
     REG(Q5_K, q5_K) REG(Q6_K, q6_K)
 #undef REG
+    FN(fq__isa_fill_dot)(k); /* Q4_K, Q6_K: quants_dot_avx2.c */
 }

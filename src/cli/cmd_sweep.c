@@ -1,0 +1,1123 @@
+/* cmd_sweep.c - `fqlm sweep`: every (node, layer, format) combination against the
+ * baseline, on a text scored as `compare -f` scores it.
+ *
+ * Reuse: a rule that first acts at layer L cannot change anything below L, so the
+ * baseline pass keeps the hidden state entering each layer and every combination
+ * recomputes only layers L.. and the output from it (fq_ctx_eval_from). The numbers are
+ * the same to the last bit as a run from scratch: layers below L see the same inputs
+ * and do the same arithmetic.
+ *
+ * Files: DIR/results.csv gets one line per finished combination, appended with a single
+ * write() and fsync'd; a rerun of the same command reads it, drops a trailing partial
+ * line, and skips what is done. results.json, heatmap.svg and report.html are rebuilt
+ * from the rows and replaced whole (temporary file + rename). DIR/sweep.conf records what
+ * the numbers depend on (model, text, context, chunks, arithmetic, seed) so that a rerun
+ * with other settings is refused instead of mixing results. Ctrl-C abandons the running
+ * combination, rewrites the summaries and exits with 130: every file stays valid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "formats.h"
+#include "jsonw.h"
+#include "metrics.h"
+#include "report.h"
+#include "score.h"
+#include "session.h"
+#include "tokenizer.h"
+
+static volatile sig_atomic_t g_interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fqlm sweep [-m MODEL] -f FILE --nodes LIST [--layers LIST] --formats LIST\n"
+            "                  [-c CTX] [--chunks K] -o DIR [--no-reuse]\n\n"
+            "Runs every (node, layer, format) combination against the baseline on FILE, scored as\n"
+            "`fqlm compare -f FILE` scores it (chunks of CTX tokens, every position), and writes\n"
+            "  DIR/results.csv    one row per combination: mean KL, its standard error, median, p90,\n"
+            "                     p99, max; top-1 agreement; perplexity of both runs and the ratio\n"
+            "  DIR/results.json   the same, with the settings\n"
+            "  DIR/heatmap.svg    layers x nodes, colour = log10 mean KL, one panel per format\n"
+            "  DIR/report.html    one self-contained page: heatmaps, the most and least sensitive\n"
+            "                     points, every result, and the command that made it\n"
+            "Rerunning the same command skips the combinations already in results.csv (Ctrl-C\n"
+            "leaves every file valid). The baseline's hidden state entering each layer is computed\n"
+            "once and each combination recomputes only from its first layer on.\n\n"
+            "  --nodes LIST            node names or globs, comma-separated (ffn_norm,attn_norm,\n"
+            "                          'ffn_*', '*'); inp_embd, result_norm and result_output have no layer\n"
+            "  --layers LIST           N, N-M, N,M,... or * for all (default: all)\n"
+            "  --formats LIST          format specs, comma-separated (bf16,fp16,fp8_e4m3,int8);\n"
+            "                          an option list may follow a format (int4:group=32,asym,bf16)\n"
+            "  -c, --ctx-size N        tokens per chunk (default 512)\n"
+            "  --chunks K              score the first K chunks only\n"
+            "  -o, --out DIR           output directory (created if missing)\n"
+            "  --no-reuse              compute every combination from scratch (for comparison)\n"
+            "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n");
+    cli_opts_help(f);
+}
+
+/* ---- the selection -------------------------------------------------------------------------- */
+
+typedef struct {
+    int node;
+    int layer;      /* -1: no layer */
+    int fmt;        /* index into the format list */
+} combo;
+
+typedef struct {
+    int nodes[FQ_NODE_COUNT];
+    int n_nodes;
+    int *layers;    /* selected layers, ascending */
+    int n_layers;
+    char **formats; /* canonical specs */
+    int n_formats;
+} selection;
+
+static void selection_free(selection *s) {
+    free(s->layers);
+    for (int i = 0; i < s->n_formats; i++) free(s->formats[i]);
+    free(s->formats);
+    memset(s, 0, sizeof *s);
+}
+
+static int parse_nodes(selection *s, const char *list) {
+    char *copy = strdup(list);
+    if (!copy) return -1;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        if (!*t) continue;
+        if (!strncmp(t, "weight", 6)) {
+            cli_error("--nodes: weight rules cannot be swept (compare them one at a time with "
+                      "fqlm compare --fq 'weight:GLOB=FORMAT')");
+            free(copy);
+            return -1;
+        }
+        int hits = 0;
+        int id = fq_node_from_name(t);
+        for (int n = 0; n < FQ_NODE_COUNT; n++) {
+            if (n != id && fnmatch(t, fq_node_name(n), 0) != 0) continue;
+            hits++;
+            int dup = 0;
+            for (int k = 0; k < s->n_nodes; k++) dup |= s->nodes[k] == n;
+            if (!dup) s->nodes[s->n_nodes++] = n;
+        }
+        if (!hits) {
+            char names[1024];
+            size_t len = 0;
+            for (int n = 0; n < FQ_NODE_COUNT; n++)
+                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", n ? ", " : "", fq_node_name(n));
+            cli_error("--nodes: unknown node '%s' (nodes: %s)", t, names);
+            free(copy);
+            return -1;
+        }
+    }
+    free(copy);
+    if (!s->n_nodes) {
+        cli_error("--nodes: no node named in '%s'", list);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_layers(selection *s, const char *list, int n_layer) {
+    uint8_t *on = calloc((size_t)n_layer, 1);
+    if (!on) return -1;
+    if (!strcmp(list, "*") || !strcmp(list, "all") || !strcmp(list, "-1")) {
+        memset(on, 1, (size_t)n_layer);
+    } else {
+        const char *p = list;
+        while (*p) {
+            char *end;
+            errno = 0;
+            long a = strtol(p, &end, 10), b;
+            if (end == p || errno) goto bad;
+            b = a;
+            p = end;
+            if (*p == '-') {
+                p++;
+                b = strtol(p, &end, 10);
+                if (end == p) goto bad;
+                p = end;
+            }
+            if (*p && *p != ',') goto bad;
+            if (*p == ',') p++;
+            for (long L = FQ_MIN(a, b); L <= FQ_MAX(a, b); L++) {
+                if (L < 0 || L >= n_layer) {
+                    cli_error("--layers: layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
+                    free(on);
+                    return -1;
+                }
+                on[L] = 1;
+            }
+        }
+    }
+    s->layers = malloc((size_t)n_layer * sizeof(int));
+    if (!s->layers) {
+        free(on);
+        return -1;
+    }
+    for (int L = 0; L < n_layer; L++)
+        if (on[L]) s->layers[s->n_layers++] = L;
+    free(on);
+    return 0;
+bad:
+    cli_error("--layers: bad list '%s' (use N, N-M, N,M,... or * for all)", list);
+    free(on);
+    return -1;
+}
+
+/* Splits at commas; a piece that is not a format on its own continues the previous
+ * format's options ("int4:group=32,asym,bf16" is two formats). */
+static int parse_formats(selection *s, const char *list) {
+    char *copy = strdup(list);
+    char **specs = calloc(strlen(list) + 1, sizeof(char *));
+    int n = 0, rc = -1;
+    if (!copy || !specs) goto out;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        if (!*t) continue;
+        fq_format *f;
+        fq_err e;
+        const int standalone = fq_format_parse(t, &f, &e) == 0;
+        if (standalone) fq_format_free(f);
+        if (n > 0 && strchr(specs[n - 1], ':') && !standalone) {
+            size_t l = strlen(specs[n - 1]) + strlen(t) + 2;
+            char *joined = malloc(l);
+            if (!joined) goto out;
+            snprintf(joined, l, "%s,%s", specs[n - 1], t);
+            free(specs[n - 1]);
+            specs[n - 1] = joined;
+            continue;
+        }
+        specs[n] = strdup(t);
+        if (!specs[n]) goto out;
+        n++;
+    }
+    s->formats = calloc((size_t)FQ_MAX(n, 1), sizeof(char *));
+    if (!s->formats) goto out;
+    for (int i = 0; i < n; i++) {
+        fq_format *f;
+        fq_err e;
+        if (fq_format_parse(specs[i], &f, &e)) {
+            cli_error("--formats: %s", e.msg);
+            goto out;
+        }
+        const char *canon = fq_format_str(f);
+        int dup = 0;
+        for (int k = 0; k < s->n_formats; k++) dup |= !strcmp(s->formats[k], canon);
+        if (!dup) {
+            s->formats[s->n_formats] = strdup(canon);
+            if (!s->formats[s->n_formats]) {
+                fq_format_free(f);
+                goto out;
+            }
+            s->n_formats++;
+        }
+        fq_format_free(f);
+    }
+    if (!s->n_formats) {
+        cli_error("--formats: no format named in '%s'", list);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < n; i++) free(specs[i]);
+    free(specs);
+    free(copy);
+    return rc;
+}
+
+/* ---- CSV ------------------------------------------------------------------------------------ */
+
+static const char *CSV_HEADER =
+    "node,layer,format,first_layer,positions,mean_kld,kld_stderr,kld_median,kld_p90,kld_p99,max_kld,"
+    "top1_agree,ppl_base,ppl_fq,ppl_ratio,dp_mean,max_abs_logit_diff,applications,seconds\n";
+#define CSV_FIELDS 19
+
+static void csv_field(rbuf *b, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        rb_puts(b, s);
+        return;
+    }
+    rb_puts(b, "\"");
+    for (; *s; s++) {
+        if (*s == '"') rb_puts(b, "\"\"");
+        else rb_putn(b, s, 1);
+    }
+    rb_puts(b, "\"");
+}
+
+static void csv_num(rbuf *b, double v) {
+    if (isnan(v)) rb_puts(b, ",nan");
+    else if (isinf(v)) rb_puts(b, v > 0 ? ",inf" : ",-inf");
+    else rb_printf(b, ",%.17g", v);
+}
+
+static void csv_row(rbuf *b, const sweep_row *r) {
+    csv_field(b, r->node);
+    rb_puts(b, ",");
+    if (r->layer >= 0) rb_printf(b, "%d", r->layer);
+    rb_puts(b, ",");
+    csv_field(b, r->format);
+    rb_printf(b, ",%d,%lld", r->first_layer, (long long)r->positions);
+    csv_num(b, r->mean_kld);
+    csv_num(b, r->kld_stderr);
+    csv_num(b, r->kld_median);
+    csv_num(b, r->kld_p90);
+    csv_num(b, r->kld_p99);
+    csv_num(b, r->max_kld);
+    csv_num(b, r->top1_agree);
+    csv_num(b, r->ppl_base);
+    csv_num(b, r->ppl_fq);
+    csv_num(b, r->ppl_ratio);
+    csv_num(b, r->dp_mean);
+    csv_num(b, r->max_abs_logit_diff);
+    rb_printf(b, ",%lld", r->applications);
+    csv_num(b, r->seconds);
+    rb_puts(b, "\n");
+}
+
+/* Splits one CSV line (no newline) into at most max fields, unquoting in place. Returns
+ * the count, or -1 on a malformed quote. */
+static int csv_split(char *line, char **fields, int max) {
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max) return -1;
+        if (*p == '"') {
+            char *w = ++p, *start = p;
+            for (;;) {
+                if (!*p) return -1;
+                if (*p == '"') {
+                    if (p[1] == '"') {
+                        *w++ = '"';
+                        p += 2;
+                        continue;
+                    }
+                    p++;
+                    break;
+                }
+                *w++ = *p++;
+            }
+            *w = 0;
+            fields[n++] = start;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p) return -1;
+            return n;
+        }
+        fields[n++] = p;
+        char *c = strchr(p, ',');
+        if (!c) return n;
+        *c = 0;
+        p = c + 1;
+    }
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int csv_parse_row(char *line, sweep_row *r) {
+    char *f[CSV_FIELDS + 1];
+    if (csv_split(line, f, CSV_FIELDS + 1) != CSV_FIELDS) return -1;
+    memset(r, 0, sizeof *r);
+    if (strlen(f[0]) >= sizeof r->node || strlen(f[2]) >= sizeof r->format || !*f[0] || !*f[2]) return -1;
+    strcpy(r->node, f[0]);
+    strcpy(r->format, f[2]);
+    r->layer = -1;
+    double v;
+    if (*f[1]) {
+        if (parse_double(f[1], &v) || v < 0 || v != floor(v)) return -1;
+        r->layer = (int)v;
+    }
+    double *num[] = {NULL, NULL, NULL, NULL, NULL, &r->mean_kld, &r->kld_stderr, &r->kld_median, &r->kld_p90,
+                     &r->kld_p99, &r->max_kld, &r->top1_agree, &r->ppl_base, &r->ppl_fq, &r->ppl_ratio, &r->dp_mean,
+                     &r->max_abs_logit_diff, NULL, &r->seconds};
+    for (int i = 5; i < CSV_FIELDS; i++)
+        if (num[i] && parse_double(f[i], num[i])) return -1;
+    if (parse_double(f[3], &v)) return -1;
+    r->first_layer = (int)v;
+    if (parse_double(f[4], &v)) return -1;
+    r->positions = (int64_t)v;
+    if (parse_double(f[17], &v)) return -1;
+    r->applications = (long long)v;
+    return 0;
+}
+
+typedef struct {
+    sweep_row *v;
+    int n, cap;
+} row_list;
+
+static int rows_push(row_list *l, const sweep_row *r) {
+    if (l->n == l->cap) {
+        int nc = l->cap ? l->cap * 2 : 64;
+        sweep_row *nv = realloc(l->v, (size_t)nc * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = *r;
+    return 0;
+}
+
+static int rows_find(const row_list *l, const char *node, int layer, const char *fmt) {
+    for (int i = 0; i < l->n; i++)
+        if (l->v[i].layer == layer && !strcmp(l->v[i].node, node) && !strcmp(l->v[i].format, fmt)) return i;
+    return -1;
+}
+
+/* Reads DIR/results.csv into rows: a trailing line without its newline (a write cut
+ * short) and repeated combinations are dropped, and the file is rewritten whole without
+ * them. A missing or empty file is created with the header. Returns 0, or 1 after
+ * printing an error. */
+static int csv_load(const char *path, row_list *rows) {
+    fq_err e;
+    size_t len = 0;
+    char *text = NULL;
+    if (access(path, F_OK) == 0) {
+        text = fq_read_file(path, &len, &e);
+        if (!text) {
+            cli_error("%s", e.msg);
+            return 1;
+        }
+    }
+    if (!text || len == 0) {
+        free(text);
+        if (fq_write_file_atomic(path, CSV_HEADER, strlen(CSV_HEADER), &e)) {
+            cli_error("%s", e.msg);
+            return 1;
+        }
+        return 0;
+    }
+    const size_t hl = strlen(CSV_HEADER);
+    if (len < hl || memcmp(text, CSV_HEADER, hl) != 0) {
+        free(text);
+        cli_error("%s exists but is not an fqlm sweep results file (its first line differs); "
+                  "use another -o DIR", path);
+        return 1;
+    }
+    int dropped = 0, partial = 0;
+    rbuf keep;
+    rb_init(&keep);
+    rb_puts(&keep, CSV_HEADER);
+    char *p = text + hl;
+    while (*p) {
+        char *nl = strchr(p, '\n');
+        if (!nl) {
+            partial = 1;
+            break;
+        }
+        *nl = 0;
+        char *copy = strdup(p);
+        sweep_row r;
+        if (!copy || csv_parse_row(p, &r)) {
+            dropped++;
+        } else if (rows_find(rows, r.node, r.layer, r.format) >= 0) {
+            dropped++;
+        } else {
+            if (rows_push(rows, &r)) {
+                free(copy);
+                free(text);
+                rb_free(&keep);
+                cli_error("out of memory reading %s", path);
+                return 1;
+            }
+            rb_puts(&keep, copy);
+            rb_puts(&keep, "\n");
+        }
+        free(copy);
+        p = nl + 1;
+    }
+    free(text);
+    int rc = 0;
+    if (partial || dropped) {
+        fprintf(stderr, "fqlm: %s: dropping %s%s%d unreadable or repeated line%s\n", path,
+                partial ? "a partial last line" : "", partial && dropped ? " and " : "", dropped,
+                dropped == 1 ? "" : "s");
+        if (keep.oom || fq_write_file_atomic(path, keep.s, keep.len, &e)) {
+            cli_error("%s", keep.oom ? "out of memory" : e.msg);
+            rc = 1;
+        }
+    }
+    rb_free(&keep);
+    return rc;
+}
+
+/* Appends one line with a single write() and makes it durable. */
+static int csv_append(int fd, const sweep_row *r, fq_err *e) {
+    rbuf b;
+    rb_init(&b);
+    csv_row(&b, r);
+    if (b.oom) {
+        rb_free(&b);
+        return fq_errf(e, "out of memory");
+    }
+    ssize_t w;
+    do w = write(fd, b.s, b.len);
+    while (w < 0 && errno == EINTR);
+    int rc = 0;
+    if (w != (ssize_t)b.len) rc = fq_errf(e, "appending to results.csv: %s", w < 0 ? strerror(errno) : "short write");
+    else if (fsync(fd) != 0) rc = fq_errf(e, "fsync of results.csv: %s", strerror(errno));
+    rb_free(&b);
+    return rc;
+}
+
+/* ---- settings the numbers depend on ----------------------------------------------------------- */
+
+static uint64_t fnv1a(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Writes DIR/sweep.conf, or checks it against these settings. Returns 0, or an exit status
+ * after printing an error. */
+static int check_conf(const char *path, const char *conf, int have_rows) {
+    fq_err e;
+    if (access(path, F_OK) == 0) {
+        size_t len;
+        char *old = fq_read_file(path, &len, &e);
+        if (!old) {
+            cli_error("%s", e.msg);
+            return 1;
+        }
+        int same = !strcmp(old, conf);
+        if (!same) {
+            /* name the first line that differs */
+            const char *a = old, *b = conf;
+            while (*a && *b) {
+                const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
+                size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+                if (la != lb || memcmp(a, b, la)) {
+                    cli_error("the output directory holds a sweep made with other settings: it has '%.*s', "
+                              "this command '%.*s'; use another -o DIR (or delete that one)",
+                              (int)la, a, (int)lb, b);
+                    break;
+                }
+                a += la + (ea ? 1 : 0);
+                b += lb + (eb ? 1 : 0);
+            }
+            if (!*a || !*b) cli_error("the output directory holds a sweep made with other settings (%s differs)", path);
+        }
+        free(old);
+        return same ? 0 : 2;
+    }
+    if (have_rows) {
+        cli_error("%s is missing but results.csv has rows: cannot tell which settings made them; "
+                  "use another -o DIR", path);
+        return 2;
+    }
+    if (fq_write_file_atomic(path, conf, strlen(conf), &e)) {
+        cli_error("%s", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- outputs ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *dir;
+    const char *command, *model, *text_file;
+    int exact, n_layer, ctx, n_chunks, reuse, n_total;
+    int64_t positions;
+    double ppl_base, ppl_base_err;
+    const selection *sel;
+    int64_t t_start;
+} out_ctx;
+
+static int write_outputs(const out_ctx *oc, const row_list *rows, int complete) {
+    fq_err e;
+    int rc = 0;
+    /* axes: the selection first, then whatever earlier runs added */
+    const char *nodes[FQ_NODE_COUNT + 64];
+    int n_nodes = 0;
+    for (int i = 0; i < oc->sel->n_nodes; i++) nodes[n_nodes++] = fq_node_name(oc->sel->nodes[i]);
+    for (int i = 0; i < rows->n && n_nodes < (int)FQ_ARRAY_LEN(nodes); i++) {
+        int have = 0;
+        for (int k = 0; k < n_nodes; k++) have |= !strcmp(nodes[k], rows->v[i].node);
+        if (!have) nodes[n_nodes++] = rows->v[i].node;
+    }
+    int *layers = malloc((size_t)(oc->n_layer + 1) * sizeof(int));
+    const char **formats = malloc((size_t)(oc->sel->n_formats + rows->n + 1) * sizeof(char *));
+    if (!layers || !formats) {
+        free(layers);
+        free(formats);
+        cli_error("out of memory");
+        return 1;
+    }
+    int n_layers = 0, layerless = 0;
+    for (int L = 0; L < oc->n_layer; L++) {
+        int on = 0;
+        for (int i = 0; i < oc->sel->n_layers; i++) on |= oc->sel->layers[i] == L;
+        for (int i = 0; i < rows->n && !on; i++) on |= rows->v[i].layer == L;
+        if (on) layers[n_layers++] = L;
+    }
+    for (int i = 0; i < oc->sel->n_nodes; i++) layerless |= !fq_node_has_layer(oc->sel->nodes[i]);
+    for (int i = 0; i < rows->n; i++) layerless |= rows->v[i].layer < 0;
+    if (layerless) layers[n_layers++] = -1;
+    int n_formats = 0;
+    for (int i = 0; i < oc->sel->n_formats; i++) formats[n_formats++] = oc->sel->formats[i];
+    for (int i = 0; i < rows->n; i++) {
+        int have = 0;
+        for (int k = 0; k < n_formats; k++) have |= !strcmp(formats[k], rows->v[i].format);
+        if (!have) formats[n_formats++] = rows->v[i].format;
+    }
+    report_sweep rs = {
+        .command = oc->command, .model = oc->model, .text_file = oc->text_file,
+        .arith = oc->exact ? "exact" : "llama.cpp-mirroring", .n_layer = oc->n_layer, .ctx = oc->ctx,
+        .n_chunks = oc->n_chunks, .positions = oc->positions, .ppl_base = oc->ppl_base, .reuse = oc->reuse,
+        .seconds = (fq_time_us() - oc->t_start) / 1e6, .n_total = oc->n_total, .complete = complete,
+        .nodes = nodes, .n_nodes = n_nodes, .layers = layers, .n_layers = n_layers, .formats = formats,
+        .n_formats = n_formats, .rows = rows->v, .n_rows = rows->n,
+    };
+    char path[4096];
+    rbuf b;
+    /* results.json */
+    {
+        jsonw w;
+        jsonw_init(&w);
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "command"); jsonw_str(&w, oc->command);
+        jsonw_key(&w, "model"); jsonw_str(&w, oc->model);
+        jsonw_key(&w, "text_file"); jsonw_str(&w, oc->text_file);
+        jsonw_key(&w, "arithmetic"); jsonw_str(&w, oc->exact ? "exact" : "llama.cpp");
+        jsonw_key(&w, "n_layer"); jsonw_int(&w, oc->n_layer);
+        jsonw_key(&w, "ctx"); jsonw_int(&w, oc->ctx);
+        jsonw_key(&w, "chunks"); jsonw_int(&w, oc->n_chunks);
+        jsonw_key(&w, "positions"); jsonw_int(&w, oc->positions);
+        jsonw_key(&w, "reuse"); jsonw_bool(&w, oc->reuse);
+        jsonw_key(&w, "combinations"); jsonw_int(&w, oc->n_total);
+        jsonw_key(&w, "done"); jsonw_int(&w, rows->n);
+        jsonw_key(&w, "complete"); jsonw_bool(&w, complete);
+        jsonw_key(&w, "baseline");
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "ppl"); jsonw_num(&w, oc->ppl_base);
+        jsonw_key(&w, "ppl_err"); jsonw_num(&w, oc->ppl_base_err);
+        jsonw_obj_end(&w);
+        jsonw_key(&w, "results");
+        jsonw_arr_begin(&w);
+        for (int i = 0; i < rows->n; i++) {
+            const sweep_row *r = &rows->v[i];
+            rbuf o;
+            rb_init(&o);
+            jsonw one;
+            jsonw_init(&one);
+            jsonw_obj_begin(&one);
+            jsonw_key(&one, "node"); jsonw_str(&one, r->node);
+            jsonw_key(&one, "layer");
+            if (r->layer >= 0) jsonw_int(&one, r->layer);
+            else jsonw_null(&one);
+            jsonw_key(&one, "format"); jsonw_str(&one, r->format);
+            jsonw_key(&one, "first_layer"); jsonw_int(&one, r->first_layer);
+            jsonw_key(&one, "positions"); jsonw_int(&one, r->positions);
+            const struct { const char *k; double v; } nums[] = {
+                {"mean_kld", r->mean_kld}, {"kld_stderr", r->kld_stderr}, {"kld_median", r->kld_median},
+                {"kld_p90", r->kld_p90}, {"kld_p99", r->kld_p99}, {"max_kld", r->max_kld},
+                {"top1_agree", r->top1_agree}, {"ppl_base", r->ppl_base}, {"ppl_fq", r->ppl_fq},
+                {"ppl_ratio", r->ppl_ratio}, {"dp_mean", r->dp_mean}, {"max_abs_logit_diff", r->max_abs_logit_diff},
+                {"seconds", r->seconds}};
+            for (size_t k = 0; k < FQ_ARRAY_LEN(nums); k++) {
+                jsonw_key(&one, nums[k].k);
+                o.len = 0;
+                rb_json_num(&o, nums[k].v);
+                jsonw_raw(&one, o.s ? o.s : "null");
+            }
+            jsonw_key(&one, "applications"); jsonw_int(&one, r->applications);
+            jsonw_obj_end(&one);
+            char *t = jsonw_take(&one);
+            jsonw_raw(&w, t ? t : "null");
+            free(t);
+            jsonw_free(&one);
+            rb_free(&o);
+        }
+        jsonw_arr_end(&w);
+        jsonw_obj_end(&w);
+        snprintf(path, sizeof path, "%s/results.json", oc->dir);
+        if (jsonw_write_file(&w, path, &e)) {
+            cli_error("%s", e.msg);
+            rc = 1;
+        }
+        jsonw_free(&w);
+    }
+    /* heatmap.svg */
+    rb_init(&b);
+    report_sweep_svg(&b, &rs, 1);
+    snprintf(path, sizeof path, "%s/heatmap.svg", oc->dir);
+    if (b.oom || fq_write_file_atomic(path, b.s, b.len, &e)) {
+        cli_error("%s", b.oom ? "out of memory" : e.msg);
+        rc = 1;
+    }
+    rb_free(&b);
+    /* report.html */
+    rb_init(&b);
+    report_sweep_html(&b, &rs);
+    snprintf(path, sizeof path, "%s/report.html", oc->dir);
+    if (b.oom || fq_write_file_atomic(path, b.s, b.len, &e)) {
+        cli_error("%s", b.oom ? "out of memory" : e.msg);
+        rc = 1;
+    }
+    rb_free(&b);
+    free(layers);
+    free(formats);
+    return rc;
+}
+
+/* ---- progress ----------------------------------------------------------------------------------- */
+
+static void fmt_dur(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) snprintf(buf, n, "?");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* The terminal's progress line: done is in combinations (fractional within one). */
+static void bar(int tty, double done, int total, const char *what, double elapsed, double eta) {
+    if (!tty) return;
+    char e1[32], e2[32];
+    fmt_dur(e1, sizeof e1, elapsed);
+    fmt_dur(e2, sizeof e2, eta);
+    const int W = 28;
+    int fill = total ? (int)((double)W * done / total) : W;
+    char b[64];
+    for (int i = 0; i < W; i++) b[i] = i < fill ? '#' : '.';
+    b[W] = 0;
+    fprintf(stderr, "\r\033[K[%s] %d/%d %-28.28s %s elapsed, ETA %s", b, (int)done, total, what, e1, e2);
+    fflush(stderr);
+}
+
+/* ---- the command ---------------------------------------------------------------------------------- */
+
+static void combo_label(char *buf, size_t n, const selection *s, const combo *c) {
+    if (c->layer >= 0) snprintf(buf, n, "%s@%d=%s", fq_node_name(c->node), c->layer, s->formats[c->fmt]);
+    else snprintf(buf, n, "%s=%s", fq_node_name(c->node), s->formats[c->fmt]);
+}
+
+int cmd_sweep(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_defaults(&o);
+    const char *nodes_arg = NULL, *layers_arg = "*", *formats_arg = NULL, *dir = NULL;
+    int max_chunks = 0, reuse = 1, progress = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--no-reuse")) { reuse = 0; continue; }
+        if (!strcmp(a, "--progress")) { progress = 1; continue; }
+        if (!strcmp(a, "--no-progress")) { progress = 0; continue; }
+        if (!strcmp(a, "--nodes") || !strcmp(a, "--layers") || !strcmp(a, "--formats") || !strcmp(a, "-o") ||
+            !strcmp(a, "--out") || !strcmp(a, "--chunks")) {
+            if (i + 1 >= argc) {
+                cli_error("option %s needs a value", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--nodes")) nodes_arg = v;
+            else if (!strcmp(a, "--layers")) layers_arg = v;
+            else if (!strcmp(a, "--formats")) formats_arg = v;
+            else if (!strcmp(a, "--chunks")) {
+                long long k;
+                if (cli_parse_int("--chunks", v, 1, 1 << 30, &k)) return 2;
+                max_chunks = (int)k;
+            } else dir = v;
+            continue;
+        }
+        int r = cli_opts_parse(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r == 0) {
+            cli_error("sweep: unknown option '%s' (see fqlm sweep --help)", a);
+            return 2;
+        }
+    }
+    if (o.n_rules || o.fq_ffn_norm || o.fq_logits || o.fq_layer || o.dump || o.fq_stats) {
+        cli_error("sweep makes its own rules from --nodes, --layers and --formats (no --fq or --fake-quant options)");
+        return 2;
+    }
+    if (o.json) {
+        cli_error("sweep writes DIR/results.json itself (no --json)");
+        return 2;
+    }
+    if (!nodes_arg || !formats_arg || !dir) {
+        cli_error("sweep needs --nodes LIST, --formats LIST and -o DIR (see fqlm sweep --help)");
+        return 2;
+    }
+    if (!o.prompt_file && !o.prompt) {
+        cli_error("no text: give one with -f FILE");
+        return 2;
+    }
+    if (o.n_ctx == 0) o.n_ctx = 512;
+    const int tty = progress >= 0 ? progress : isatty(2);
+    int64_t t_start = fq_time_us();
+
+    cli_session s;
+    int rc = cli_session_open(&s, &o, 0);
+    if (rc) return rc;
+    const fq_model *m = s.m;
+    const int NL = m->hp.n_layer, V = m->hp.n_vocab, E = m->hp.n_embd;
+    selection sel;
+    memset(&sel, 0, sizeof sel);
+    row_list rows = {0};
+    combo *combos = NULL;
+    int32_t *toks = NULL, *next = NULL;
+    size_t ntok = 0;
+    float *base_logits = NULL, *lf = NULL;
+    float **hid = NULL;
+    int csv_fd = -1;
+    cli_chunks ch;
+    memset(&ch, 0, sizeof ch);
+    rbuf cmdline, conf;
+    rb_init(&cmdline);
+    rb_init(&conf);
+    fq_err e;
+    char path[4096];
+    struct sigaction sa = {0}, old_int, old_term;
+    int handlers = 0;
+
+    rc = 2;
+    if (parse_nodes(&sel, nodes_arg) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
+        goto done;
+    /* the combinations, format by format */
+    int n_combo = 0;
+    combos = malloc((size_t)sel.n_formats * sel.n_nodes * (sel.n_layers + 1) * sizeof *combos);
+    if (!combos) goto oom;
+    for (int f = 0; f < sel.n_formats; f++)
+        for (int k = 0; k < sel.n_nodes; k++) {
+            const int node = sel.nodes[k];
+            if (!fq_node_has_layer(node)) {
+                combos[n_combo++] = (combo){node, -1, f};
+                continue;
+            }
+            for (int li = 0; li < sel.n_layers; li++) combos[n_combo++] = (combo){node, sel.layers[li], f};
+        }
+
+    rc = cli_prompt_tokens(&o, m, &toks, &ntok);
+    if (rc) goto done;
+    rc = 2;
+    const int32_t bos = fq_tokenizer_adds_bos(m->tok) ? fq_tokenizer_bos(m->tok) : -1;
+    if (cli_chunks_make(&ch, toks, ntok, o.n_ctx, max_chunks, bos, &e)) {
+        cli_error("%s: %s", o.prompt_file ? o.prompt_file : "prompt", e.msg);
+        goto done;
+    }
+
+    /* output directory, settings, earlier results */
+    rc = 1;
+    struct stat dst;
+    if (report_mkdir_p(dir) || stat(dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        cli_error("cannot create the output directory '%s': %s", dir,
+                  errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
+        goto done;
+    }
+    report_command_line(&cmdline, argc, argv);
+    {
+        const char *mp = o.model ? o.model : cli_default_model();
+        struct stat st;
+        long long msize = stat(mp, &st) == 0 ? (long long)st.st_size : -1;
+        rb_printf(&conf, "model=%s\nmodel_bytes=%lld\n", mp, msize);
+        rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
+                  (unsigned long long)fnv1a(toks, ntok * sizeof(int32_t)));
+        rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
+                  o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
+    }
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    if (csv_load(path, &rows)) goto done;
+    {
+        char cpath[4096];
+        snprintf(cpath, sizeof cpath, "%s/sweep.conf", dir);
+        rc = check_conf(cpath, conf.s ? conf.s : "", rows.n > 0);
+        if (rc) goto done;
+        rc = 1;
+    }
+    csv_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (csv_fd < 0) {
+        cli_error("%s: %s", path, strerror(errno));
+        goto done;
+    }
+    int n_todo = 0, n_have = 0;
+    for (int i = 0; i < n_combo; i++) {
+        if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) >= 0) n_have++;
+        else n_todo++;
+    }
+
+    /* the baseline: logits of every position, and the hidden states combinations start from */
+    int need[1024] = {0};
+    if (NL + 1 > (int)FQ_ARRAY_LEN(need)) {
+        cli_error("models with more than %d layers are not supported by sweep", (int)FQ_ARRAY_LEN(need) - 1);
+        goto done;
+    }
+    for (int i = 0; i < n_combo; i++) {
+        const combo *c = &combos[i];
+        int L = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
+        if (reuse && L > 0) need[L] = 1;
+    }
+    int n_need = 0;
+    for (int L = 0; L <= NL; L++) n_need += need[L];
+    int max_len = 0;
+    for (int k = 0; k < ch.n; k++) max_len = FQ_MAX(max_len, cli_chunk_len(&ch, k));
+    base_logits = fq_malloc((size_t)ch.n_tokens * V * sizeof(float), &e);
+    lf = base_logits ? fq_malloc((size_t)max_len * V * sizeof(float), &e) : NULL;
+    next = lf ? fq_malloc((size_t)ch.n_tokens * sizeof(int32_t), &e) : NULL;
+    hid = next ? fq_calloc((size_t)NL + 1, sizeof(float *), &e) : NULL;
+    if (!hid) {
+        cli_error("%s", e.msg);
+        goto done;
+    }
+    for (int L = 0; L <= NL; L++)
+        if (need[L] && !(hid[L] = fq_malloc((size_t)ch.n_tokens * E * sizeof(float), &e))) {
+            cli_error("baseline hidden states: %s (try --no-reuse or --chunks)", e.msg);
+            goto done;
+        }
+    for (int k = 0; k < ch.n; k++) cli_chunk_next(&ch, k, next + ch.off[k]);
+    fprintf(stderr, "fqlm: sweep %s: %d layers; %s: %lld tokens in %d chunk%s of up to %d; %d combination%s "
+                    "(%d already done); %s arithmetic; %d threads\n",
+            o.model ? o.model : cli_default_model(), NL, o.prompt_file ? o.prompt_file : "prompt",
+            (long long)ch.n_tokens, ch.n, ch.n == 1 ? "" : "s", o.n_ctx, n_combo, n_combo == 1 ? "" : "s", n_have,
+            o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", o.n_threads);
+    if (reuse)
+        fprintf(stderr, "fqlm: reuse: keeping the baseline's logits (%.1f MiB) and its hidden state entering %d "
+                        "layer%s (%.1f MiB)\n",
+                ch.n_tokens * (double)V * 4 / 1048576.0, n_need, n_need == 1 ? "" : "s",
+                ch.n_tokens * (double)E * 4 * n_need / 1048576.0);
+
+    sa.sa_handler = on_signal;
+    g_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
+
+    int64_t tb0 = fq_time_us();
+    fq_ppl base_ppl = {0};
+    if (n_need) fq_ctx_keep_hidden(s.ctx, 1);
+    for (int k = 0; k < ch.n && !g_interrupted; k++) {
+        const int n = cli_chunk_len(&ch, k);
+        float *bl = base_logits + (size_t)ch.off[k] * V;
+        if (fq_ctx_eval(s.ctx, cli_chunk_tok(&ch, k), n, 0, bl, 1, &e)) goto eval_fail;
+        for (int L = 0; L <= NL; L++)
+            if (need[L])
+                memcpy(hid[L] + (size_t)ch.off[k] * E, fq_ctx_hidden(s.ctx, L), (size_t)n * E * sizeof(float));
+        for (int i = 0; i + 1 < n; i++) fq_ppl_add(&base_ppl, fq_nll(bl + (size_t)i * V, V, next[ch.off[k] + i]));
+    }
+    fq_ctx_keep_hidden(s.ctx, 0);
+    const double t_base = (fq_time_us() - tb0) / 1e6;
+    if (!g_interrupted)
+        fprintf(stderr, "fqlm: baseline: %.2f s, perplexity %.4f +/- %.4f over %lld scored positions\n", t_base,
+                fq_ppl_value(&base_ppl), fq_ppl_error(&base_ppl), (long long)base_ppl.n);
+
+    out_ctx oc = {.dir = dir, .command = cmdline.s ? cmdline.s : "", .model = o.model ? o.model : cli_default_model(),
+                  .text_file = o.prompt_file ? o.prompt_file : "(prompt)", .exact = o.exact, .n_layer = NL,
+                  .ctx = o.n_ctx, .n_chunks = ch.n, .reuse = reuse, .n_total = n_combo, .positions = ch.n_tokens,
+                  .ppl_base = fq_ppl_value(&base_ppl), .ppl_base_err = fq_ppl_error(&base_ppl), .sel = &sel,
+                  .t_start = t_start};
+
+    /* the combinations */
+    double units_total = 0, units_done = 0;
+    for (int i = 0; i < n_combo; i++) {
+        const combo *c = &combos[i];
+        if (rows_find(&rows, fq_node_name(c->node), c->layer, sel.formats[c->fmt]) >= 0) continue;
+        int L = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
+        units_total += reuse ? NL - L + 1 : NL + 1;
+    }
+    int64_t tc0 = fq_time_us(), last_write = 0;
+    int n_run = 0, written_all = 0;
+    rc = 0;
+    for (int i = 0; i < n_combo && !g_interrupted; i++) {
+        const combo *c = &combos[i];
+        const char *fmt = sel.formats[c->fmt];
+        if (rows_find(&rows, fq_node_name(c->node), c->layer, fmt) >= 0) continue;
+        const int L0 = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
+        const int start = reuse ? L0 : 0;
+        char label[256], rule[300];
+        combo_label(label, sizeof label, &sel, c);
+        snprintf(rule, sizeof rule, "%s", label);
+        const double elapsed = (fq_time_us() - tc0) / 1e6;
+        bar(tty, n_run, n_todo, label, (fq_time_us() - t_start) / 1e6,
+            units_done > 0 ? elapsed / units_done * (units_total - units_done) : NAN);
+        int64_t t0 = fq_time_us();
+        fq_fakequant *fq = fq_fakequant_new(m, &e);
+        if (!fq) goto eval_fail;
+        if (fq_fakequant_add_rule(fq, rule, &e)) {
+            fq_fakequant_free(fq);
+            cli_error("%s", e.msg);
+            rc = 2;
+            goto finish;
+        }
+        fq_fakequant_set_seed(fq, o.sp.seed);
+        fq_fakequant_attach(fq, s.ctx);
+        fq_metrics acc;
+        fq_metrics_init(&acc);
+        int failed = 0;
+        for (int k = 0; k < ch.n && !g_interrupted && !failed; k++) {
+            const int n = cli_chunk_len(&ch, k);
+            int r;
+            if (start > 0) r = fq_ctx_eval_from(s.ctx, start, hid[start] + (size_t)ch.off[k] * E, n, 0, lf, 1, &e);
+            else r = fq_ctx_eval(s.ctx, cli_chunk_tok(&ch, k), n, 0, lf, 1, &e);
+            if (r || fq_metrics_add_rows(&acc, base_logits + (size_t)ch.off[k] * V, lf, n, V, next + ch.off[k],
+                                         fq_ctx_pool(s.ctx), &e))
+                failed = 1;
+            if (tty && ch.n > 1) {
+                const double u = (reuse ? NL - L0 + 1 : NL + 1) * (double)(k + 1) / ch.n;
+                const double el = (fq_time_us() - tc0) / 1e6;
+                bar(tty, n_run + (double)(k + 1) / ch.n, n_todo, label, (fq_time_us() - t_start) / 1e6,
+                    el / (units_done + u) * (units_total - units_done - u));
+            }
+        }
+        fq_ctx_set_hook(s.ctx, NULL, NULL, NULL);
+        const long long apps = (long long)fq_fakequant_applications(fq);
+        fq_fakequant_free(fq);
+        fq_metrics_summary sm;
+        if (!failed && !g_interrupted && fq_metrics_summarize(&acc, &sm, &e)) failed = 1;
+        fq_metrics_free(&acc);
+        if (failed) goto eval_fail;
+        if (g_interrupted) break; /* this combination is abandoned, not written */
+        sweep_row row;
+        memset(&row, 0, sizeof row);
+        snprintf(row.node, sizeof row.node, "%s", fq_node_name(c->node));
+        row.layer = c->layer;
+        snprintf(row.format, sizeof row.format, "%s", fmt);
+        row.first_layer = start;
+        row.positions = sm.n_pos;
+        row.mean_kld = sm.mean_kld;
+        row.kld_stderr = sm.kld_stderr;
+        row.kld_median = sm.kld_median;
+        row.kld_p90 = sm.kld_p90;
+        row.kld_p99 = sm.kld_p99;
+        row.max_kld = sm.max_kld;
+        row.top1_agree = sm.top1_agree;
+        row.ppl_base = sm.ppl_base;
+        row.ppl_fq = sm.ppl_fq;
+        row.ppl_ratio = sm.ppl_ratio;
+        row.dp_mean = sm.dp_mean;
+        row.max_abs_logit_diff = sm.max_abs_logit_diff;
+        row.applications = apps;
+        row.seconds = (fq_time_us() - t0) / 1e6;
+        if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
+            if (tty) fputc('\n', stderr);
+            cli_error("%s", e.msg);
+            rc = 1;
+            goto finish;
+        }
+        n_run++;
+        units_done += reuse ? NL - L0 + 1 : NL + 1;
+        const double el = (fq_time_us() - tc0) / 1e6;
+        char eta[32];
+        fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
+        if (tty) fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (%.2f s%s%s)%s\n", n_run, n_todo,
+                label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, row.seconds, n_run < n_todo ? ", ETA " : "",
+                n_run < n_todo ? eta : "", apps ? "" : "  NEVER FIRED");
+        if (fq_time_us() - last_write > 2000000) {
+            if (write_outputs(&oc, &rows, 0)) rc = 1;
+            last_write = fq_time_us();
+        }
+    }
+    if (tty) fprintf(stderr, "\r\033[K");
+finish:
+    {
+        int complete = !g_interrupted && rc == 0;
+        if (complete)
+            for (int i = 0; i < n_combo; i++)
+                if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
+                    complete = 0;
+        if (write_outputs(&oc, &rows, complete) && !rc) rc = 1;
+        written_all = 1;
+        const double t_combo = (fq_time_us() - tc0) / 1e6;
+        if (g_interrupted) {
+            fprintf(stderr, "fqlm: interrupted: %d of %d combinations in %s/results.csv; rerun the same command to "
+                            "finish\n",
+                    rows.n, n_combo, dir);
+            rc = 130;
+            goto done;
+        }
+        /* summary */
+        printf("sweep: %d combination%s run in %.2f s (%.3f s each; %s), %d already done; baseline %.2f s; total %.2f s\n",
+               n_run, n_run == 1 ? "" : "s", t_combo, n_run ? t_combo / n_run : 0.0,
+               reuse ? "each from its first layer on, baseline hidden states reused" : "each from scratch", n_have,
+               t_base, (fq_time_us() - t_start) / 1e6);
+        printf("baseline perplexity %.4f over %lld positions\n", oc.ppl_base, (long long)base_ppl.n);
+        /* most and least sensitive of this selection */
+        int *idx = malloc((size_t)FQ_MAX(1, n_combo) * sizeof(int));
+        int ni = 0;
+        if (idx) {
+            for (int i = 0; i < n_combo; i++) {
+                int r = rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]);
+                if (r >= 0) idx[ni++] = r;
+            }
+            for (int a = 1; a < ni; a++) /* insertion sort by mean KL, largest first */
+                for (int b2 = a; b2 > 0 && !(rows.v[idx[b2]].mean_kld <= rows.v[idx[b2 - 1]].mean_kld); b2--) {
+                    int t = idx[b2];
+                    idx[b2] = idx[b2 - 1];
+                    idx[b2 - 1] = t;
+                }
+            const int show = FQ_MIN(5, ni);
+            for (int pass = 0; pass < 2 && ni; pass++) {
+                printf("%s sensitive:\n", pass ? "least" : "most");
+                for (int k = 0; k < show; k++) {
+                    const sweep_row *r = &rows.v[idx[pass ? ni - 1 - k : k]];
+                    char lab[256];
+                    if (r->layer >= 0) snprintf(lab, sizeof lab, "%s@%d=%s", r->node, r->layer, r->format);
+                    else snprintf(lab, sizeof lab, "%s=%s", r->node, r->format);
+                    printf("  %-34s mean KL %.3e +/- %.1e  p99 %.3e  top-1 %6.2f%%  ppl x%.6f\n", lab, r->mean_kld,
+                           r->kld_stderr, r->kld_p99, 100 * r->top1_agree, r->ppl_ratio);
+                }
+            }
+            free(idx);
+        }
+        printf("wrote %s/results.csv, %s/results.json\nheatmap: %s/heatmap.svg\nreport:  %s/report.html\n", dir, dir, dir,
+               dir);
+    }
+    goto done;
+oom:
+    cli_error("out of memory");
+    rc = 1;
+    goto done;
+eval_fail:
+    if (tty) fputc('\n', stderr);
+    cli_error("%s", e.msg);
+    rc = 1;
+done:
+    (void)written_all;
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (csv_fd >= 0) close(csv_fd);
+    if (hid)
+        for (int L = 0; L <= NL; L++) free(hid[L]);
+    free(hid);
+    free(base_logits);
+    free(lf);
+    free(next);
+    free(toks);
+    free(combos);
+    free(rows.v);
+    cli_chunks_free(&ch);
+    selection_free(&sel);
+    rb_free(&cmdline);
+    rb_free(&conf);
+    cli_session_close(&s);
+    return rc;
+}

@@ -3,9 +3,7 @@
 #ifndef FQ_CLI_H
 #define FQ_CLI_H
 
-/* Weak while the project grows, so a command whose file is not written yet leaves a
- * NULL entry that main reports instead of a link failure. */
-#define FQ_CMD(name) int name(int argc, char **argv) __attribute__((weak))
+#define FQ_CMD(name) int name(int argc, char **argv)
 FQ_CMD(cmd_run);
 FQ_CMD(cmd_inspect);
 FQ_CMD(cmd_formats);

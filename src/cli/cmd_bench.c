@@ -14,8 +14,8 @@
 #include "cli.h"
 #include "formats.h"
 
-/* bench_model.c's entry; weak so this file links without it. */
-int bench_model(int argc, char **argv) __attribute__((weak));
+int bench_model(int argc, char **argv);   /* bench_model.c */
+int bench_kernels(int argc, char **argv); /* bench_kernels.c */
 
 static int bench_formats(int argc, char **argv);
 
@@ -27,7 +27,8 @@ typedef struct bench_mode {
 
 static bench_mode BENCHES[] = {
     {"formats", bench_formats, "elements per second of every number format, one thread"},
-    {"model", NULL, "prompt processing and generation speed of a model (-m MODEL)"},
+    {"model", bench_model, "prompt processing and generation speed of a model (-m MODEL)"},
+    {"kernels", bench_kernels, "dot-product kernels: GB/s from L2 and from memory, per ISA"},
 };
 
 static void usage(FILE *f) {
@@ -47,12 +48,7 @@ static void known(char *buf, size_t n) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    BENCHES[1].fn = bench_model; /* NULL unless bench_model.c is linked in */
-    if (argc < 2 && bench_model) return bench_model(argc, argv); /* plain `fqlm bench` */
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc < 2) return bench_model(argc, argv); /* plain `fqlm bench` */
     const char *mode = argv[1];
     if (!strcmp(mode, "--help") || !strcmp(mode, "-h")) {
         usage(stdout);
@@ -61,7 +57,7 @@ int cmd_bench(int argc, char **argv) {
     for (size_t i = 0; i < FQ_ARRAY_LEN(BENCHES); i++)
         if (BENCHES[i].fn && !strcmp(mode, BENCHES[i].name)) return BENCHES[i].fn(argc - 1, argv + 1);
     /* `fqlm bench -m MODEL ...`: the model benchmark's own spelling, without a mode */
-    if (mode[0] == '-' && bench_model) return bench_model(argc, argv);
+    if (mode[0] == '-') return bench_model(argc, argv);
     char k[128];
     known(k, sizeof k);
     cli_error("unknown benchmark '%s' (known: %s)", mode, k);

@@ -99,5 +99,21 @@ int main(void) {
     rc = sh("run -p 'Once upon a time' -n 1 --temp 0 --fq result_norm=bf16 --fq 'weight:output.weight=int8:per_row'", &out, &err);
     CHECK(rc == 0 && err && strstr(err, "fake-quant weight output.weight int8"), "weight rule log: %s", err);
     free(out), free(err);
+    /* the report's experiment, as written, on a 22-layer model (TinyLlama's layer count,
+     * small widths): logs the application, fills the table, and layer 22 is out of range */
+    rc = sh("synth --layers 22 --embd 64 --ff 128 --heads 4 --kv-heads 2 --type q4_0 -o /tmp/fqlm_l22.gguf", &out, &err);
+    CHECK(rc == 0, "synth 22 layers: %s", err ? err : "");
+    free(out), free(err);
+    rc = sh("run -m /tmp/fqlm_l22.gguf -p 'What is the capital of France?' -n 30 --seed 42 "
+            "--fake-quant-ffn-norm bf16 --fake-quant-layer 21", &out, &err);
+    CHECK(rc == 0 && err && strstr(err, "fake-quant ffn_norm-21 bf16:") && strstr(err, "ffn_norm-21 ") &&
+              !strstr(err, "NEVER FIRED") && strstr(err, "eval time ="),
+          "report's experiment on 22 layers (rc %d): %s", rc, err ? err : "");
+    free(out), free(err);
+    rc = sh("run -m /tmp/fqlm_l22.gguf -p 'What is the capital of France?' -n 30 --seed 42 "
+            "--fake-quant-ffn-norm bf16 --fake-quant-layer 22", &out, &err);
+    CHECK(rc == 2 && err && strstr(err, "layer 22 out of range: the model has layers 0-21"), "range: %s", err ? err : "");
+    free(out), free(err);
+    unlink("/tmp/fqlm_l22.gguf");
     return TEST_END();
 }

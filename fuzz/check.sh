@@ -7,6 +7,10 @@ if ! command -v "$cc" >/dev/null 2>&1; then
     echo "fuzz: '$cc' not found: install Debian's clang (apt-get install clang) or pass FUZZ_CC=..." >&2
     exit 1
 fi
+if ! "$cc" --version 2>/dev/null | grep -qi clang; then
+    echo "fuzz: '$cc' is not clang: libFuzzer needs clang (apt-get install clang, then FUZZ_CC=clang)" >&2
+    exit 1
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \

@@ -202,7 +202,8 @@ fq_model *fq_model_load(const char *path, fq_err *e) {
     m->load_us = fq_time_us() - t0;
     return m;
 fail:
-    fq_err_prefix(e, "%s", path);
+    /* the GGUF layer names the file itself; add it only where it is missing */
+    if (e && strncmp(e->msg, path, strlen(path)) != 0) fq_err_prefix(e, "%s", path);
     fq_model_free(m);
     return NULL;
 }

@@ -393,13 +393,14 @@ static int act_block_q8(const float *x, int8_t *qs, float *d_out) {
     }
     *d_out = amax / 127.f;
     const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-    int sum = 0;
+    /* unsigned: NaN/Inf inputs convert to INT_MIN, and the sum wraps as the SIMD adds do */
+    unsigned sum = 0;
     for (int j = 0; j < FQ_QK; j++) {
         const int q = fq__cvt_rne_i32(x[j] * id);
-        sum += q;
+        sum += (unsigned)q;
         qs[j] = (int8_t)(q < -128 ? -128 : q > 127 ? 127 : q);
     }
-    return sum;
+    return (int)sum;
 }
 
 void fq_encode_act_q8_0(const float *src, void *dst, int64_t n) {

@@ -477,16 +477,7 @@ int cmd_compare(int argc, char **argv) {
             rc = 1;
         }
     }
-    if (sf.fq && o.fq_stats) {
-        if (!fq_js || fq_write_file_atomic(o.fq_stats, fq_js, strlen(fq_js), &e)) {
-            cli_error("--fq-stats: %s", fq_js ? e.msg : "out of memory");
-            rc = 1;
-        }
-    }
-    if (sf.fq && fq_fakequant_dump_error(sf.fq)) {
-        cli_error("--dump: %s", fq_fakequant_dump_error(sf.fq));
-        rc = 1;
-    }
+    if (cli_fq_outputs(sf.fq, &o)) rc = 1;
     goto done;
 eval_fail:
     cli_error("%s", e.msg);

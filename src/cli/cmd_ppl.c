@@ -168,14 +168,7 @@ int cmd_ppl(int argc, char **argv) {
         }
         jsonw_free(&w);
     }
-    if (s.fq && o.fq_stats) {
-        char *js = fq_fakequant_json(s.fq, o.exact);
-        if (!js || fq_write_file_atomic(o.fq_stats, js, strlen(js), &e)) {
-            cli_error("--fq-stats: %s", js ? e.msg : "out of memory");
-            rc = 1;
-        }
-        free(js);
-    }
+    if (cli_fq_outputs(s.fq, &o)) rc = 1;
     (void)t_start;
     if (g_interrupted) rc = 130;
 restore:

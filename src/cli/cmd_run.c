@@ -232,18 +232,7 @@ int cmd_run(int argc, char **argv) {
     int never = 0;
     if (s.fq) never = fq_fakequant_report(s.fq, stderr, o.exact);
     rc = 0;
-    if (s.fq && o.fq_stats) {
-        char *js = fq_fakequant_json(s.fq, o.exact);
-        if (!js || fq_write_file_atomic(o.fq_stats, js, strlen(js), &e)) {
-            cli_error("--fq-stats: %s", js ? e.msg : "out of memory");
-            rc = 1;
-        }
-        free(js);
-    }
-    if (s.fq && fq_fakequant_dump_error(s.fq)) {
-        cli_error("--dump: %s", fq_fakequant_dump_error(s.fq));
-        rc = 1;
-    }
+    if (cli_fq_outputs(s.fq, &o)) rc = 1;
     if (o.json && write_json(o.json, ptoks, np, gen, ng, text ? text : "", text_len, &tm, s.fq, o.exact))
         rc = 1;
     (void)never;

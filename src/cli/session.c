@@ -181,3 +181,22 @@ int cli_prompt_tokens(const cli_opts *o, const fq_model *m, int32_t **toks, size
     }
     return 0;
 }
+
+int cli_fq_outputs(const fq_fakequant *fq, const cli_opts *o) {
+    if (!fq) return 0;
+    int rc = 0;
+    if (o->fq_stats) {
+        fq_err e;
+        char *js = fq_fakequant_json(fq, o->exact);
+        if (!js || fq_write_file_atomic(o->fq_stats, js, strlen(js), &e)) {
+            cli_error("--fq-stats: %s", js ? e.msg : "out of memory");
+            rc = 1;
+        }
+        free(js);
+    }
+    if (fq_fakequant_dump_error(fq)) {
+        cli_error("--dump: %s", fq_fakequant_dump_error(fq));
+        rc = 1;
+    }
+    return rc;
+}

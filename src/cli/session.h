@@ -31,4 +31,8 @@ char *cli_prompt_text(const cli_opts *o, size_t *len);
  * (*rc = 0) or on error (*rc = exit status, message printed). */
 fq_fakequant *cli_fakequant_from_opts(const cli_opts *o, const fq_model *m, int *rc);
 
+/* After a run: writes --fq-stats (whole or not at all) and reports a failed --dump.
+ * Prints errors; returns 0, or 1 when something could not be written. */
+int cli_fq_outputs(const fq_fakequant *fq, const cli_opts *o);
+
 #endif

@@ -271,7 +271,8 @@ static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *con
             j.enc = fq_type_get((uint32_t)pt);
             j.enc_dst = slot;
             j.enc_row = qrow;
-            fq_pool_run(c->pool, matmul_encode, &j);
+            if (T == 1) matmul_encode(&j, 0, 1);
+            else fq_pool_run(c->pool, matmul_encode, &j);
             enc_types[n_enc++] = pt;
             j.xq[k] = slot;
             slot += ((size_t)T * qrow + 63) & ~(size_t)63;
@@ -379,7 +380,9 @@ static void rows_kernel(void *arg, int ith, int nth) {
 
 static void rows_op(fq_ctx *c, int op, int64_t T, int64_t pos, const float *a, const float *w, float *y) {
     rows_job j = {c, op, 0, T, pos, a, w, y};
-    fq_pool_run(c->pool, rows_kernel, &j);
+    /* one token has nothing to split: a pool job would only add a barrier */
+    if (T == 1) rows_kernel(&j, 0, 1);
+    else fq_pool_run(c->pool, rows_kernel, &j);
 }
 
 /* ---- attention ------------------------------------------------------------------------ */

@@ -64,8 +64,8 @@ typedef struct fq_type_traits {
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
-#define FQ_DOT_MX 4    /* most weight rows per vec_dot_mn call */
-#define FQ_DOT_NY 8    /* most activation rows per vec_dot_mn call */
+#define FQ_DOT_MX 8    /* most weight rows per vec_dot_mn call */
+#define FQ_DOT_NY 16   /* most activation rows per vec_dot_mn call */
 
 /* Traits of a type id, or NULL when the id is out of range. traits->name is NULL for ids
  * that never existed; supported is 0 for types we know by name but cannot compute. */

@@ -820,11 +820,12 @@ static fq__dotmn_fn var_dotmn(const variant *v, uint32_t t) {
 }
 
 /* vec_dot_n and vec_dot_mn of every type and variant against that variant's vec_dot (and
- * so the generic's), bit for bit: 4 weight rows x 8 activation rows at odd lengths, every
- * nrc 1..8 and tile nrx 1..4 x nry 1..8, outputs strided with sentinels between them that
- * must stay untouched. Weight rows are real encodings (rep 0) or random bytes (rep 1). */
+ * so the generic's), bit for bit: FQ_DOT_MX weight rows x max(FQ_DOT_N_MAX, FQ_DOT_NY)
+ * activation rows at odd lengths, every nrc 1..FQ_DOT_N_MAX and every tile nrx 1..FQ_DOT_MX
+ * x nry 1..FQ_DOT_NY, outputs strided with sentinels between them that must stay untouched.
+ * Weight rows are real encodings (rep 0) or random bytes (rep 1). */
 static void test_vec_dot_multi(void) {
-    enum { NX = FQ_DOT_MX, NY = FQ_DOT_N_MAX, BS = 11 };
+    enum { NX = FQ_DOT_MX, NY = FQ_DOT_N_MAX > FQ_DOT_NY ? FQ_DOT_N_MAX : FQ_DOT_NY, BS = NX + 3 };
     static const int64_t sizes[] = {1, 3, 7, 9, 17, 300};
     const float sentinel = -12345.f;
     for (int v = 0; v < n_variants; v++) {
@@ -868,7 +869,7 @@ static void test_vec_dot_multi(void) {
                             bad_ref += bits_of(g) != bits_of(ref[j][i]);
                         }
                     }
-                    for (int nrc = 1; nrc <= NY; nrc++) {
+                    for (int nrc = 1; nrc <= FQ_DOT_N_MAX; nrc++) {
                         for (int i = 0; i < NX; i++) {
                             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
                             dotn(n, out + i, BS, x + i * bx, y, by, nrc);
@@ -881,7 +882,7 @@ static void test_vec_dot_multi(void) {
                         }
                     }
                     for (int nrx = 1; nrx <= NX; nrx++) {
-                        for (int nry = 1; nry <= NY; nry++) {
+                        for (int nry = 1; nry <= FQ_DOT_NY; nry++) {
                             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
                             dotmn(n, out, BS, x, bx, nrx, y, by, nry);
                             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
@@ -901,9 +902,10 @@ static void test_vec_dot_multi(void) {
             CHECK(bad_ref == 0, "vec_dot %s (%s): %d dots not bit-identical to generic", tg->name,
                   variants[v].name, bad_ref);
             CHECK(bad_n == 0, "vec_dot_n %s (%s): %d outputs differ from vec_dot or stray writes "
-                  "(%d cases, nrc 1..%d)", tg->name, variants[v].name, bad_n, cases, NY);
+                  "(%d cases, nrc 1..%d)", tg->name, variants[v].name, bad_n, cases, FQ_DOT_N_MAX);
             CHECK(bad_mn == 0, "vec_dot_mn %s (%s): %d outputs differ from vec_dot or stray "
-                  "writes (%d cases, tiles up to %dx%d)", tg->name, variants[v].name, bad_mn, cases, NX, NY);
+                  "writes (%d cases, tiles up to %dx%d)", tg->name, variants[v].name, bad_mn, cases, NX,
+                  FQ_DOT_NY);
         }
     }
     /* the live table: multi-row entries from the same level as vec_dot, tile sizes sane */

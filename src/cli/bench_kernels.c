@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "qtypes.h"
 #include "threadpool.h"
 
@@ -231,17 +232,6 @@ static double time_runs(fq_pool *p, fq_pool_fn fn, job *j, long min_ms) {
     return (double)FQ_MAX(best, 1) * 1e-6;
 }
 
-static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || x < lo || x > hi) {
-        cli_error("bench kernels: %s needs an integer in [%ld, %ld]", opt, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 static uint32_t type_named(const char *s) {
     for (uint32_t t = 0; t < FQ_TYPE_COUNT; t++) {
         const fq_type_traits *tt = fq_type_get(t);
@@ -262,19 +252,19 @@ int bench_kernels(int argc, char **argv) {
             usage_kernels(stdout);
             return 0;
         } else if (!strcmp(a, "-n")) {
-            if (parse_long(a, v, 256, 1L << 20, &n)) return 2;
+            if (cli_parse_long(a, v, 256, 1L << 20, &n)) return 2;
             i++;
         } else if (!strcmp(a, "-t")) {
-            if (parse_long(a, v, 1, 64, &max_t)) return 2;
+            if (cli_parse_long(a, v, 1, 64, &max_t)) return 2;
             i++;
         } else if (!strcmp(a, "--mb")) {
-            if (parse_long(a, v, 1, 1L << 16, &mb)) return 2;
+            if (cli_parse_long(a, v, 1, 1L << 16, &mb)) return 2;
             i++;
         } else if (!strcmp(a, "--pp")) {
-            if (parse_long(a, v, 0, 1L << 16, &pp)) return 2;
+            if (cli_parse_long(a, v, 0, 1L << 16, &pp)) return 2;
             i++;
         } else if (!strcmp(a, "--min-ms")) {
-            if (parse_long(a, v, 1, 600000, &min_ms)) return 2;
+            if (cli_parse_long(a, v, 1, 600000, &min_ms)) return 2;
             i++;
         } else if (!strcmp(a, "--isa")) {
             if (!v) {

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "formats.h"
 
 int bench_model(int argc, char **argv);   /* bench_model.c */
@@ -94,17 +95,6 @@ static uint64_t hash_floats(const float *x, int64_t n) {
     return h;
 }
 
-static int parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || x < lo || x > hi) {
-        cli_error("bench formats: %s needs an integer in [%ld, %ld]", opt, lo, hi);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
 static int bench_formats(int argc, char **argv) {
     long n = 1 << 20, min_ms = 300;
     const char *isa = NULL;
@@ -116,10 +106,10 @@ static int bench_formats(int argc, char **argv) {
             usage_formats(stdout);
             return 0;
         } else if (!strcmp(a, "-n")) {
-            if (parse_long(a, v, 4096, 1L << 28, &n)) return 2;
+            if (cli_parse_long(a, v, 4096, 1L << 28, &n)) return 2;
             i++;
         } else if (!strcmp(a, "--min-ms")) {
-            if (parse_long(a, v, 1, 600000, &min_ms)) return 2;
+            if (cli_parse_long(a, v, 1, 600000, &min_ms)) return 2;
             i++;
         } else if (!strcmp(a, "--isa")) {
             if (!v) {

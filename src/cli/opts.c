@@ -50,6 +50,17 @@ int cli_parse_float(const char *opt, const char *s, double *out) {
     return 0;
 }
 
+int cli_parse_long(const char *opt, const char *v, long lo, long hi, long *out) {
+    long long x;
+    if (!v) {
+        cli_error("option %s needs a value", opt);
+        return -1;
+    }
+    if (cli_parse_int(opt, v, lo, hi, &x)) return -1;
+    *out = (long)x;
+    return 0;
+}
+
 const char *cli_default_model(void) {
     static char path[4096];
     const char *rel = "models/stories260K.gguf";

@@ -54,5 +54,7 @@ const char *cli_default_model(void);
  * naming the option. */
 int cli_parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *opt, const char *s, double *out);
+/* The same for an option's value that may be missing (v NULL: "needs a value"). */
+int cli_parse_long(const char *opt, const char *v, long lo, long hi, long *out);
 
 #endif

@@ -258,6 +258,21 @@ static void test_cli(void) {
                                            "\"logits_hash\":", "\"weight_bytes_per_token\":"};
         for (size_t i = 0; i < FQ_ARRAY_LEN(keys); i++)
             CHECK(js && strstr(js, keys[i]), "bench json has %s", keys[i]);
+        /* bandwidth passes: 2 beside each of the 2 decode runs and 2 after them, all kept */
+        const char *bs = js ? strstr(js, "\"bandwidth_gbs_samples\":") : NULL;
+        int n_bw = 0, bw_pos = 1;
+        if (bs && (bs = strchr(bs, '['))) {
+            const char *q = bs + 1;
+            for (;;) {
+                char *end;
+                const double v = strtod(q, &end);
+                if (end == q) break;
+                n_bw++;
+                bw_pos &= v > 0;
+                q = end + strspn(end, ", ");
+            }
+        }
+        CHECK(n_bw == 6 && bw_pos, "bench json: %d bandwidth samples (want 6, all positive)", n_bw);
         /* the hash does not depend on the thread count */
         char *h1 = js ? tu_json_str(js, "logits_hash") : NULL;
         free(js);

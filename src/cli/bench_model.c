@@ -8,8 +8,10 @@
  * every weight once, so tg tok/s x weight bytes per token / bandwidth says how close the
  * decoder comes to the machine's limit. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "forward.h"
@@ -40,7 +42,8 @@ static void usage(FILE *f) {
             "  -r, --repetitions N (default 3)\n"
             "  --exact             F32 activations (default: llama.cpp's activation formats)\n"
             "  --no-warmup         skip the untimed warm-up run\n"
-            "  --bw-mib N          buffer of the bandwidth test in MiB (default 1024; 0: skip)\n"
+            "  --bw-mib N          buffer of the bandwidth test in MiB (default 512; 0: skip); its\n"
+            "                      passes run beside the decode runs, the median is reported\n"
             "  --json FILE         write the results as JSON\n",
             fq_physical_cores());
 }
@@ -71,14 +74,28 @@ static void cpu_name(char *out, size_t n) {
     fclose(f);
 }
 
-static double peak_rss_mib(void) {
+/* Resident set now, in MiB (/proc/self/statm), or the high-water mark from getrusage when
+ * /proc is not there. Sampled after every run with the bandwidth buffer freed, so the
+ * figure is the engine's own (the kernel's high-water mark would count the buffer). */
+static double rss_now_mib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (f) {
+        int ok = fscanf(f, "%llu %llu", &size, &res) == 2;
+        fclose(f);
+        if (ok) return (double)res * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
     return ru.ru_maxrss / 1024.0; /* KiB on Linux */
 }
 
 /* Memory read bandwidth: every thread sums its share of a buffer far larger than the
- * last-level cache, 16-byte loads, eight independent sums. */
+ * last-level cache, 16-byte loads, eight independent sums. The buffer holds a different
+ * word at every position: pages of one repeated byte can be merged or compressed by the
+ * host (seen here: a memset buffer once "read" at 63 GB/s, twice the machine's rate).
+ * On a shared machine the rate moves with the neighbours' load, so passes are taken
+ * between the timed decode runs and their median is the figure decode is set against. */
 typedef uint64_t v2u64 __attribute__((vector_size(16)));
 
 typedef struct {
@@ -100,25 +117,51 @@ static void bw_read(void *arg, int ith, int nth) {
     if (ith < 512) j->sink[ith] = s[0] ^ s[1];
 }
 
-/* Best of `tries` timed passes, in GB/s (1e9 bytes); 0 when the buffer cannot be had. */
-static double measure_bandwidth(fq_pool *pool, size_t mib, int tries) {
-    size_t bytes = mib << 20;
-    void *buf = aligned_alloc(64, bytes);
-    if (!buf) return 0;
-    memset(buf, 1, bytes); /* fault every page in before timing */
-    bw_job j = {.buf = buf, .n_chunks = (int64_t)(bytes / 128)};
-    fq_pool_run(pool, bw_read, &j); /* warm-up */
-    double best = 0;
-    for (int t = 0; t < tries; t++) {
-        int64_t t0 = fq_time_us();
-        fq_pool_run(pool, bw_read, &j);
-        int64_t dt = fq_time_us() - t0;
-        if (dt > 0) best = FQ_MAX(best, (double)j.n_chunks * 128 / (dt * 1e3));
+enum { BW_MAX_SAMPLES = 64 };
+typedef struct {
+    size_t mib;
+    double gbs[BW_MAX_SAMPLES];
+    int n;
+} bw_probe;
+
+/* `passes` timed passes over a freshly filled buffer of b->mib MiB, freed again before
+ * returning; appends GB/s (1e9 bytes) samples. Returns -1 when the buffer cannot be had. */
+static int bw_measure(bw_probe *b, fq_pool *pool, int passes) {
+    const size_t bytes = b->mib << 20;
+    uint64_t *buf = aligned_alloc(64, bytes);
+    if (!buf) return -1;
+    for (size_t i = 0; i < bytes / 8; i++) buf[i] = (i + 1) * 0x9E3779B97F4A7C15ull; /* faults pages in */
+    bw_job *j = malloc(sizeof *j);
+    if (!j) {
+        free(buf);
+        return -1;
     }
-    volatile uint64_t keep = j.sink[0];
+    j->buf = (const v2u64 *)buf;
+    j->n_chunks = (int64_t)(bytes / 128);
+    for (int t = 0; t < passes && b->n < BW_MAX_SAMPLES; t++) {
+        int64_t t0 = fq_time_us();
+        fq_pool_run(pool, bw_read, j);
+        int64_t dt = fq_time_us() - t0;
+        if (dt > 0) b->gbs[b->n++] = (double)j->n_chunks * 128 / (dt * 1e3);
+    }
+    volatile uint64_t keep = j->sink[0];
     (void)keep;
+    free(j);
     free(buf);
-    return best;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *x, int n) {
+    if (n <= 0) return 0;
+    double s[BW_MAX_SAMPLES];
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
 /* ---- statistics and hashes ------------------------------------------------------------ */
@@ -210,7 +253,9 @@ static int parse(bench_opts *o, int argc, char **argv) {
 typedef struct {
     double pp_tps, pp_sd, tg_tps, tg_sd, pp_ms, tg_ms;
     double *pp_samples, *tg_samples;
-    double bw_gbs, rss_mib, load_ms;
+    double bw_gbs, bw_min, bw_max, rss_mib, load_ms;
+    int bw_n;
+    double bw_samples[64];
     uint64_t hash, weight_bytes, file_bytes, n_params;
 } bench_result;
 
@@ -245,7 +290,13 @@ static int write_json(const char *path, const bench_opts *o, const fq_model *m, 
     jsonw_arr_begin(&w);
     for (int i = 0; o->n_gen && i < o->reps; i++) jsonw_num(&w, r->tg_samples[i]);
     jsonw_arr_end(&w);
-    jsonw_key(&w, "bandwidth_gbs"); jsonw_num(&w, r->bw_gbs);
+    jsonw_key(&w, "bandwidth_gbs"); jsonw_num(&w, r->bw_n ? r->bw_gbs : NAN);
+    jsonw_key(&w, "bandwidth_gbs_min"); jsonw_num(&w, r->bw_n ? r->bw_min : NAN);
+    jsonw_key(&w, "bandwidth_gbs_max"); jsonw_num(&w, r->bw_n ? r->bw_max : NAN);
+    jsonw_key(&w, "bandwidth_gbs_samples");
+    jsonw_arr_begin(&w);
+    for (int i = 0; i < r->bw_n; i++) jsonw_num(&w, r->bw_samples[i]);
+    jsonw_arr_end(&w);
     jsonw_key(&w, "weight_bytes_per_token"); jsonw_int(&w, (long long)r->weight_bytes);
     double dec_gbs = r->tg_tps * (double)r->weight_bytes / 1e9;
     jsonw_key(&w, "decode_gbs"); jsonw_num(&w, o->n_gen ? dec_gbs : NAN);
@@ -265,7 +316,7 @@ static int write_json(const char *path, const bench_opts *o, const fq_model *m, 
 }
 
 int bench_model(int argc, char **argv) {
-    bench_opts o = {NULL, 512, 128, fq_physical_cores(), 3, 0, 1, 1024, NULL};
+    bench_opts o = {NULL, 512, 128, fq_physical_cores(), 3, 0, 1, 512, NULL};
     int prc = parse(&o, argc, argv);
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.model) o.model = cli_default_model();
@@ -322,23 +373,39 @@ int bench_model(int argc, char **argv) {
         if (o.n_prompt && fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;
         if (o.n_gen && fq_ctx_eval(c, gtoks, 1, 0, logits, 0, &e)) goto eval_fail;
     }
+    bw_probe bw = {.mib = (size_t)o.bw_mib};
+    int bw_fail = 0;
+    r.rss_mib = rss_now_mib();
     for (int rep = 0; o.n_prompt && rep < o.reps; rep++) {
         int64_t t0 = fq_time_us();
         if (fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.pp_samples[rep] = s > 0 ? o.n_prompt / s : 0;
         r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
     for (int rep = 0; o.n_gen && rep < o.reps; rep++) {
+        /* bandwidth passes beside every decode run, under the same neighbours' load */
+        if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&bw, fq_ctx_pool(c), 2);
         int64_t t0 = fq_time_us();
         for (int i = 0; i < o.n_gen; i++)
             if (fq_ctx_eval(c, &gtoks[i], 1, i, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.tg_samples[rep] = s > 0 ? o.n_gen / s : 0;
         r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
-    r.rss_mib = peak_rss_mib(); /* before the bandwidth buffer */
-    if (o.bw_mib) r.bw_gbs = measure_bandwidth(fq_ctx_pool(c), (size_t)o.bw_mib, 5);
+    if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&bw, fq_ctx_pool(c), o.n_gen ? 2 : 5);
+    if (bw_fail) fprintf(stderr, "fqlm bench: no %d MiB buffer for the bandwidth test; skipped\n", o.bw_mib);
+    r.bw_gbs = median(bw.gbs, bw.n);
+    r.bw_min = bw.n ? bw.gbs[0] : 0;
+    r.bw_max = r.bw_min;
+    for (int i = 0; i < bw.n; i++) {
+        r.bw_min = FQ_MIN(r.bw_min, bw.gbs[i]);
+        r.bw_max = FQ_MAX(r.bw_max, bw.gbs[i]);
+    }
+    r.bw_n = bw.n;
+    memcpy(r.bw_samples, bw.gbs, (size_t)bw.n * sizeof(double));
     mean_sd(r.pp_samples, o.n_prompt ? o.reps : 0, &r.pp_tps, &r.pp_sd);
     mean_sd(r.tg_samples, o.n_gen ? o.reps : 0, &r.tg_tps, &r.tg_sd);
     r.pp_ms = r.pp_tps > 0 ? 1e3 * o.n_prompt / r.pp_tps : 0;
@@ -372,9 +439,11 @@ int bench_model(int argc, char **argv) {
                test, tps);
     }
     printf("\ncpu: %s, %d threads, kernels: %s\n", cpu, o.n_threads, isa);
-    if (o.bw_mib)
-        printf("memory read bandwidth: %.2f GB/s (%d threads, %d MiB buffer, best of 5)\n",
-               r.bw_gbs, o.n_threads, o.bw_mib);
+    if (r.bw_n)
+        printf("memory read bandwidth: %.2f GB/s (%d threads, %d MiB buffer, median of %d passes "
+               "%s, range %.2f-%.2f)\n",
+               r.bw_gbs, o.n_threads, o.bw_mib, r.bw_n, o.n_gen ? "beside the decode runs" : "",
+               r.bw_min, r.bw_max);
     printf("weights read per token: %.2f MiB\n", r.weight_bytes / 1048576.0);
     double dec_gbs = r.tg_tps * (double)r.weight_bytes / 1e9;
     if (o.n_gen) {
@@ -384,7 +453,7 @@ int bench_model(int argc, char **argv) {
         else
             printf("decode: %.2f ms/token, %.2f GB/s of weights\n", r.tg_ms, dec_gbs);
     }
-    printf("peak RSS: %.1f MiB; load: %.1f ms; logits hash: %016llx\n", r.rss_mib, r.load_ms,
+    printf("peak RSS: %.1f MiB (sampled after every run); load: %.1f ms; logits hash: %016llx\n", r.rss_mib, r.load_ms,
            (unsigned long long)r.hash);
     if (o.json && write_json(o.json, &o, m, cpu, isa, &r)) goto done;
     rc = 0;

@@ -185,6 +185,7 @@ typedef struct {
     const fq_type_traits *tw[MM_MAX];
     const float *x;                 /* T rows of n_in */
     int64_t n_in, T;
+    int silu_mul;                   /* y[0] = silu(y[0]) * y[1] on each chunk's rows */
     /* encoding job */
     const fq_type_traits *enc;
     char *enc_dst;
@@ -197,6 +198,14 @@ static void matmul_encode(void *arg, int ith, int nth) {
     fq_split(j->T, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++)
         j->enc->from_float_act(j->x + t * j->n_in, j->enc_dst + t * j->enc_row, j->n_in);
+}
+
+/* SwiGLU's elementwise part as ggml computes it: g = g / (1 + expf(-g)), then g *= u. */
+static void silu_mul_span(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = g[i] / (1.0f + expf(-g[i]));
+        g[i] = s * u[i];
+    }
 }
 
 /* Tiles of rows x tokens small enough that a tile's weight rows and activation rows stay
@@ -243,12 +252,21 @@ static void matmul_rows(void *arg, int ith, int nth) {
             }
         }
     }
+    if (j->silu_mul) { /* gate and up have the same rows, so this chunk's are all done */
+        const int64_t F = j->w[0]->n_out;
+        int64_t r0, r1;
+        fq_split(F, ith, nth, &r0, &r1);
+        for (int64_t t = 0; t < j->T; t++)
+            silu_mul_span(j->y[0] + t * F + r0, j->y[1] + t * F + r0, r1 - r0);
+    }
 }
 
 /* y_k[T][n_out_k] = x[T][n_in] W_k^T for n weights with the same n_in, in the context's
  * arithmetic mode. */
-static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *const *y, const float *x, int64_t T) {
-    matmul_job j = {.c = c, .n = n, .x = x, .n_in = w[0]->n_in, .T = T};
+static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *const *y, const float *x, int64_t T,
+                         int silu_mul) {
+    matmul_job j = {.c = c, .n = n, .x = x, .n_in = w[0]->n_in, .T = T, .silu_mul = silu_mul};
+    FQ_ASSERT(!silu_mul || (n == 2 && w[0]->n_out == w[1]->n_out));
     int enc_types[MM_MAX], n_enc = 0;
     char *slot = c->qbuf;
     for (int k = 0; k < n; k++) {
@@ -288,7 +306,7 @@ static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *con
 }
 
 static void matmul(fq_ctx *c, const fq_weight *w, const float *x, float *y, int64_t T) {
-    matmul_multi(c, 1, &w, &y, x, T);
+    matmul_multi(c, 1, &w, &y, x, T, 0);
 }
 
 /* RMSNorm as ggml computes it: the mean of squares summed in double, then
@@ -560,7 +578,7 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
         {
             const fq_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
             float *ys[3] = {c->q, c->k, c->v};
-            matmul_multi(c, 3, ws, ys, c->xn, T);
+            matmul_multi(c, 3, ws, ys, c->xn, T, 0);
         }
         rows_op(c, OP_ROPE, T, pos, NULL, NULL, NULL);
         run_hook(c, FQ_NODE_QCUR, il, c->q, T, Q, pos, pos);
@@ -576,15 +594,21 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
         rows_op(c, OP_RMSNORM, T, pos, c->t1, L->ffn_norm, c->xn);
         run_hook(c, FQ_NODE_FFN_NORM, il, c->xn, T, E, pos, pos);
         {
+            /* with no hook between them, SiLU and the product run in the matmul's chunks
+             * (same operations per element; no extra pass, no barrier) */
+            const int fuse = !hooked(c, FQ_NODE_FFN_GATE, il) && !hooked(c, FQ_NODE_FFN_UP, il) &&
+                             !hooked(c, FQ_NODE_FFN_SILU, il);
             const fq_weight *ws[2] = {&L->w_gate, &L->w_up};
             float *ys[2] = {c->gate, c->up};
-            matmul_multi(c, 2, ws, ys, c->xn, T);
+            matmul_multi(c, 2, ws, ys, c->xn, T, fuse);
+            if (!fuse) {
+                run_hook(c, FQ_NODE_FFN_GATE, il, c->gate, T, F, pos, pos);
+                run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, F, pos, pos);
+                rows_op(c, OP_SILU, T, pos, NULL, NULL, NULL);
+                run_hook(c, FQ_NODE_FFN_SILU, il, c->gate, T, F, pos, pos);
+                rows_op(c, OP_MUL, T, pos, NULL, NULL, NULL);
+            }
         }
-        run_hook(c, FQ_NODE_FFN_GATE, il, c->gate, T, F, pos, pos);
-        run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, F, pos, pos);
-        rows_op(c, OP_SILU, T, pos, NULL, NULL, NULL);
-        run_hook(c, FQ_NODE_FFN_SILU, il, c->gate, T, F, pos, pos);
-        rows_op(c, OP_MUL, T, pos, NULL, NULL, NULL);
         run_hook(c, FQ_NODE_FFN_GATE_PAR, il, c->gate, T, F, pos, pos);
         matmul(c, &L->w_down, c->gate, c->x, T);
         run_hook(c, FQ_NODE_FFN_OUT, il, c->x, T, E, pos, pos);

@@ -224,6 +224,14 @@ static void matmul_rows(void *arg, int ith, int nth) {
         const size_t qrow = j->qrow[k];
         int64_t r0, r1;
         fq_split(w->n_out, ith, nth, &r0, &r1);
+        if (!exact && j->T == 1 && tw->vec_dot_mn && tw->mv_x > 1) {
+            /* one token (decode): groups of mv_x rows share each activation load */
+            const int mx = FQ_MIN(tw->mv_x, FQ_DOT_MX);
+            for (int64_t r = r0; r < r1; r += mx)
+                tw->vec_dot_mn(w->n_in, &y[r], 1, wd + (size_t)r * w->row_bytes, w->row_bytes,
+                               (int)FQ_MIN(mx, r1 - r), qa, qrow, 1);
+            continue;
+        }
         for (int64_t rb = r0; rb < r1; rb += MM_ROW_TILE) {
             const int64_t re = FQ_MIN(r1, rb + MM_ROW_TILE);
             for (int64_t tb = 0; tb < j->T; tb += MM_TOK_TILE) {
@@ -405,11 +413,17 @@ static void rows_op(fq_ctx *c, int op, int64_t T, int64_t pos, const float *a, c
 
 /* ---- attention ------------------------------------------------------------------------ */
 
+#include "attn.h"
+
+#define FQ_ATTN_UNIT_MAX 4096 /* most query values (heads x head_dim) in one unit */
+
 typedef struct {
     fq_ctx *c;
+    const fq_attn_kernels *k;
     int layer;
     int64_t T, pos;
-    int phase;          /* 0: scores, 1: softmax, 2: weighted sum of V */
+    int phase;          /* 0: scores, 1: softmax, 2: weighted sum of V, 3: all three */
+    int64_t hpu;        /* query heads per unit: a divisor of the heads sharing a KV head */
 } attn_job;
 
 static inline size_t scores_offset(int64_t pos, int64_t t, int64_t n_head) {
@@ -421,98 +435,47 @@ static inline float kv_get(const fq_ctx *c, const void *base, size_t i) {
     return c->kv_elem == 4 ? ((const float *)base)[i] : fq_fp16_to_f32(((const uint16_t *)base)[i]);
 }
 
-/* The attention inner loops, compiled for several ISAs and chosen at load time. Sums run
- * in 16 fixed lanes reduced pairwise, so every ISA (and thread count) gives the same bits;
- * ISO C mode keeps the compiler from fusing multiply-adds. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FQ_NO_CLONES)
-#define FQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#else
-#define FQ_CLONES
-#endif
-
-FQ_CLONES
-static void attn_scores_f32(float *s, const float *q, const float *kc, int64_t n_kv, size_t stride, int64_t hd,
-                            float scale) {
-    for (int64_t p = 0; p < n_kv; p++) {
-        const float *k = kc + (size_t)p * stride;
-        float acc[16] = {0};
-        int64_t d = 0;
-        for (; d + 16 <= hd; d += 16)
-            for (int l = 0; l < 16; l++) acc[l] += q[d + l] * k[d + l];
-        for (; d < hd; d++) acc[d & 15] += q[d] * k[d];
-        for (int w = 8; w >= 1; w /= 2)
-            for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-        s[p] = acc[0] * scale;
-    }
-}
-
-FQ_CLONES
-static void attn_pv_f32(float *out, const float *s, const float *vc, int64_t n_kv, size_t stride, int64_t hd) {
-    float acc[1024];
-    for (int64_t d = 0; d < hd; d++) acc[d] = 0.0f;
-    for (int64_t p = 0; p < n_kv; p++) {
-        const float w = s[p], *v = vc + (size_t)p * stride;
-        for (int64_t d = 0; d < hd; d++) acc[d] += w * v[d];
-    }
-    memcpy(out, acc, (size_t)hd * sizeof(float));
-}
-
+/* A unit is hpu query heads of one token that share a KV head: the kernels (attn.c, one
+ * variant per ISA, the same bits on each) go over each K/V row once for all of them.
+ * Units run from the last token down, so the longest rows are taken first and the short
+ * ones even out the threads at the end; no result depends on who computes it. */
 static void attn_kernel(void *arg, int ith, int nth) {
     attn_job *j = arg;
     fq_ctx *c = j->c;
+    const fq_attn_kernels *K = j->k;
     const fq_hparams *hp = &c->m->hp;
     const int64_t H = hp->n_head, hd = hp->head_dim, KV = (int64_t)hp->n_head_kv * hd;
-    const int64_t Q = H * hd, gq = H / hp->n_head_kv;
+    const int64_t Q = H * hd, gq = H / hp->n_head_kv, hpu = j->hpu, upt = H / hpu;
     const size_t layer_off = (size_t)j->layer * c->p.n_ctx * KV * c->kv_elem;
     const char *kc = (const char *)c->kv_mem + layer_off;
     const char *vc = (const char *)c->kv_mem + c->kv_bytes / 2 + layer_off;
     const int f16 = c->kv_elem == 2, round16 = f16 && !c->p.exact;
     const float scale = 1.0f / sqrtf((float)hd);
     int64_t u0, u1;
-    fq_split(j->T * H, ith, nth, &u0, &u1);
+    fq_split(j->T * upt, ith, nth, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
-        const int64_t t = u / H, h = u % H, g = h / gq, n_kv = j->pos + t + 1;
-        float *s = c->scores + scores_offset(j->pos, t, H) + (size_t)h * n_kv;
-        if (j->phase == 0) {
-            float qv[1024];
-            const float *q = c->q + t * Q + h * hd;
-            for (int64_t d = 0; d < hd; d++)
-                qv[d] = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(q[d])) : q[d];
+        const int64_t t = j->T - 1 - u / upt, h0 = u % upt * hpu, g = h0 / gq, n_kv = j->pos + t + 1;
+        float *s = c->scores + scores_offset(j->pos, t, H) + (size_t)h0 * n_kv;
+        if (j->phase == 0 || j->phase == 3) {
+            const float *q = c->q + t * Q + h0 * hd;
             if (f16) {
-                for (int64_t p = 0; p < n_kv; p++) {
-                    const uint16_t *kr = (const uint16_t *)kc + (size_t)p * KV + g * hd;
-                    float acc = 0.0f;
-                    for (int64_t d = 0; d < hd; d++) acc += qv[d] * fq_fp16_to_f32(kr[d]);
-                    s[p] = acc * scale;
-                }
+                float qv[FQ_ATTN_UNIT_MAX];
+                for (int64_t i = 0; i < hpu * hd; i++) qv[i] = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(q[i])) : q[i];
+                K->scores_f16(s, (size_t)n_kv, qv, (size_t)hd, (int)hpu, (const uint16_t *)kc + g * hd, (size_t)KV,
+                              n_kv, hd, scale);
             } else {
-                attn_scores_f32(s, qv, (const float *)kc + g * hd, n_kv, (size_t)KV, hd, scale);
+                K->scores_f32(s, (size_t)n_kv, q, (size_t)hd, (int)hpu, (const float *)kc + g * hd, (size_t)KV, n_kv,
+                              hd, scale);
             }
-        } else if (j->phase == 1) {
-            float mx = -INFINITY;
-            for (int64_t p = 0; p < n_kv; p++) mx = s[p] > mx ? s[p] : mx;
-            double sum = 0.0;
-            for (int64_t p = 0; p < n_kv; p++) {
-                const float ev = expf(s[p] - mx);
-                s[p] = ev;
-                sum += (double)ev;
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int64_t p = 0; p < n_kv; p++) s[p] *= inv;
-        } else {
-            float *out = c->kqv + t * Q + h * hd;
-            if (!f16) {
-                attn_pv_f32(out, s, (const float *)vc + g * hd, n_kv, (size_t)KV, hd);
-            } else {
-                float acc[1024];
-                for (int64_t d = 0; d < hd; d++) acc[d] = 0.0f;
-                for (int64_t p = 0; p < n_kv; p++) {
-                    const float w = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(s[p])) : s[p];
-                    const uint16_t *vr = (const uint16_t *)vc + (size_t)p * KV + g * hd;
-                    for (int64_t d = 0; d < hd; d++) acc[d] += w * fq_fp16_to_f32(vr[d]);
-                }
-                memcpy(out, acc, (size_t)hd * sizeof(float));
-            }
+        }
+        if (j->phase == 1 || j->phase == 3) K->softmax(s, (size_t)n_kv, (int)hpu, n_kv);
+        if (j->phase == 2 || j->phase == 3) {
+            float *out = c->kqv + t * Q + h0 * hd;
+            if (f16)
+                K->pv_f16(out, (size_t)hd, s, (size_t)n_kv, (int)hpu, (const uint16_t *)vc + g * hd, (size_t)KV, n_kv,
+                          hd, round16);
+            else
+                K->pv_f32(out, (size_t)hd, s, (size_t)n_kv, (int)hpu, (const float *)vc + g * hd, (size_t)KV, n_kv, hd);
         }
     }
 }
@@ -543,20 +506,39 @@ static void store_kv(fq_ctx *c, int il, int64_t T, int64_t pos) {
 
 static void attention(fq_ctx *c, int il, int64_t T, int64_t pos) {
     const fq_hparams *hp = &c->m->hp;
-    attn_job j = {c, il, T, pos, 0};
-    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
+    const int64_t H = hp->n_head, gq = H / hp->n_head_kv, hd = hp->head_dim;
+    const int nth = fq_pool_size(c->pool);
+    /* a whole group per unit, unless that leaves too few units for the threads (decode) or
+     * too many query values for the F16 path's copy */
+    int64_t hpu = gq;
+    while (hpu > 1 && (T * (H / hpu) < 4 * nth || hpu * hd > FQ_ATTN_UNIT_MAX)) {
+        int64_t d = hpu - 1;
+        while (gq % d) d--;
+        hpu = d;
+    }
+    attn_job j = {c, fq_attn_get(), il, T, pos, 3, hpu};
+    const int64_t units = T * (H / hpu);
+    const int chunks = (int)FQ_MIN(units, (int64_t)16 * nth);
+    if (!hooked(c, FQ_NODE_KQ, il) && !hooked(c, FQ_NODE_KQ_SOFT_MAX, il)) {
+        /* no hook wants the score rows between the phases: each unit does all three while
+         * its rows are in cache */
+        fq_pool_run_n(c->pool, attn_kernel, &j, chunks);
+        return;
+    }
+    j.phase = 0;
+    fq_pool_run_n(c->pool, attn_kernel, &j, chunks);
     if (hooked(c, FQ_NODE_KQ, il))
         for (int64_t t = 0; t < T; t++)
             run_hook(c, FQ_NODE_KQ, il, c->scores + scores_offset(pos, t, hp->n_head), hp->n_head,
                      pos + t + 1, pos + t, (pos + t) * hp->n_head);
     j.phase = 1;
-    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
+    fq_pool_run_n(c->pool, attn_kernel, &j, chunks);
     if (hooked(c, FQ_NODE_KQ_SOFT_MAX, il))
         for (int64_t t = 0; t < T; t++)
             run_hook(c, FQ_NODE_KQ_SOFT_MAX, il, c->scores + scores_offset(pos, t, hp->n_head),
                      hp->n_head, pos + t + 1, pos + t, (pos + t) * hp->n_head);
     j.phase = 2;
-    fq_pool_run_n(c->pool, attn_kernel, &j, 4 * fq_pool_size(c->pool));
+    fq_pool_run_n(c->pool, attn_kernel, &j, chunks);
 }
 
 /* ---- the forward pass ----------------------------------------------------------------- */

@@ -14,14 +14,14 @@
                      .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = fq_vec_dot_##VD,          \
                      .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT,         \
                      .vec_dot_n = fq_vec_dot_n_##VD, .vec_dot_mn = fq_vec_dot_mn_##VD,   \
-                     .mn_x = 1, .mn_y = 1}
+                     .mn_x = 1, .mn_y = 1, .mv_x = 1}
 #define FQ__TABLE                                                                            \
     [FQ_TYPE_F32] = {.name = "F32", .supported = 1, .blck = 1, .type_size = 4,               \
                      .to_float = fq_decode_f32, .from_float = fq_encode_f32,                 \
                      .vec_dot_type = FQ_TYPE_F32, .vec_dot = fq_vec_dot_f32_f32,             \
                      .vec_dot_f32 = fq_vec_dot_f32_f32x, .from_float_act = fq_encode_f32,    \
                      .vec_dot_n = fq_vec_dot_n_f32_f32, .vec_dot_mn = fq_vec_dot_mn_f32_f32, \
-                     .mn_x = 1, .mn_y = 1},                                                  \
+                     .mn_x = 1, .mn_y = 1, .mv_x = 1},                                       \
     FQ__ROW(F16, f16, "F16", 1, 2, F16, f16_f16, fq_encode_act_f16),                         \
     FQ__ROW(Q4_0, q4_0, "Q4_0", 32, 18, Q8_0, q4_0_q8_0, NULL),                              \
     FQ__ROW(Q4_1, q4_1, "Q4_1", 32, 20, Q8_1, q4_1_q8_1, NULL),                              \
@@ -110,6 +110,7 @@ static void apply_isa(const fq__isa_kernels *k) {
         if (k->vec_dot_mn[t]) fq_type_table[t].vec_dot_mn = k->vec_dot_mn[t];
         if (k->mn_x[t]) fq_type_table[t].mn_x = k->mn_x[t];
         if (k->mn_y[t]) fq_type_table[t].mn_y = k->mn_y[t];
+        if (k->mv_x[t]) fq_type_table[t].mv_x = k->mv_x[t];
     }
 }
 

@@ -61,6 +61,9 @@ typedef struct fq_type_traits {
     /* the tile vec_dot_mn runs best with at the chosen ISA level (nrx, nry); smaller
      * edges are fine */
     int mn_x, mn_y;
+    /* weight rows per vec_dot_mn call for ONE activation row (nry = 1), the decode path:
+     * forward calls it over consecutive groups of mv_x rows (the last may be smaller) */
+    int mv_x;
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
@@ -259,6 +262,7 @@ typedef struct fq__isa_kernels {
     fq__dotn_fn vec_dot_n[FQ_TYPE_COUNT];
     fq__dotmn_fn vec_dot_mn[FQ_TYPE_COUNT];
     int mn_x[FQ_TYPE_COUNT], mn_y[FQ_TYPE_COUNT]; /* 0: keep */
+    int mv_x[FQ_TYPE_COUNT];                      /* 0: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);

@@ -7,6 +7,9 @@
  *   L2        vec_dot over a matrix that fits the per-core L2 (512 KiB), 1 thread;
  *   DRAM      vec_dot over a matrix far bigger than L3 (--mb MiB), 1..T threads, rows
  *             split as forward.c splits them (fq_split, fq_pool);
+ *   mv        the decode path: vec_dot_mn with one activation row over groups of mv_x
+ *             weight rows, on the same L2 and DRAM matrices (same bits as vec_dot: the
+ *             hashes of the two lines agree);
  *   dot_n     vec_dot_n with nrc activation rows over the L2 matrix, 1 thread: GMAC/s
  *             and the speed-up over nrc separate vec_dot calls;
  *   mn        vec_dot_mn tiles (mn_x weight rows x mn_y activation rows) over a
@@ -39,7 +42,7 @@ static void usage_kernels(FILE *f) {
             "  --pp P      activation rows of the tile run (default 256; 0 skips it)\n"
             "  --isa NAME  generic|avx2|avx512 (default: what fq_qtypes_init chose)\n"
             "  --min-ms T  time each measurement for at least T ms (default 300)\n"
-            "  --quick     L2 and DRAM vec_dot only\n");
+            "  --quick     L2 and DRAM vec_dot and decode (mv) lines only\n");
 }
 
 /* ---- kernels of one ISA level ----------------------------------------------------------- */
@@ -48,17 +51,17 @@ typedef struct {
     fq__dot_fn dot;
     fq__dotn_fn dotn;
     fq__dotmn_fn dotmn;
-    int mn_x, mn_y;
+    int mn_x, mn_y, mv_x;
 } kern;
 
 static int get_kern(const char *isa, uint32_t t, kern *k) {
     const fq_type_traits *tt = fq_type_get(t);
     if (!isa) {
-        *k = (kern){tt->vec_dot, tt->vec_dot_n, tt->vec_dot_mn, tt->mn_x, tt->mn_y};
+        *k = (kern){tt->vec_dot, tt->vec_dot_n, tt->vec_dot_mn, tt->mn_x, tt->mn_y, tt->mv_x};
         return 0;
     }
     const fq_type_traits *tg = fq_type_get_generic(t);
-    *k = (kern){tg->vec_dot, tg->vec_dot_n, tg->vec_dot_mn, tg->mn_x, tg->mn_y};
+    *k = (kern){tg->vec_dot, tg->vec_dot_n, tg->vec_dot_mn, tg->mn_x, tg->mn_y, tg->mv_x};
     if (!strcmp(isa, "generic")) return 0;
     const int level = fq__cpu_isa_level();
     fq__isa_kernels ks;
@@ -71,6 +74,7 @@ static int get_kern(const char *isa, uint32_t t, kern *k) {
     if (ks.vec_dot_mn[t]) k->dotmn = ks.vec_dot_mn[t];
     if (ks.mn_x[t]) k->mn_x = ks.mn_x[t];
     if (ks.mn_y[t]) k->mn_y = ks.mn_y[t];
+    if (ks.mv_x[t]) k->mv_x = ks.mv_x[t];
     return 0;
 }
 
@@ -158,6 +162,19 @@ static void job_dot(void *arg, int ith, int nth) {
     for (int p = 0; p < FQ_MAX(1, j->passes); p++)
         for (int64_t r = r0 + j->r_off; r < r1 + j->r_off; r++)
             j->k->dot(j->n, &j->out[r], j->w + (size_t)r * j->wrb, j->a);
+}
+
+/* the decode path: groups of mv_x weight rows against one activation row, as forward.c
+ * calls it (the last group of a thread's rows may be smaller) */
+static void job_mv(void *arg, int ith, int nth) {
+    job *j = arg;
+    const int mx = j->k->mv_x;
+    int64_t r0, r1;
+    fq_split(j->rows, ith, nth, &r0, &r1);
+    for (int p = 0; p < FQ_MAX(1, j->passes); p++)
+        for (int64_t r = r0 + j->r_off; r < r1 + j->r_off; r += mx)
+            j->k->dotmn(j->n, &j->out[r], 1, j->w + (size_t)r * j->wrb, j->wrb,
+                        (int)FQ_MIN(mx, r1 + j->r_off - r), j->a, j->arb, 1);
 }
 
 /* the prompt path: tiles of mn_x weight rows x mn_y activation rows, output [T][rows] */
@@ -387,6 +404,28 @@ int bench_kernels(int argc, char **argv) {
         }
         printf(" GB/s  %016llx\n", (unsigned long long)h);
         fflush(stdout);
+
+        /* the decode path: vec_dot_mn, mv_x rows x 1 activation row, same matrices */
+        {
+            char name[16];
+            snprintf(name, sizeof name, "mv %dx1", k.mv_x);
+            j.rows = l2_rows;
+            j.passes = 16;
+            s = time_runs(pools[1], job_mv, &j, min_ms) / j.passes;
+            j.passes = 1;
+            const uint64_t hv = hash_floats(out, l2_rows);
+            printf("%-5s %-8s L2 %4lld KiB 1t %6.2f GB/s %6.1f ns/row", tt->name, name,
+                   (long long)(l2_rows * (int64_t)rb >> 10), (double)l2_rows * (double)rb / s * 1e-9,
+                   s * 1e9 / (double)l2_rows);
+            j.rows = win;
+            printf("  DRAM");
+            for (long th = 1; th <= max_t; th++) {
+                s = time_windows(pools[th], job_mv, &j, big_rows, win, min_ms);
+                printf(" %ldt %6.2f", th, (double)rb / s * 1e-9);
+            }
+            printf(" GB/s  %016llx\n", (unsigned long long)hv);
+            fflush(stdout);
+        }
         if (quick) goto next;
 
         /* vec_dot_n: nrc activation rows over the L2 matrix, one thread */

@@ -7,14 +7,16 @@
  *  - the integer sums of a super-block (isum, summs) are exact whatever the order;
  *  - the float step is the generic's expression per super-block, d = F16(x.d) * y.d,
  *    t = d * (float)isum - dmin * (float)summs (multiply, then subtract, never fused:
- *    -std=c11 keeps GCC from contracting), computed 8 super-blocks at a time, one per
- *    lane, then added to the row's sum in super-block order, as the generic's sumf.
+ *    -std=c11 keeps GCC from contracting), computed for several (row, token, super-block)
+ *    at a time, one per lane, then added to each dot's sum in super-block order, as the
+ *    generic's sumf.
  *
- * Q4_K/Q6_K integer part, per 32 values (one sub-block with one scale):
- *   VNNI: D = dpbusd(0, levels, q8) is 8 int32 lanes each below 2^15 in magnitude, so
- *         dpwssd(acc, D, (scale, 0) per dword) adds D * scale exactly: 2 multiplies;
- *   AVX2: maddubs(levels, q8) (pairs below 2 * 63 * 128 < 2^15), madd with the scale.
- * Super-block sums stay per super-block in a vector; 8 of them are reduced together. */
+ * Q4_K/Q6_K integer part, per 32 values (one or two sub-blocks, one scale each):
+ *   maddubs(levels, q8) (pairs below 2 * 63 * 128 < 2^15), madd with the scale words (with
+ *   VNNI one vpdpwssd, madd and add); the decode path's Q4_K with VNNI packs the vpdpbusd
+ *   sums of two sub-blocks into the words of one vpdpwssd (q4_K_mv_ints).
+ * Super-block sums stay per super-block in a vector; the vectors of several super-blocks
+ * are reduced together (transpose-adds). */
 #include "qtypes.h"
 
 #include <immintrin.h>
@@ -31,26 +33,6 @@
 #else
 #define FQ_VNNI 0
 #endif
-
-/* the low 16 bits of each of 8 dwords, as 8 words */
-static inline __m128i _mm256_cvtepi32_epi16_compat(__m256i v) {
-#if defined(__AVX512VL__)
-    return _mm256_cvtepi32_epi16(v);
-#else
-    const __m256i w = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
-                                                              0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
-    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(w, _MM_SHUFFLE(3, 1, 2, 0)));
-#endif
-}
-
-/* eight vectors of 8 int32 partial sums -> one vector holding each vector's total */
-static inline __m256i hsum8x8(const __m256i v[8]) {
-    const __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
-    const __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
-    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20),
-                            _mm256_permute2x128_si256(ab, cd, 0x31));
-}
 
 /* acc += dot(u, q8) * scale over one 32-value sub-block. u: unsigned levels (0..63),
  * q8: signed bytes, sc: the scale in every 16-bit word. maddubs pairs stay below
@@ -83,29 +65,6 @@ static inline __m128i k4_scales(const uint8_t *q) {
     return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
 
-/* t[b] = d_b * isum_b - dmin_b * summs_b for 8 super-blocks, the generic's float step:
- * dd holds (d | dmin << 16) of each weight block, yd the activation blocks' d. */
-static inline __m256 k_float_step(__m256i dd, __m256 yd, __m256i isum, __m256i summs) {
-    const __m256 xd = _mm256_cvtph_ps(_mm256_cvtepi32_epi16_compat(dd));
-    const __m256 xm = _mm256_cvtph_ps(_mm256_cvtepi32_epi16_compat(_mm256_srli_epi32(dd, 16)));
-    const __m256 d = _mm256_mul_ps(xd, yd), dmin = _mm256_mul_ps(xm, yd);
-    return _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)),
-                         _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(summs)));
-}
-
-/* sumf + t[0] + t[1] + ... + t[m-1], in that order, without a trip through memory (a
- * vector store read back as scalars stalls on store forwarding) */
-static inline float add_lanes_in_order(float sumf, __m256 t, int m) {
-    __m128 h = _mm256_castps256_ps128(t);
-    for (int b = 0; b < m; b++) {
-        if (b == 4) h = _mm256_extractf128_ps(t, 1);
-        const __m128 e = (b & 3) == 0 ? h : (b & 3) == 1 ? _mm_movehdup_ps(h)
-                       : (b & 3) == 2 ? _mm_movehl_ps(h, h) : _mm_shuffle_ps(h, h, 3);
-        sumf += _mm_cvtss_f32(e);
-    }
-    return sumf;
-}
-
 /* ---- Q4_K x Q8_K ------------------------------------------------------------------------ */
 
 /* integer sums of one super-block: isum partials (8 lanes) and summs partials */
@@ -132,102 +91,6 @@ static inline void q4_K_ints(const fq_block_q4_K *x, const fq_block_q8_K *y, __m
     *isv = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]));
 }
 
-static void FN(dot_q4_K)(int64_t n, float *s, const void *vx, const void *vy) {
-    const fq_block_q4_K *x = vx;
-    const fq_block_q8_K *y = vy;
-    const int64_t nb = n / FQ_QK_K;
-    float sumf = 0;
-    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
-        const int m = (int)FQ_MIN(8, nb - i0);
-        __m256i isv[8], smv[8];
-        uint32_t dd[8];
-        float yd[8];
-        for (int b = 0; b < m; b++) {
-            q4_K_ints(&x[i0 + b], &y[i0 + b], &isv[b], &smv[b]);
-            memcpy(&dd[b], &x[i0 + b].d, 4); /* d and dmin */
-            yd[b] = y[i0 + b].d;
-        }
-        for (int b = m; b < 8; b++) {
-            isv[b] = smv[b] = _mm256_setzero_si256();
-            dd[b] = 0;
-            yd[b] = 0;
-        }
-        const __m256 t = k_float_step(_mm256_loadu_si256((const __m256i *)dd), _mm256_loadu_ps(yd),
-                                      hsum8x8(isv), hsum8x8(smv));
-        sumf = add_lanes_in_order(sumf, t, m);
-    }
-    *s = sumf;
-}
-
-/* ---- Q6_K x Q8_K ------------------------------------------------------------------------ */
-
-/* isum of one super-block as 8 int32 partials. Levels are stored +32: taken unsigned,
- * then 32 * sum_j sc_j * bsum_j removed (exact in int32). Each 32-byte step covers two
- * sub-blocks of 16 (low lane, high lane) with their own scales. */
-static inline __m256i q6_K_ints(const fq_block_q6_K *x, const fq_block_q8_K *y) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
-    const __m256i bias = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
-    __m256i acc[4];
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
-        const int8_t *q8 = y->qs + 128 * h;
-        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-        __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-        __asm__("" : "+x"(l0), "+x"(l1), "+x"(hb)); /* one load each */
-        /* words sc[8h..8h+7] in both lanes; step g takes word 2g (low lane), 2g+1 (high) */
-        const __m256i half = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
-        __m256i u[4];
-        u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-        u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-        u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
-        u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                               _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) {
-            const __m256i sc = _mm256_shuffle_epi8(half, _mm256_setr_epi8(
-                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1),
-                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1),
-                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g + 2), (char)(4 * g + 3),
-                (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2),
-                (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3),
-                (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3)));
-            const __m256i yv = _mm256_loadu_si256((const __m256i *)(q8 + 32 * g));
-            acc[g] = sub_dot(h ? acc[g] : _mm256_setzero_si256(), u[g], yv, sc);
-        }
-    }
-    const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_add_epi32(acc[2], acc[3]));
-    return _mm256_sub_epi32(sum, _mm256_slli_epi32(bias, 5));
-}
-
-static void FN(dot_q6_K)(int64_t n, float *s, const void *vx, const void *vy) {
-    const fq_block_q6_K *x = vx;
-    const fq_block_q8_K *y = vy;
-    const int64_t nb = n / FQ_QK_K;
-    float sumf = 0;
-    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
-        const int m = (int)FQ_MIN(8, nb - i0);
-        __m256i isv[8];
-        uint16_t xd[8];
-        float yd[8];
-        for (int b = 0; b < m; b++) {
-            isv[b] = q6_K_ints(&x[i0 + b], &y[i0 + b]);
-            xd[b] = x[i0 + b].d;
-            yd[b] = y[i0 + b].d;
-        }
-        for (int b = m; b < 8; b++) {
-            isv[b] = _mm256_setzero_si256();
-            xd[b] = 0;
-            yd[b] = 0;
-        }
-        /* the generic's (F16(x.d) * y.d) * (float)isum, one super-block per lane */
-        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xd)), _mm256_loadu_ps(yd));
-        sumf = add_lanes_in_order(sumf, _mm256_mul_ps(d, _mm256_cvtepi32_ps(hsum8x8(isv))), m);
-    }
-    *s = sumf;
-}
-
 /* ---- register tiles: RX weight rows x CY activation rows (prompt processing) ----------- *
  * Each weight sub-block is unpacked once per tile and each activation vector loaded once
  * per tile; acc[i][j] holds the 8 int32 partials of one (row, token) over one super-block.
@@ -238,7 +101,7 @@ static void FN(dot_q6_K)(int64_t n, float *s, const void *vx, const void *vy) {
 #define FQ_AI static inline __attribute__((always_inline))
 #define FQ_TILE_MAX_RX 4
 
-/* hsum8x8 without phadd (2 cycles each on Zen 4): unpack + add, lane j = total of v[j] */
+/* transpose-add without phadd (2 cycles each on Zen 4): unpack + add, lane j = total of v[j] */
 FQ_AI __m256i hsum8x8_tile(const __m256i v[8]) {
     __m256i a[4], c[2];
 #pragma GCC unroll 4
@@ -265,6 +128,366 @@ FQ_AI __m256 tile_yd(const char *vy, size_t by, int64_t b, int cy) {
     float t[8];
     for (int j = 0; j < 8; j++) t[j] = j < cy ? ((const fq_block_q8_K *)(vy + (size_t)j * by))[b].d : 0.f;
     return _mm256_loadu_ps(t);
+}
+
+/* ---- decode: a few weight rows x one activation row ------------------------------------ *
+ * vec_dot_mn with nry = 1, and vec_dot. A step runs four streams, stream i being super-block
+ * b + i % G of row i / G for R rows and G = 4 / R super-blocks per step: R = 4 shares each
+ * activation load between four rows, R = 1 (vec_dot) keeps four super-blocks of its row in
+ * flight. Each stream's integer sums end in 8-lane vectors; one transpose-add of the step's
+ * vectors puts every stream's isum (and summs) in a lane, and one float step computes all
+ * streams' t, lane for lane the generic's d = F16(x.d) * y.d, dmin = F16(x.dmin) * y.d,
+ * t = d * isum - dmin * summs. Each row then adds its t in super-block order: rows in
+ * lanes of one vector sum for R > 1, a scalar chain for R = 1. The only memory round trip
+ * is Q4_K's scale words at the AVX-512 level: one vector store, read back as broadcast
+ * operands (forwarded whole: no scalar stores under a vector load). Measured on Zen 4
+ * (bench kernels, mv line): 4 rows beat 2 and 8 (two quads of streams) at both levels;
+ * 512-bit bodies (two sub-blocks per zmm) were slower: the chip splits them in two. */
+
+/* transpose-add of 4 vectors: lane i = total of v[i] */
+FQ_AI __m128i hsum4x4_tile(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    const __m256i a = _mm256_add_epi32(_mm256_unpacklo_epi32(v0, v1), _mm256_unpackhi_epi32(v0, v1));
+    const __m256i b = _mm256_add_epi32(_mm256_unpacklo_epi32(v2, v3), _mm256_unpackhi_epi32(v2, v3));
+    const __m256i c = _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+    return _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+}
+
+FQ_AI __m128i load32_si128(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128(v);
+}
+
+#if FQ_VNNI
+/* Two Q4_K blocks' scales, one block per 128-bit lane of v, which holds each block's first
+ * 16 bytes (d, dmin, scales[12]): per lane the bytes sc0..3 mn0..3 sc4..7 mn4..7 (as
+ * ggml's get_scale_min_k4; the low parts of sc0..3 / mn0..3 are 6 bits of q0..3 / q4..7,
+ * of sc4..7 / mn4..7 the nibbles of q8..11, their high parts the top 2 bits of q0..7) */
+FQ_AI __m256i k4_scales2(__m256i v) {
+    const __m256i a = _mm256_shuffle_epi32(v, _MM_SHUFFLE(3, 3, 2, 1)); /* q0..3 q4..7 q8..11 q8..11 */
+    const __m256i lo = _mm256_and_si256(_mm256_blend_epi32(a, _mm256_srli_epi16(a, 4), 0x88),
+                                        _mm256_setr_epi8(63, 63, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15,
+                                                         63, 63, 63, 63, 63, 63, 63, 63, 15, 15, 15, 15, 15, 15, 15, 15));
+    const __m256i hi = _mm256_srli_epi16(_mm256_slli_si256(v, 4), 2); /* bytes 8..15: q0..7 >> 2 */
+    const __m256i m = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30,
+                                       0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30);
+    return _mm256_ternarylogic_epi32(lo, hi, m, 0xF8); /* lo | (hi & m) */
+}
+
+/* bsums[2j] + bsums[2j+1], j = 0..7, as 8 words (|pair| <= 4064): of ya in the low 128-bit
+ * lane, of yb in the high one */
+FQ_AI __m256i q8_K_bsum_pairs2(const fq_block_q8_K *ya, const fq_block_q8_K *yb) {
+    const __m256i one = _mm256_set1_epi16(1);
+    const __m256i pa = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)ya->bsums), one);
+    const __m256i pb = ya == yb ? pa : _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yb->bsums), one);
+    /* lanes [a0..3 b0..3 | a4..7 b4..7] -> [a0..3 a4..7 | b0..3 b4..7] */
+    return _mm256_permute4x64_epi64(_mm256_packs_epi32(pa, pb), _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/* The integer sums of a step's four Q4_K streams (stream i: block xb[i], activations yb[i]),
+ * as four vectors for q4_K_mv_tree, and the (d, dmin) of streams 0, 2, 1, 3. Streams (0, 1)
+ * and (2, 3) decode their scales together, one block per 128-bit lane, and so meet their
+ * summs terms and the correction of the levels' sums with one vpmaddwd per pair; the
+ * transpose-add starts by adding the halves of each stream's isum vector into one half,
+ * paired as the rest. */
+FQ_AI void q4_K_mv_ints(const fq_block_q4_K *const xb[4], const fq_block_q8_K *const yb[4], const int G,
+                        __m128i *dd, __m256i part[4]) {
+    const __m256i h01 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)xb[0])),
+                                                _mm_loadu_si128((const __m128i *)xb[1]), 1);
+    const __m256i h23 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)xb[2])),
+                                                _mm_loadu_si128((const __m128i *)xb[3]), 1);
+    /* (d, dmin) of streams 0, 2, 1, 3: dword 0 of each lane */
+    *dd = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_unpacklo_epi32(h01, h23), _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256i k01 = k4_scales2(h01), k23 = k4_scales2(h23);
+    const char z = (char)0x80;
+    /* per lane the words sc0..7 (stored for the broadcasts below) and mn0..7 */
+    const __m256i sidx = _mm256_setr_epi8(0, z, 1, z, 2, z, 3, z, 8, z, 9, z, 10, z, 11, z,
+                                          0, z, 1, z, 2, z, 3, z, 8, z, 9, z, 10, z, 11, z);
+    const __m256i midx = _mm256_setr_epi8(4, z, 5, z, 6, z, 7, z, 12, z, 13, z, 14, z, 15, z,
+                                          4, z, 5, z, 6, z, 7, z, 12, z, 13, z, 14, z, 15, z);
+    const __m256i s01 = _mm256_shuffle_epi8(k01, sidx), s23 = _mm256_shuffle_epi8(k23, sidx);
+    int32_t sw[16];
+    _mm256_storeu_si256((__m256i *)sw, s01);
+    _mm256_storeu_si256((__m256i *)(sw + 8), s23);
+    /* bsums pairs of each stream's activations, in the lane of its scales */
+    const __m256i b01 = q8_K_bsum_pairs2(yb[0], yb[1]);
+    const __m256i b23 = G == 1 ? b01 : q8_K_bsum_pairs2(yb[2], yb[3]);
+    /* per lane: summs partials (4 dwords) and -32768 (sc0 + sc2 + sc4 + sc6) (4 dwords) */
+    const __m256i sm01 = _mm256_madd_epi16(_mm256_shuffle_epi8(k01, midx), b01);
+    const __m256i sm23 = _mm256_madd_epi16(_mm256_shuffle_epi8(k23, midx), b23);
+    const __m256i cneg = _mm256_set1_epi32(0x8000); /* words (-32768, 0) */
+    const __m256i c01 = _mm256_madd_epi16(s01, cneg), c23 = _mm256_madd_epi16(s23, cneg);
+    /* Each stream's isum partials (8 lanes), the streams interleaved. Per 32 weight bytes q
+     * (sub-block 2k: low nibbles, 2k+1: high nibbles) vpdpbusd gives per dword the 4-value
+     * sums Dl (low levels against q8) and Dh (high levels, as q & 0xF0 = 16 x level, against
+     * the next 32 q8), |Dl|, |Dh| <= 4 * 15 * 128 = 7680: from an accumulator of 2,
+     * (16 Dh + 2) << 12 = (Dh << 16) + 8192, then + Dl, makes a dword of the words
+     * (Dl + 8192, Dh), the low one in 512..15872 so that nothing borrows, and one vpdpwssd with
+     * the words (sc_2k, sc_2k+1), broadcast from sw, adds Dl sc_2k + Dh sc_2k+1 + 8192 sc_2k
+     * exactly. The 8 lanes' 8192 sc_2k, 65536 (sc0 + sc2 + sc4 + sc6), come off below. */
+    __m256i is[4];
+    {
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        __m256i acc[4][2];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(xb[i]->qs + 32 * k));
+                __asm__("" : "+x"(q)); /* one load: GCC would fold it into both uses */
+                const __m256i dh = _mm256_dpbusd_epi32(_mm256_set1_epi32(2), _mm256_andnot_si256(m4, q),
+                                                       _mm256_loadu_si256((const __m256i *)(yb[i]->qs + 64 * k + 32)));
+                const __m256i p = _mm256_dpbusd_epi32(_mm256_slli_epi32(dh, 12), _mm256_and_si256(q, m4),
+                                                      _mm256_loadu_si256((const __m256i *)(yb[i]->qs + 64 * k)));
+                /* the scale dword as a broadcast memory operand: no shuffle (GCC would make one) */
+                __asm__("vpdpwssd %2%{1to8%}, %1, %0" : "+v"(acc[i][k & 1]) : "v"(p), "m"(sw[4 * i + k]));
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) is[i] = _mm256_add_epi32(acc[i][0], acc[i][1]);
+    }
+    /* per lane of a pair: its stream's isum partials (halves added) less 65536 (...) */
+    __m256i i01 = _mm256_add_epi32(_mm256_permute2x128_si256(is[0], is[1], 0x20), _mm256_permute2x128_si256(is[0], is[1], 0x31));
+    __m256i i23 = _mm256_add_epi32(_mm256_permute2x128_si256(is[2], is[3], 0x20), _mm256_permute2x128_si256(is[2], is[3], 0x31));
+    part[0] = _mm256_add_epi32(i01, _mm256_add_epi32(c01, c01));
+    part[1] = sm01;
+    part[2] = _mm256_add_epi32(i23, _mm256_add_epi32(c23, c23));
+    part[3] = sm23;
+}
+
+/* the rest of the transpose-add: (isum, summs) of streams 0, 2, 1, 3 in the lanes */
+FQ_AI __m256i q4_K_mv_tree(const __m256i part[4]) {
+    const __m256i a = _mm256_add_epi32(_mm256_unpacklo_epi32(part[0], part[1]), _mm256_unpackhi_epi32(part[0], part[1]));
+    const __m256i b = _mm256_add_epi32(_mm256_unpacklo_epi32(part[2], part[3]), _mm256_unpackhi_epi32(part[2], part[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+#endif
+
+/* t of the four streams of a step added to the rows' sums in super-block order. ints: the
+ * lanes (isum, summs) of streams 0, 2, 1, 3; c: their (d, dmin); so t = d * isum - dmin *
+ * summs of stream i lands in lane (0, 4, 2, 6)[i]. R = 4: row i in that lane of sumv;
+ * R = 2: rows in lanes 0 and 2 of sum4, super-blocks b (low half) then b + 1 (high half);
+ * R = 1: lanes 0, 4, 2, 6 in this order onto sum4's lane 0. */
+FQ_AI void q4_K_mv_float(__m256i ints, __m256 c, int m, const int R, __m256 *sumv, __m128 *sum4) {
+    const __m256 p = _mm256_mul_ps(c, _mm256_cvtepi32_ps(ints));
+    const __m256 t = _mm256_sub_ps(p, _mm256_movehdup_ps(p));
+    const __m128 lo = _mm256_castps256_ps128(t), hi = _mm256_extractf128_ps(t, 1);
+    if (R == 4) {
+        *sumv = _mm256_add_ps(*sumv, t);
+    } else if (R == 2) {
+        *sum4 = _mm_add_ps(*sum4, lo);
+        if (m > 1) *sum4 = _mm_add_ps(*sum4, hi);
+    } else {
+        *sum4 = _mm_add_ss(*sum4, lo);
+        if (m > 1) *sum4 = _mm_add_ss(*sum4, hi);
+        if (m > 2) *sum4 = _mm_add_ss(*sum4, _mm_movehl_ps(lo, lo));
+        if (m > 3) *sum4 = _mm_add_ss(*sum4, _mm_movehl_ps(hi, hi));
+    }
+}
+
+/* the four streams of the step at super-block b: stream i is super-block b + i % G of row
+ * i / G (G = 4 / R), the last one of the step again past its m = min(G, nb - b) */
+#define MV_STREAMS(xb, yb, xr, y, b, m, G)                                                   \
+    do {                                                                                     \
+        _Pragma("GCC unroll 4") for (int i_ = 0; i_ < 4; i_++) {                            \
+            const int64_t bi_ = (b) + ((G) == 1 ? 0 : FQ_MIN(i_ % (G), (m) - 1));            \
+            (xb)[i_] = (xr)[i_ / (G)] + bi_;                                                 \
+            (yb)[i_] = (y) + bi_;                                                            \
+        }                                                                                    \
+    } while (0)
+
+/* R rows (1, 2 or 4) of Q4_K against one Q8_K row: s[i] for i < nrx (rows past nrx - 1
+ * repeat it and are not stored), four streams a step (MV_STREAMS). A step's float part runs
+ * after the next step's integer part (at the AVX-512 level its transpose-add too), whose
+ * independent work then hides its latency. With R > 1 the rows are read interleaved, which
+ * the hardware prefetchers do not follow: the blocks two groups of R rows ahead go to L2,
+ * spread over the steps. */
+FQ_AI void q4_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, const fq_block_q8_K *y,
+                   const int R) {
+    const int G = 4 / R;
+    static const int at[4] = {0, 4, 2, 6}; /* lane of t for stream i */
+    const fq_block_q4_K *xr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
+    const char *pf = vx + (size_t)2 * R * bx;
+    __m256 sumv = _mm256_setzero_ps(); /* R = 4: row i in lane at[i] */
+    __m128 sum4 = _mm_setzero_ps();    /* R < 4: see q4_K_mv_float */
+    __m256i pint[4];                   /* the previous step's integer parts and (d, dmin) */
+    __m256 pc = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) pint[i] = _mm256_setzero_si256();
+    int pm = 0;
+#if FQ_VNNI
+#define MV_TREE(part) q4_K_mv_tree(part)
+#else
+#define MV_TREE(part) (part)[0] /* hsum8x8_tile's, done at once (16 registers) */
+#endif
+    for (int64_t b = 0; b < nb; b += G) {
+        const int m = (int)FQ_MIN(G, nb - b);
+        const fq_block_q4_K *xb[4];
+        const fq_block_q8_K *yb[4];
+        if (R > 1) {
+#pragma GCC unroll 9
+            for (int l = 0; l < (4 * (int)sizeof(fq_block_q4_K) + 63) / 64; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+            pf += 4 * sizeof(fq_block_q4_K); /* a step reads 4 blocks */
+        }
+        MV_STREAMS(xb, yb, xr, y, b, m, G);
+        __m256i part[4];
+        __m128i dd;
+#if FQ_VNNI
+        q4_K_mv_ints(xb, yb, G, &dd, part);
+#else
+        __m256i v[8];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) q4_K_ints(xb[i], yb[i], &v[at[i]], &v[at[i] + 1]);
+        dd = _mm_unpacklo_epi64(_mm_unpacklo_epi32(load32_si128(&xb[0]->d), load32_si128(&xb[2]->d)),
+                                _mm_unpacklo_epi32(load32_si128(&xb[1]->d), load32_si128(&xb[3]->d)));
+        part[0] = hsum8x8_tile(v);
+        part[1] = part[2] = part[3] = _mm256_setzero_si256();
+#endif
+        if (pm) q4_K_mv_float(MV_TREE(pint), pc, pm, R, &sumv, &sum4);
+        /* y.d of streams 0, 2, 1, 3, twice each */
+        const __m256 yd = G == 1 ? _mm256_set1_ps(yb[0]->d)
+                        : G == 2 ? _mm256_setr_ps(yb[0]->d, yb[0]->d, yb[0]->d, yb[0]->d, yb[1]->d, yb[1]->d, yb[1]->d, yb[1]->d)
+                                 : _mm256_setr_ps(yb[0]->d, yb[0]->d, yb[2]->d, yb[2]->d, yb[1]->d, yb[1]->d, yb[3]->d, yb[3]->d);
+        pc = _mm256_mul_ps(_mm256_cvtph_ps(dd), yd);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) pint[i] = part[i];
+        pm = m;
+    }
+    if (pm) q4_K_mv_float(MV_TREE(pint), pc, pm, R, &sumv, &sum4);
+#undef MV_TREE
+    if (R == 4) {
+        float o[8];
+        _mm256_storeu_ps(o, sumv);
+        for (int i = 0; i < nrx; i++) s[i] = o[at[i]];
+    } else {
+        float o[4];
+        _mm_storeu_ps(o, sum4);
+        for (int i = 0; i < nrx; i++) s[i] = o[2 * i];
+    }
+}
+
+/* Q6_K: the levels (stored + 32, 0..63) of 128 values, four vectors of 32: ql l0, l1 (low
+ * nibbles, then high nibbles) and qh hb (2 bits each, 4 groups) */
+FQ_AI void q6_K_unpack(const uint8_t *ql, const uint8_t *qh, __m256i u[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    __asm__("" : "+x"(l0), "+x"(l1), "+x"(hb)); /* one load each */
+#if defined(__AVX512VL__)
+    /* (m4 & l) | (h & m30): one vpternlogd each, into the register of m4 & l (0xF8: a | b & c) */
+    u[0] = _mm256_ternarylogic_epi32(_mm256_and_si256(l0, m4), _mm256_slli_epi16(hb, 4), m30, 0xF8);
+    u[1] = _mm256_ternarylogic_epi32(_mm256_and_si256(l1, m4), _mm256_slli_epi16(hb, 2), m30, 0xF8);
+    u[2] = _mm256_ternarylogic_epi32(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), hb, m30, 0xF8);
+    u[3] = _mm256_ternarylogic_epi32(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_srli_epi16(hb, 2), m30, 0xF8);
+#else
+    u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+    u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+#endif
+}
+
+/* Q6_K: one super-block's isum partials (8 lanes): levels taken unsigned, then 32 * sum_j
+ * sc_j * bsum_j removed (exact in int32). */
+FQ_AI __m256i q6_K_lev(const fq_block_q6_K *x, const fq_block_q8_K *y) {
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    const __m256i bias = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums));
+    __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i u[4];
+        q6_K_unpack(x->ql + 64 * h, x->qh + 32 * h, u);
+        const int8_t *q8 = y->qs + 128 * h;
+        const __m256i half = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            const __m256i sc = _mm256_shuffle_epi8(half, _mm256_setr_epi8(
+                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1),
+                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1),
+                (char)(4 * g), (char)(4 * g + 1), (char)(4 * g), (char)(4 * g + 1), (char)(4 * g + 2), (char)(4 * g + 3),
+                (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2),
+                (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3),
+                (char)(4 * g + 2), (char)(4 * g + 3), (char)(4 * g + 2), (char)(4 * g + 3)));
+            acc[g & 1] = sub_dot(acc[g & 1], u[g], _mm256_loadu_si256((const __m256i *)(q8 + 32 * g)), sc);
+        }
+    }
+    return _mm256_sub_epi32(_mm256_add_epi32(acc[0], acc[1]), _mm256_slli_epi32(bias, 5));
+}
+
+/* t = d * isum of a step's streams onto the rows' sums in super-block order: R >= 4: row j in
+ * lane j; R = 2: rows in lanes 0 and 2, super-blocks b, b + 1 in lanes +0, +1; R = 1: lanes
+ * 0..m-1 in order onto lane 0 */
+FQ_AI void q6_K_mv_float(__m128i is, __m128 d, int m, const int R, __m128 *sumv) {
+    const __m128 t = _mm_mul_ps(d, _mm_cvtepi32_ps(is));
+    if (R >= 4) {
+        *sumv = _mm_add_ps(*sumv, t);
+    } else if (R == 2) {
+        *sumv = _mm_add_ps(*sumv, t);
+        if (m > 1) *sumv = _mm_add_ps(*sumv, _mm_movehdup_ps(t));
+    } else {
+        *sumv = _mm_add_ss(*sumv, t);
+        if (m > 1) *sumv = _mm_add_ss(*sumv, _mm_movehdup_ps(t));
+        if (m > 2) *sumv = _mm_add_ss(*sumv, _mm_movehl_ps(t, t));
+        if (m > 3) *sumv = _mm_add_ss(*sumv, _mm_shuffle_ps(t, t, 3));
+    }
+}
+
+/* R rows (1, 2 or 4) of Q6_K against one Q8_K row, streams as for Q4_K: one isum vector per
+ * stream, transposed-added to one lane each with the float step, a step late as there; the
+ * float step is the generic's (F16(x.d) * y.d) * isum per stream. */
+FQ_AI void q6_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, const fq_block_q8_K *y,
+                   const int R) {
+    const int G = 4 / R;
+    const fq_block_q6_K *xr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
+    const char *pf = vx + (size_t)2 * R * bx; /* as q4_K_mv */
+    __m128 sumv = _mm_setzero_ps();           /* see q6_K_mv_float */
+    __m256i pv[4];                            /* the previous step's isum vectors and d */
+    __m128 pd = _mm_setzero_ps();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) pv[i] = _mm256_setzero_si256();
+    int pm = 0;
+    for (int64_t b = 0; b < nb; b += G) {
+        const int m = (int)FQ_MIN(G, nb - b);
+        const fq_block_q6_K *xb[4];
+        const fq_block_q8_K *yb[4];
+        if (R > 1) {
+#pragma GCC unroll 14
+            for (int l = 0; l < (4 * (int)sizeof(fq_block_q6_K) + 63) / 64; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+            pf += 4 * sizeof(fq_block_q6_K);
+        }
+        MV_STREAMS(xb, yb, xr, y, b, m, G);
+        __m256i v[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) v[i] = q6_K_lev(xb[i], yb[i]);
+        if (pm) q6_K_mv_float(hsum4x4_tile(pv[0], pv[1], pv[2], pv[3]), pd, pm, R, &sumv);
+        const __m128i h = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)(xb[0]->d | (uint32_t)xb[1]->d << 16)),
+                                             _mm_cvtsi32_si128((int)(xb[2]->d | (uint32_t)xb[3]->d << 16)));
+        const __m128 yd = G == 1 ? _mm_set1_ps(yb[0]->d)
+                        : G == 2 ? _mm_setr_ps(yb[0]->d, yb[1]->d, yb[0]->d, yb[1]->d)
+                                 : _mm_setr_ps(yb[0]->d, yb[1]->d, yb[2]->d, yb[3]->d);
+        pd = _mm_mul_ps(_mm_cvtph_ps(h), yd);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) pv[i] = v[i];
+        pm = m;
+    }
+    if (pm) q6_K_mv_float(hsum4x4_tile(pv[0], pv[1], pv[2], pv[3]), pd, pm, R, &sumv);
+    float o[4];
+    _mm_storeu_ps(o, sumv);
+    for (int i = 0; i < nrx; i++) s[i] = o[i * G];
+}
+
+/* vec_dot: one row, four of its super-blocks a step (as fast as or faster than one) */
+static void FN(dot_q4_K)(int64_t n, float *s, const void *vx, const void *vy) {
+    q4_K_mv(n / FQ_QK_K, s, (const char *)vx, 0, 1, (const fq_block_q8_K *)vy, 1);
+}
+static void FN(dot_q6_K)(int64_t n, float *s, const void *vx, const void *vy) {
+    q6_K_mv(n / FQ_QK_K, s, (const char *)vx, 0, 1, (const fq_block_q8_K *)vy, 1);
 }
 
 FQ_AI void q4_K_tile(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, const int RX,
@@ -678,14 +901,37 @@ typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
                                                 TILE_ROW_PTRS(t, 3), TILE_ROW_PTRS(t, 4)};
 #endif
 
+/* the decode path (vec_dot_mn with nry = 1): groups of 4 rows, the last by the kernel of
+ * its size (mv_x: 4 measured faster than 2 at both levels, and than 8 by two quads) */
+#define MV_INST(t, R)                                                                       \
+    static void FN(mv_##t##_##R)(int64_t nb, float *s, const char *x, size_t bx, int nrx,  \
+                                 const void *y) {                                           \
+        t##_mv(nb, s, x, bx, nrx, y, R);                                                    \
+    }
+#define MV_TYPE(t)                                                                          \
+    MV_INST(t, 1) MV_INST(t, 2) MV_INST(t, 4)                                               \
+    static void FN(mv_##t)(int64_t nb, float *s, const char *x, size_t bx, int nrx,         \
+                           const void *y) {                                                 \
+        for (int i0 = 0; i0 < nrx; i0 += 4) {                                               \
+            const int rx = FQ_MIN(4, nrx - i0); /* 3 rows: the 4-row kernel, one row again */  \
+            (rx >= 3 ? FN(mv_##t##_4) : rx == 2 ? FN(mv_##t##_2) : FN(mv_##t##_1))(          \
+                nb, s + i0, x + (size_t)i0 * bx, bx, rx, y);                                \
+        }                                                                                   \
+    }
+
 /* vec_dot_mn over tiles; vec_dot_n is the one-row case (s[k*bs] for token k) */
 #define TILE_ENTRY(t)                                                                       \
     TILE_TYPE(t)                                                                            \
+    MV_TYPE(t)                                                                              \
     static void FN(dotmn_##t)(int64_t n, float *s, size_t bs, const void *x, size_t bx,     \
                               int nrx, const void *y, size_t by, int nry) {                 \
         const int64_t nb = n / FQ_QK_K;                                                     \
         if (nrx == 1 && nry == 1) {                                                         \
             FN(dot_##t)(n, s, x, y);                                                        \
+            return;                                                                         \
+        }                                                                                   \
+        if (nry == 1) {                                                                     \
+            FN(mv_##t)(nb, s, (const char *)x, bx, nrx, y);                                 \
             return;                                                                         \
         }                                                                                   \
         if (TILE_ROWS_##t(n, s, bs, x, bx, nrx, y, by, nry)) return;                        \
@@ -732,6 +978,7 @@ void FN(fq__isa_fill_dot)(fq__isa_kernels *k) {
     k->vec_dot[FQ_TYPE_Q6_K] = FN(dot_q6_K);
     k->vec_dot_n[FQ_TYPE_Q6_K] = FN(dotn_q6_K);
     k->vec_dot_mn[FQ_TYPE_Q6_K] = FN(dotmn_q6_K);
+    k->mv_x[FQ_TYPE_Q4_K] = k->mv_x[FQ_TYPE_Q6_K] = 4; /* rows per decode call: MV_TYPE */
 #ifdef FQ_ROWS_KERNELS
     k->mn_x[FQ_TYPE_Q4_K] = k->mn_x[FQ_TYPE_Q6_K] = 8; /* one row per lane */
     k->mn_y[FQ_TYPE_Q4_K] = k->mn_y[FQ_TYPE_Q6_K] = 16; /* the transposed weights serve 16 tokens */

@@ -431,10 +431,6 @@ static inline size_t scores_offset(int64_t pos, int64_t t, int64_t n_head) {
     return (size_t)n_head * (size_t)(t * pos + t * (t + 1) / 2);
 }
 
-static inline float kv_get(const fq_ctx *c, const void *base, size_t i) {
-    return c->kv_elem == 4 ? ((const float *)base)[i] : fq_fp16_to_f32(((const uint16_t *)base)[i]);
-}
-
 /* A unit is hpu query heads of one token that share a KV head: the kernels (attn.c, one
  * variant per ISA, the same bits on each) go over each K/V row once for all of them.
  * Units run from the last token down, so the longest rows are taken first and the short

@@ -249,6 +249,28 @@ static double time_runs(fq_pool *p, fq_pool_fn fn, job *j, long min_ms) {
     return (double)FQ_MAX(best, 1) * 1e-6;
 }
 
+/* One line for a one-activation-row job: GB/s of weight bytes and ns/row over the L2-sized
+ * matrix (1 thread), GB/s over the DRAM matrix for 1..max_t threads, the L2 result hash. */
+static void row_line(const char *type, const char *name, fq_pool_fn fn, job *j, fq_pool *const *pools,
+                     long max_t, int64_t l2_rows, int64_t big_rows, size_t rb, long min_ms) {
+    j->rows = l2_rows;
+    j->passes = 16;
+    double s = time_runs(pools[1], fn, j, min_ms) / j->passes;
+    j->passes = 1;
+    const uint64_t h = hash_floats(j->out, l2_rows);
+    printf("%-5s %-8s L2 %4lld KiB 1t %6.2f GB/s %6.1f ns/row", type, name,
+           (long long)(l2_rows * (int64_t)rb >> 10), (double)l2_rows * (double)rb / s * 1e-9,
+           s * 1e9 / (double)l2_rows);
+    j->rows = FQ_MIN(big_rows, FQ_MAX(1, (int64_t)((8u << 20) / rb))); /* windows of ~8 MiB */
+    printf("  DRAM");
+    for (long th = 1; th <= max_t; th++) {
+        s = time_windows(pools[th], fn, j, big_rows, j->rows, min_ms);
+        printf(" %ldt %6.2f", th, (double)rb / s * 1e-9);
+    }
+    printf(" GB/s  %016llx\n", (unsigned long long)h);
+    fflush(stdout);
+}
+
 static uint32_t type_named(const char *s) {
     for (uint32_t t = 0; t < FQ_TYPE_COUNT; t++) {
         const fq_type_traits *tt = fq_type_get(t);
@@ -385,47 +407,11 @@ int bench_kernels(int argc, char **argv) {
         }
         j = (job){.k = &k, .n = n, .w = w, .a = a, .wrb = wrb, .arb = arb, .out = out};
 
-        /* L2-resident rows, one thread, one activation row */
-        j.rows = l2_rows;
-        j.passes = 16;
-        double s = time_runs(pools[1], job_dot, &j, min_ms) / j.passes;
-        j.passes = 1;
-        const uint64_t h = hash_floats(out, l2_rows);
-        const double l2_gbs = (double)l2_rows * (double)rb / s * 1e-9;
-        printf("%-5s %-8s L2 %4lld KiB 1t %6.2f GB/s %6.1f ns/row", tt->name, "vec_dot",
-               (long long)(l2_rows * (int64_t)rb >> 10), l2_gbs, s * 1e9 / (double)l2_rows);
-        /* the DRAM matrix */
-        const int64_t win = FQ_MIN(big_rows, FQ_MAX(1, (int64_t)((8u << 20) / rb)));
-        j.rows = win;
-        printf("  DRAM");
-        for (long th = 1; th <= max_t; th++) {
-            s = time_windows(pools[th], job_dot, &j, big_rows, win, min_ms);
-            printf(" %ldt %6.2f", th, (double)rb / s * 1e-9);
-        }
-        printf(" GB/s  %016llx\n", (unsigned long long)h);
-        fflush(stdout);
-
-        /* the decode path: vec_dot_mn, mv_x rows x 1 activation row, same matrices */
-        {
-            char name[16];
-            snprintf(name, sizeof name, "mv %dx1", k.mv_x);
-            j.rows = l2_rows;
-            j.passes = 16;
-            s = time_runs(pools[1], job_mv, &j, min_ms) / j.passes;
-            j.passes = 1;
-            const uint64_t hv = hash_floats(out, l2_rows);
-            printf("%-5s %-8s L2 %4lld KiB 1t %6.2f GB/s %6.1f ns/row", tt->name, name,
-                   (long long)(l2_rows * (int64_t)rb >> 10), (double)l2_rows * (double)rb / s * 1e-9,
-                   s * 1e9 / (double)l2_rows);
-            j.rows = win;
-            printf("  DRAM");
-            for (long th = 1; th <= max_t; th++) {
-                s = time_windows(pools[th], job_mv, &j, big_rows, win, min_ms);
-                printf(" %ldt %6.2f", th, (double)rb / s * 1e-9);
-            }
-            printf(" GB/s  %016llx\n", (unsigned long long)hv);
-            fflush(stdout);
-        }
+        /* one activation row: vec_dot row by row, then the decode path (mv_x rows a call) */
+        char mv_name[16];
+        snprintf(mv_name, sizeof mv_name, "mv %dx1", k.mv_x);
+        row_line(tt->name, "vec_dot", job_dot, &j, pools, max_t, l2_rows, big_rows, rb, min_ms);
+        row_line(tt->name, mv_name, job_mv, &j, pools, max_t, l2_rows, big_rows, rb, min_ms);
         if (quick) goto next;
 
         /* vec_dot_n: nrc activation rows over the L2 matrix, one thread */
@@ -462,7 +448,7 @@ int bench_kernels(int argc, char **argv) {
             printf("%-5s %-8s %dx%d tiles, %lld x %ld weights x %ld rows: GMAC/s", tt->name, "mn",
                    k.mn_x, k.mn_y, (long long)j.rows, n, pp);
             for (long th = 1; th <= max_t; th++) {
-                s = time_runs(pools[th], job_mn, &j, min_ms);
+                const double s = time_runs(pools[th], job_mn, &j, min_ms);
                 printf(" %ldt %6.2f", th, (double)j.rows * (double)n * (double)pp / s * 1e-9);
             }
             printf("  %016llx\n", (unsigned long long)hash_floats(out, j.rows * pp));

@@ -156,12 +156,17 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median(const double *x, int n) {
-    if (n <= 0) return 0;
-    double s[BW_MAX_SAMPLES];
-    memcpy(s, x, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+/* median, smallest and largest of the passes (0 when there are none) */
+static void bw_summary(const bw_probe *b, double *med, double *lo, double *hi) {
+    double v[BW_MAX_SAMPLES];
+    const int n = b->n;
+    *med = *lo = *hi = 0;
+    if (n <= 0) return;
+    memcpy(v, b->gbs, (size_t)n * sizeof *v);
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    *lo = v[0];
+    *hi = v[n - 1];
 }
 
 /* ---- statistics and hashes ------------------------------------------------------------ */
@@ -254,8 +259,7 @@ typedef struct {
     double pp_tps, pp_sd, tg_tps, tg_sd, pp_ms, tg_ms;
     double *pp_samples, *tg_samples;
     double bw_gbs, bw_min, bw_max, rss_mib, load_ms;
-    int bw_n;
-    double bw_samples[64];
+    bw_probe bw; /* the bandwidth passes */
     uint64_t hash, weight_bytes, file_bytes, n_params;
 } bench_result;
 
@@ -290,12 +294,12 @@ static int write_json(const char *path, const bench_opts *o, const fq_model *m, 
     jsonw_arr_begin(&w);
     for (int i = 0; o->n_gen && i < o->reps; i++) jsonw_num(&w, r->tg_samples[i]);
     jsonw_arr_end(&w);
-    jsonw_key(&w, "bandwidth_gbs"); jsonw_num(&w, r->bw_n ? r->bw_gbs : NAN);
-    jsonw_key(&w, "bandwidth_gbs_min"); jsonw_num(&w, r->bw_n ? r->bw_min : NAN);
-    jsonw_key(&w, "bandwidth_gbs_max"); jsonw_num(&w, r->bw_n ? r->bw_max : NAN);
+    jsonw_key(&w, "bandwidth_gbs"); jsonw_num(&w, r->bw.n ? r->bw_gbs : NAN);
+    jsonw_key(&w, "bandwidth_gbs_min"); jsonw_num(&w, r->bw.n ? r->bw_min : NAN);
+    jsonw_key(&w, "bandwidth_gbs_max"); jsonw_num(&w, r->bw.n ? r->bw_max : NAN);
     jsonw_key(&w, "bandwidth_gbs_samples");
     jsonw_arr_begin(&w);
-    for (int i = 0; i < r->bw_n; i++) jsonw_num(&w, r->bw_samples[i]);
+    for (int i = 0; i < r->bw.n; i++) jsonw_num(&w, r->bw.gbs[i]);
     jsonw_arr_end(&w);
     jsonw_key(&w, "weight_bytes_per_token"); jsonw_int(&w, (long long)r->weight_bytes);
     double dec_gbs = r->tg_tps * (double)r->weight_bytes / 1e9;
@@ -373,7 +377,7 @@ int bench_model(int argc, char **argv) {
         if (o.n_prompt && fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;
         if (o.n_gen && fq_ctx_eval(c, gtoks, 1, 0, logits, 0, &e)) goto eval_fail;
     }
-    bw_probe bw = {.mib = (size_t)o.bw_mib};
+    r.bw.mib = (size_t)o.bw_mib;
     int bw_fail = 0;
     r.rss_mib = rss_now_mib();
     for (int rep = 0; o.n_prompt && rep < o.reps; rep++) {
@@ -386,7 +390,7 @@ int bench_model(int argc, char **argv) {
     }
     for (int rep = 0; o.n_gen && rep < o.reps; rep++) {
         /* bandwidth passes beside every decode run, under the same neighbours' load */
-        if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&bw, fq_ctx_pool(c), 2);
+        if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&r.bw, fq_ctx_pool(c), 2);
         int64_t t0 = fq_time_us();
         for (int i = 0; i < o.n_gen; i++)
             if (fq_ctx_eval(c, &gtoks[i], 1, i, logits, 0, &e)) goto eval_fail;
@@ -395,17 +399,9 @@ int bench_model(int argc, char **argv) {
         r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
         r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
-    if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&bw, fq_ctx_pool(c), o.n_gen ? 2 : 5);
+    if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&r.bw, fq_ctx_pool(c), o.n_gen ? 2 : 5);
     if (bw_fail) fprintf(stderr, "fqlm bench: no %d MiB buffer for the bandwidth test; skipped\n", o.bw_mib);
-    r.bw_gbs = median(bw.gbs, bw.n);
-    r.bw_min = bw.n ? bw.gbs[0] : 0;
-    r.bw_max = r.bw_min;
-    for (int i = 0; i < bw.n; i++) {
-        r.bw_min = FQ_MIN(r.bw_min, bw.gbs[i]);
-        r.bw_max = FQ_MAX(r.bw_max, bw.gbs[i]);
-    }
-    r.bw_n = bw.n;
-    memcpy(r.bw_samples, bw.gbs, (size_t)bw.n * sizeof(double));
+    bw_summary(&r.bw, &r.bw_gbs, &r.bw_min, &r.bw_max);
     mean_sd(r.pp_samples, o.n_prompt ? o.reps : 0, &r.pp_tps, &r.pp_sd);
     mean_sd(r.tg_samples, o.n_gen ? o.reps : 0, &r.tg_tps, &r.tg_sd);
     r.pp_ms = r.pp_tps > 0 ? 1e3 * o.n_prompt / r.pp_tps : 0;
@@ -439,10 +435,10 @@ int bench_model(int argc, char **argv) {
                test, tps);
     }
     printf("\ncpu: %s, %d threads, kernels: %s\n", cpu, o.n_threads, isa);
-    if (r.bw_n)
+    if (r.bw.n)
         printf("memory read bandwidth: %.2f GB/s (%d threads, %d MiB buffer, median of %d passes "
                "%s, range %.2f-%.2f)\n",
-               r.bw_gbs, o.n_threads, o.bw_mib, r.bw_n, o.n_gen ? "beside the decode runs" : "",
+               r.bw_gbs, o.n_threads, o.bw_mib, r.bw.n, o.n_gen ? "beside the decode runs" : "",
                r.bw_min, r.bw_max);
     printf("weights read per token: %.2f MiB\n", r.weight_bytes / 1048576.0);
     double dec_gbs = r.tg_tps * (double)r.weight_bytes / 1e9;

@@ -31,7 +31,8 @@ typedef struct fqlm_context fqlm_context;
 /* The message of the last failure on this thread ("" when none). */
 const char *fqlm_last_error(void);
 
-/* Loads a GGUF model (mmap'd, weights stay in their stored format). NULL on failure. */
+/* Loads a GGUF model (mmap'd, weights stay in their stored format). NULL on failure, also
+ * when FQLM_ISA asks for a kernel level this CPU cannot run or does not name one. */
 fqlm_model *fqlm_model_load(const char *path);
 void fqlm_model_free(fqlm_model *m);
 int fqlm_model_n_vocab(const fqlm_model *m);

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "cpu.h"
 #include "fakequant.h"
 #include "forward.h"
 #include "model.h"
@@ -34,6 +35,10 @@ static int fail(const fq_err *e) {
 fqlm_model *fqlm_model_load(const char *path) {
     fq_err e;
     fq_qtypes_init();
+    if (fq_cpu_isa_error()) { /* the environment asked for a level this CPU lacks */
+        snprintf(last_error, sizeof last_error, "%s", fq_cpu_isa_error());
+        return NULL;
+    }
     fqlm_model *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(last_error, sizeof last_error, "out of memory");

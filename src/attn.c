@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "qtypes.h"
 
 static void scores_f32_generic(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k,
@@ -158,9 +159,8 @@ static void init_once(void) {
 #else
     k_level = 0;
 #endif
-    const char *env = getenv("FQLM_FORCE_GENERIC");
-    if (env && *env && strcmp(env, "0") != 0) return;
-    k_live = k_level >= 2 ? &k_avx512 : k_level >= 1 ? &k_avx2 : &k_generic;
+    const int use = k_level < fq_cpu_isa() ? k_level : fq_cpu_isa(); /* the one level (cpu.h) */
+    k_live = use >= 2 ? &k_avx512 : use >= 1 ? &k_avx2 : &k_generic;
 }
 
 const fq_attn_kernels *fq_attn_get(void) {

@@ -45,8 +45,8 @@ typedef struct {
     fq_attn_pv_f16_fn pv_f16;
 } fq_attn_kernels;
 
-/* The kernels for this CPU, chosen once from CPUID (thread-safe); FQLM_FORCE_GENERIC=1 in
- * the environment gives the generic ones. */
+/* The kernels of the level fq_cpu_isa() chose for every kernel family (cpu.h: CPUID,
+ * FQLM_ISA, FQLM_FORCE_GENERIC), chosen once (thread-safe). */
 const fq_attn_kernels *fq_attn_get(void);
 
 /* ---- internal (src/arch/, tests) ---------------------------------------------------- */

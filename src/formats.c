@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 
+#include "cpu.h"
 #include "formats_internal.h"
 #include "qtypes.h"
 
@@ -474,25 +475,12 @@ static const fq_fmt_kernels K_AVX512 = {"avx512", fq_blocked_avx512, fq_bstat_av
 fq_fmt_kernels fq_fmt_k = {"generic", fq_blocked_generic, fq_bstat_generic, fq_intcols,
                            fq_ident_generic};
 
-static int cpu_has(const char *isa) {
-    __builtin_cpu_init();
-    if (!strcmp(isa, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (!strcmp(isa, "avx512"))
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("fma");
-    return !strcmp(isa, "generic");
-}
+static const fq_fmt_kernels *const K_LEVEL[FQ_ISA_COUNT] = {&K_GENERIC, &K_AVX2, &K_AVX512};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void init_kernels(void) {
-    const char *force = getenv("FQLM_FORCE_GENERIC");
-    if (force && *force && strcmp(force, "0")) fq_fmt_k = K_GENERIC;
-    else if (cpu_has("avx512")) fq_fmt_k = K_AVX512;
-    else if (cpu_has("avx2")) fq_fmt_k = K_AVX2;
-    else fq_fmt_k = K_GENERIC;
-}
+/* The level cpu.c chose for every kernel family (cpu.h) */
+static void init_kernels(void) { fq_fmt_k = *K_LEVEL[fq_cpu_isa()]; }
 
 const char *fq_formats_init(void) {
     fq_qtypes_init(); /* the ggml decoders' SIMD variants */
@@ -502,8 +490,9 @@ const char *fq_formats_init(void) {
 
 int fq_formats_set_isa(const char *name) {
     fq_formats_init();
-    if (!cpu_has(name)) return -1;
-    fq_fmt_k = !strcmp(name, "avx512") ? K_AVX512 : !strcmp(name, "avx2") ? K_AVX2 : K_GENERIC;
+    const int level = fq_cpu_isa_from_name(name);
+    if (level < 0 || level > fq__cpu_isa_level()) return -1;
+    fq_fmt_k = *K_LEVEL[level];
     return 0;
 }
 

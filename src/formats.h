@@ -102,12 +102,12 @@ const char *fq_format_list(int i);
 /* Help text: every format name and every option with its meaning. */
 const char *fq_format_help(void);
 
-/* Selects the SIMD kernels once from CPUID (thread-safe, idempotent; also done by the
- * first fq_format_apply). FQLM_FORCE_GENERIC=1 forces the portable C path. Returns the
- * chosen level: "avx512", "avx2" or "generic". */
+/* Selects the SIMD kernels of the level fq_cpu_isa() chose (cpu.h: CPUID, FQLM_ISA,
+ * FQLM_FORCE_GENERIC) once (thread-safe, idempotent; also done by the first
+ * fq_format_apply). Returns that level: "avx512", "avx2" or "generic". */
 const char *fq_formats_init(void);
 /* For tests and benchmarks: force a level ("generic", "avx2", "avx512"). Returns 0, or
- * -1 when this CPU or build cannot run it. Not thread-safe: call while nothing applies. */
+ * -1 for a name it does not know or a level this CPU cannot run (fq__cpu_isa_level). Not thread-safe: call while nothing applies. */
 int fq_formats_set_isa(const char *name);
 
 #endif

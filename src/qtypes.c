@@ -69,37 +69,6 @@ const fq_type_traits *fq_type_get_generic(uint32_t type) {
 static const char *g_isa = "generic";
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-/* The OS must save the wider registers across context switches (XCR0), not only the CPU
- * support them: AVX needs XMM|YMM state, AVX-512 also opmask and ZMM state. */
-static uint64_t xgetbv0(void) {
-    uint32_t eax, edx;
-    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-    return ((uint64_t)edx << 32) | eax;
-}
-static void detect_isa(int *avx2, int *avx512) {
-    unsigned a, b, c, d;
-    *avx2 = *avx512 = 0;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    const int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
-    if (!osxsave) return;
-    const uint64_t xcr0 = xgetbv0();
-    if ((xcr0 & 6) != 6) return;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    const int has_avx2 = (b >> 5) & 1;
-    *avx2 = has_avx2 && fma && f16c;
-    const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    const int vnni = (c >> 11) & 1;
-    unsigned a1, b1, c1, d1;
-    int bf16 = 0;
-    if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) bf16 = (a1 >> 5) & 1;
-    *avx512 = *avx2 && f && dq && bw && vl && vnni && bf16 && (xcr0 & 0xe6) == 0xe6;
-}
-#else
-static void detect_isa(int *avx2, int *avx512) { *avx2 = *avx512 = 0; }
-#endif
-
 static void apply_isa(const fq__isa_kernels *k) {
     for (int t = 0; t < FQ_TYPE_COUNT; t++) {
         if (k->vec_dot[t]) fq_type_table[t].vec_dot = k->vec_dot[t];
@@ -114,30 +83,22 @@ static void apply_isa(const fq__isa_kernels *k) {
     }
 }
 
-int fq__cpu_isa_level(void) {
-    int avx2, avx512;
-    detect_isa(&avx2, &avx512);
-    return avx512 ? 2 : avx2 ? 1 : 0;
-}
-
+/* The level cpu.c chose for every kernel family; the AVX-512 fill leaves the types it has
+ * no kernel for with the AVX2 ones. */
 static void init_once(void) {
-    const char *env = getenv("FQLM_FORCE_GENERIC");
-    if (env && *env && strcmp(env, "0") != 0) return;
-    const int level = fq__cpu_isa_level();
-    const int avx2 = level >= 1, avx512 = level >= 2;
+    const int level = fq_cpu_isa();
     fq__isa_kernels k;
-    if (avx2) {
+    if (level >= FQ_ISA_AVX2) {
         memset(&k, 0, sizeof k);
         fq__isa_fill_avx2(&k);
         apply_isa(&k);
-        g_isa = "avx2";
     }
-    if (avx512) {
+    if (level >= FQ_ISA_AVX512) {
         memset(&k, 0, sizeof k);
         fq__isa_fill_avx512(&k);
         apply_isa(&k);
-        g_isa = "avx512";
     }
+    g_isa = fq_cpu_isa_name(level);
 }
 
 const char *fq_qtypes_init(void) {

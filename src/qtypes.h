@@ -7,6 +7,7 @@
 #define FQ_QTYPES_H
 
 #include "common.h"
+#include "cpu.h"
 
 #include <math.h>
 #include <string.h>
@@ -89,9 +90,9 @@ uint16_t fq_f32_to_fp16(float f);
 float fq_bf16_to_f32(uint16_t h);
 uint16_t fq_f32_to_bf16(float f);
 
-/* Selects the SIMD variants once from CPUID (idempotent, thread-safe to call before
- * threads start). FQLM_FORCE_GENERIC=1 in the environment forces the portable C path.
- * Returns the name of the chosen ISA level ("avx512", "avx2", "generic"). */
+/* Puts the SIMD variants of the level fq_cpu_isa() chose (cpu.h: CPUID, FQLM_ISA,
+ * FQLM_FORCE_GENERIC) into the table, once (idempotent, thread-safe to call before threads
+ * start). Returns that level's name ("avx512", "avx2", "generic"). */
 const char *fq_qtypes_init(void);
 
 /* ---- internal: block layouts and kernels (quants.c, quants_k.c, src/arch/, tests) ------
@@ -269,8 +270,5 @@ void fq__isa_fill_avx512(fq__isa_kernels *k);
 /* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */
 void fq__isa_fill_dot_avx2(fq__isa_kernels *k);
 void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
-/* What this CPU and OS can run, whatever FQLM_FORCE_GENERIC says: 0 none, 1 AVX2 (+FMA,
- * F16C), 2 also AVX-512 F/BW/VL/DQ/VNNI/BF16. Lets tests run every variant. */
-int fq__cpu_isa_level(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "gguf.h"
 #include "qtypes.h"
 
@@ -276,8 +277,7 @@ int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_ro
                        (long long)n_per_row, tt->name, (long long)tt->blck);
     int nth = pool ? fq_pool_size(pool) : 1;
     enc_job j = {tt->from_float, nrows, n_per_row, src, ud, dst, rb, NULL};
-    const char *generic = getenv("FQLM_FORCE_GENERIC");
-    if (!generic || !generic[0] || !strcmp(generic, "0")) {
+    if (fq_cpu_isa_requested() != FQ_ISA_GENERIC) { /* FQLM_ISA=generic: the reference */
         if (type == FQ_TYPE_Q4_K) j.encode = fq__encode_q4_K_fast;
         if (type == FQ_TYPE_Q5_K) j.encode = fq__encode_q5_K_fast;
         if (type == FQ_TYPE_Q6_K) j.encode = fq__encode_q6_K_fast;

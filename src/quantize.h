@@ -73,7 +73,7 @@ int fq_encode_rows(fq_pool *pool, uint32_t type, int64_t nrows, int64_t n_per_ro
 
 /* Internal: Q4_K / Q5_K / Q6_K encoders equal bit for bit to the reference ones (traits
  * from_float, ggml's quantize_row_q*_K_ref) and several times faster (quantize_k.c);
- * fq_encode_rows uses them unless FQLM_FORCE_GENERIC=1. */
+ * fq_encode_rows uses them unless the environment asks for the generic level (cpu.h). */
 void fq__encode_q4_K_fast(const float *x, void *dst, int64_t n);
 void fq__encode_q5_K_fast(const float *x, void *dst, int64_t n);
 void fq__encode_q6_K_fast(const float *x, void *dst, int64_t n);

@@ -56,9 +56,7 @@ static const char *ISAS[] = {"generic", "avx2", "avx512"};
 
 /* Back to the variant fq_formats_init would choose, after a test forced one. */
 static void best_isa(void) {
-    const char *force = getenv("FQLM_FORCE_GENERIC");
-    if (force && *force && strcmp(force, "0")) fq_formats_set_isa("generic");
-    else if (fq_formats_set_isa("avx512") && fq_formats_set_isa("avx2")) fq_formats_set_isa("generic");
+    fq_formats_set_isa(fq_cpu_isa_name(fq_cpu_isa()));
 }
 
 /* ================= reference minifloats ================= */
@@ -420,8 +418,8 @@ static void test_bf16_fp16_hw(void) {
         bad += !same(g_out[i], fq_fp16_to_f32(fq_f32_to_fp16(g_in[i])));
     CHECK(!bad, "fp16 vs fq_f32_to_fp16: %d differ", bad);
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("f16c")) {
+    const uint64_t cpu = fq__cpu_features(); /* the library's one probe (cpu.h) */
+    if ((cpu & FQ_CPUF(F16C)) && (cpu & FQ_CPUF(OS_YMM))) {
         hw_fp16(g_in, g_ref, n);
         bad = 0;
         for (int i = 0; i < n; i++) bad += !same(g_out[i], g_ref[i]);
@@ -429,7 +427,8 @@ static void test_bf16_fp16_hw(void) {
     } else {
         printf("fp16: no F16C on this CPU, hardware comparison skipped\n");
     }
-    if (__builtin_cpu_supports("avx512bf16")) {
+    const uint64_t bf16set = FQ_CPUF(AVX512F) | FQ_CPUF(AVX512BF16) | FQ_CPUF(AVX512VL) | FQ_CPUF(OS_ZMM);
+    if ((cpu & bf16set) == bf16set) {
         memcpy(g_out, g_in, sizeof(float) * (size_t)n);
         fq_format_apply(bf, g_out, 1, n, 0, 0, 0, NULL);
         hw_bf16(g_in, g_ref, n);

@@ -213,7 +213,7 @@ static uint32_t type_by_name(const char *name) {
 }
 
 /* Kernel sets to check: generic, then every SIMD level this CPU and OS can run (whatever
- * FQLM_FORCE_GENERIC says). NULL entries fall back to the generic kernel, as in the table. */
+ * FQLM_ISA / FQLM_FORCE_GENERIC say). NULL entries fall back to the generic kernel, as in the table. */
 typedef struct {
     const char *name;
     fq__isa_kernels k;
@@ -799,10 +799,8 @@ static void test_vec_dot(void) {
                   tt->name, isa, bad_bits[v]);
         }
     }
-    /* the live table holds the best level's kernels (or generic when forced) */
-    const char *forced = getenv("FQLM_FORCE_GENERIC");
-    const variant *best = forced && *forced && strcmp(forced, "0") ? &variants[0]
-                                                                   : &variants[n_variants - 1];
+    /* the live table holds the kernels of the level in use */
+    const variant *best = &variants[fq_cpu_isa()]; /* the level cpu.c chose */
     int mism = 0;
     for (size_t k = 0; k < FQ_ARRAY_LEN(all_types); k++) {
         uint32_t t = all_types[k];
@@ -909,9 +907,7 @@ static void test_vec_dot_multi(void) {
         }
     }
     /* the live table: multi-row entries from the same level as vec_dot, tile sizes sane */
-    const char *forced = getenv("FQLM_FORCE_GENERIC");
-    const variant *best = forced && *forced && strcmp(forced, "0") ? &variants[0]
-                                                                   : &variants[n_variants - 1];
+    const variant *best = &variants[fq_cpu_isa()]; /* the level cpu.c chose */
     int mism = 0;
     for (size_t k = 0; k < FQ_ARRAY_LEN(all_types); k++) {
         const uint32_t t = all_types[k];

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "cpu.h"
 #include "opts.h"
 #include "qtypes.h"
 #include "threadpool.h"
@@ -40,7 +41,7 @@ static void usage_kernels(FILE *f) {
             "  -t T        up to T threads for the DRAM and tile runs (default 2)\n"
             "  --mb M      size of the DRAM matrix in MiB (default 512)\n"
             "  --pp P      activation rows of the tile run (default 256; 0 skips it)\n"
-            "  --isa NAME  generic|avx2|avx512 (default: what fq_qtypes_init chose)\n"
+            "  --isa NAME  generic|avx2|avx512 (default: the level in use, see FQLM_ISA)\n"
             "  --min-ms T  time each measurement for at least T ms (default 300)\n"
             "  --quick     L2 and DRAM vec_dot and decode (mv) lines only\n");
 }
@@ -332,7 +333,9 @@ int bench_kernels(int argc, char **argv) {
                                        FQ_TYPE_F16, FQ_TYPE_F32};
         for (size_t i = 0; i < FQ_ARRAY_LEN(def); i++) types[ntypes++] = def[i];
     }
-    const char *level = fq_qtypes_init();
+    fq_qtypes_init();
+    char level[128];
+    fq_cpu_isa_describe(level, sizeof level);
     {
         kern probe;
         if (isa && get_kern(isa, FQ_TYPE_Q4_K, &probe)) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cpu.h"
 #include "forward.h"
 #include "jsonw.h"
 #include "model.h"
@@ -325,6 +326,8 @@ int bench_model(int argc, char **argv) {
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.model) o.model = cli_default_model();
     const char *isa = fq_qtypes_init();
+    char isa_text[128]; /* the level, and what lowered it if the environment did */
+    fq_cpu_isa_describe(isa_text, sizeof isa_text);
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
 
@@ -370,7 +373,7 @@ int bench_model(int argc, char **argv) {
     const char *ft = fq_qmix_ftype_name(m->hp.file_type);
     fprintf(stderr, "fqlm bench: %s: %d layers, n_embd %d, n_vocab %d, %s; %d threads, %s, %s "
                     "arithmetic\n",
-            o.model, m->hp.n_layer, m->hp.n_embd, V, ft ? ft : "?", o.n_threads, isa,
+            o.model, m->hp.n_layer, m->hp.n_embd, V, ft ? ft : "?", o.n_threads, isa_text,
             o.exact ? "exact" : "default");
 
     if (o.warmup) {
@@ -434,7 +437,7 @@ int bench_model(int argc, char **argv) {
         printf("| %-32s | %10s | %8s | %7d | %7s | %18s |\n", label, size, params, o.n_threads,
                test, tps);
     }
-    printf("\ncpu: %s, %d threads, kernels: %s\n", cpu, o.n_threads, isa);
+    printf("\ncpu: %s, %d threads, kernels: %s\n", cpu, o.n_threads, isa_text);
     if (r.bw.n)
         printf("memory read bandwidth: %.2f GB/s (%d threads, %d MiB buffer, median of %d passes "
                "%s, range %.2f-%.2f)\n",

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cpu.h"
 #include "opts.h"
 #include "formats.h"
 
@@ -137,7 +138,9 @@ static int bench_formats(int argc, char **argv) {
             return 2;
         }
     }
-    const char *level = fq_formats_init();
+    fq_formats_init();
+    char level_text[128];
+    const char *level = fq_cpu_isa_describe(level_text, sizeof level_text);
     if (isa) {
         if (fq_formats_set_isa(isa)) {
             cli_error("bench formats: kernel variant '%s' is not available on this CPU", isa);

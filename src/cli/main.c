@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cpu.h"
 #include "formats.h"
 #include "qtypes.h"
 
@@ -47,6 +48,10 @@ int main(int argc, char **argv) {
     /* pick the SIMD kernels once, before any thread starts */
     fq_qtypes_init();
     fq_formats_init();
+    if (fq_cpu_isa_error()) { /* FQLM_ISA asked for a level this CPU lacks, or no level */
+        cli_error("%s", fq_cpu_isa_error());
+        return 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;

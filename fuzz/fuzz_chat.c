@@ -7,8 +7,12 @@
  * Promises checked (chat.h):
  *  - detection returns a known kind or UNKNOWN, and resolve agrees with it;
  *  - a kind's own name is detected as that kind;
- *  - the formatted prompt contains the user (and non-empty system) message, and
- *    tokenizes (with special tokens parsed) against the bundled model's vocabulary. */
+ *  - the formatted prompt contains the user (and non-blank system) message, trimmed of
+ *    white space at both ends (llama3 and gemma trim), and tokenizes (with special tokens
+ *    parsed) against the bundled model's vocabulary;
+ *  - a template's default system message exists only for ChatML, is not empty and lies
+ *    within the template; fq_chat_format fails exactly when resolve does and writes the
+ *    default when no system message is given. */
 #include "fuzz_common.h"
 
 #include "chat.h"
@@ -16,6 +20,18 @@
 #include "tokenizer.h"
 
 static fq_tokenizer *g_tok;
+
+/* s without leading and trailing white space (isspace in the C locale), malloc'd */
+static char *trimmed(const char *s) {
+    size_t n = strlen(s);
+    while (n && (*s == ' ' || (*s >= '\t' && *s <= '\r'))) s++, n--;
+    while (n && (s[n - 1] == ' ' || (s[n - 1] >= '\t' && s[n - 1] <= '\r'))) n--;
+    char *t = malloc(n + 1);
+    FQ_ASSERT(t);
+    memcpy(t, s, n);
+    t[n] = 0;
+    return t;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
@@ -52,6 +68,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          : kind == FQ_CHAT_UNKNOWN && e.msg[0],
                  "resolve %d (%d) vs detect %d", rc, (int)resolved, (int)kind);
 
+    char *dflt = fq_chat_default_system(tmpl, size);
+    if (dflt) {
+        FUZZ_REQUIRE(kind == FQ_CHAT_CHATML, "default system for kind %s", kname);
+        FUZZ_REQUIRE(dflt[0] && strlen(dflt) < size, "default system of %zu bytes", strlen(dflt));
+    }
+    {
+        char *out = NULL;
+        e.msg[0] = 0;
+        rc = fq_chat_format(NULL, tmpl, size, NULL, "u", &out, &e);
+        FUZZ_REQUIRE(rc == 0 ? kind != FQ_CHAT_UNKNOWN && out : kind == FQ_CHAT_UNKNOWN && !out && e.msg[0],
+                     "format %d for kind %s", rc, kname);
+        if (out && dflt) FUZZ_REQUIRE(strstr(out, dflt) != NULL, "default system not written");
+        free(out);
+    }
+    free(dflt);
+
     /* NUL-separated fields: name \0 system \0 user */
     char *s = fuzz_cstr(data, size);
     const char *name = s, *sys = NULL, *user = "";
@@ -77,8 +109,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_REQUIRE(out == NULL, "output left on failure");
             continue;
         }
-        FUZZ_REQUIRE(strstr(out, user) != NULL, "kind %d lost the user message", k);
-        if (sys && *sys) FUZZ_REQUIRE(strstr(out, sys) != NULL, "kind %d lost the system message", k);
+        char *tu = trimmed(user), *ts = trimmed(sys ? sys : "");
+        FUZZ_REQUIRE(strstr(out, tu) != NULL, "kind %d lost the user message", k);
+        if (*ts) FUZZ_REQUIRE(strstr(out, ts) != NULL, "kind %d lost the system message", k);
+        free(tu);
+        free(ts);
         int32_t *ids;
         size_t n;
         FUZZ_REQUIRE(fq_tokenize(g_tok, out, strlen(out), true, true, &ids, &n, &e) == 0,

@@ -12,7 +12,8 @@
  *  rules:     --fq rules and format specs of every shape, valid and not.
  *  tokenizer: a flags byte, then text: ASCII, UTF-8 of every length, invalid UTF-8,
  *             control-token text, NUL bytes, long runs.
- *  chat:      real chat templates (zephyr, llama2, chatml and look-alikes) and names. */
+ *  chat:      real chat templates (zephyr, llama2, chatml, and from tests/data/chat the
+ *             Llama 3, Qwen, Gemma and Phi-3 families'; look-alikes) and names. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -321,8 +322,32 @@ static void chat_seeds(void) {
         SEED("name-fields", "zephyr\0You are helpful.\0What is 2+2?"),
         SEED("name-fields-nosys", "llama2\0\0Hello <s> </s> [INST]"),
         SEED("unknown", "{{ messages }}"),
+        SEED("name-llama3", "llama3"),
+        SEED("name-fields-gemma", "gemma\0  Be brief.\n\0\t Hi  \n"),
+        SEED("name-fields-phi3", "phi3\0 sys \0<|user|> <|end|>"),
+        SEED("name-fields-llama3-blank", "llama3\0 \n \0 "),
+        SEED("qwen-default-escaped", "{% set system_message = 'It\\'s \\\"me\\\"\\n' %}<|im_start|>"),
     };
     for (size_t i = 0; i < FQ_ARRAY_LEN(c); i++) put("chat", c[i].name, c[i].s, c[i].n);
+    /* the families' real templates (tests/data/chat/README.md says where they come from) */
+    static const char *const real[] = {
+        "llama-3-8b-instruct", "llama-3.1-8b-instruct", "llama-3.2-3b-instruct",
+        "qwen2-vocab", "qwen2.5-7b-instruct", "qwen3-0.6b", "gemma-2-2b-it", "gemma-3-it",
+        "phi-3-mini-vocab", "phi-3.5-mini-instruct",
+    };
+    for (size_t i = 0; i < FQ_ARRAY_LEN(real); i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/data/chat/%s.jinja", real[i]);
+        FILE *f = fopen(path, "rb");
+        static char text[1 << 16];
+        size_t n = f ? fread(text, 1, sizeof text, f) : 0;
+        if (!f || n == 0 || n == sizeof text) {
+            fprintf(stderr, "mkseeds: cannot read %s\n", path);
+            exit(1);
+        }
+        fclose(f);
+        put("chat", real[i], text, n);
+    }
 }
 
 int main(void) {

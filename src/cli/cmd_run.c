@@ -19,8 +19,11 @@ static void usage(FILE *f) {
                "Generates text from a prompt and prints llama.cpp-style timings.\n"
                "  -n, --n-predict N       tokens to generate (default -1: until EOS or the\n"
                "                          context is full)\n"
-               "  --chat [-sys TEXT]      wrap the prompt in the model's chat template\n"
-               "  --chat-template NAME    use this template kind (zephyr, llama2, chatml)\n"
+               "  --chat [-sys TEXT]      wrap the prompt in the model's chat template (without\n"
+               "                          -sys: the template's default system message, if any;\n"
+               "                          -sys \"\": none)\n"
+               "  --chat-template NAME    use this template kind (zephyr, llama2, chatml, llama3,\n"
+               "                          gemma, phi3)\n"
                "  --json FILE             write prompt tokens, generated tokens, text, timings\n");
     cli_opts_help(f);
 }

@@ -154,15 +154,9 @@ int cli_prompt_tokens(const cli_opts *o, const fq_model *m, int32_t **toks, size
     if (o->chat) {
         fq_str tmpl = {NULL, 0};
         if (fq_gguf_get_str(&m->gguf, "tokenizer.chat_template", &tmpl, NULL) != 0) tmpl.ptr = NULL;
-        enum fq_chat_kind kind;
-        if (fq_chat_resolve(o->chat_template, tmpl.ptr, tmpl.len, &kind, &e)) {
-            cli_error("--chat: %s", e.msg);
-            free(text);
-            return 2;
-        }
         char *applied;
-        if (fq_chat_apply(kind, o->sys, text, &applied, &e)) {
-            cli_error("%s", e.msg);
+        if (fq_chat_format(o->chat_template, tmpl.ptr, tmpl.len, o->sys, text, &applied, &e)) {
+            cli_error("--chat: %s", e.msg);
             free(text);
             return 2;
         }

@@ -54,6 +54,14 @@ struct fq_fakequant {
     uint8_t *mask;      /* union of rules and dumps, for the context */
     fq_hook_fn observer;
     void *observer_ud;
+    int check_all;      /* hook every node to find where NaN/Inf first appear */
+    /* the first hooked node whose values held NaN/Inf */
+    int nf_seen, nf_node, nf_layer, nf_rule; /* nf_rule: the rule that produced them, or -1 */
+    int64_t nf_pos, nf_nan, nf_inf, nf_total;
+    /* the first weight rule that left NaN/Inf in a weight */
+    int wnf_rule;
+    char wnf_tensor[96];
+    int64_t wnf_count;
 };
 
 static size_t nslots(const fq_fakequant *f) { return (size_t)FQ_NODE_COUNT * (f->n_layer + 1); }
@@ -66,6 +74,7 @@ fq_fakequant *fq_fakequant_new(const fq_model *m, fq_err *e) {
     if (!f) return NULL;
     f->m = m;
     f->n_layer = m->hp.n_layer;
+    f->wnf_rule = -1;
     f->mask = fq_calloc(nslots(f), 1, e);
     f->dump_mask = fq_calloc(nslots(f), 1, e);
     if (!f->mask || !f->dump_mask) {
@@ -194,7 +203,7 @@ static int parse_layers(const fq_fakequant *f, const char *spec, uint8_t *layers
 
 static void rebuild_mask(fq_fakequant *f) {
     memcpy(f->mask, f->dump_mask, nslots(f));
-    if (f->observer) memset(f->mask, 1, nslots(f));
+    if (f->observer || f->check_all) memset(f->mask, 1, nslots(f));
     for (int i = 0; i < f->n_rules; i++) {
         if (f->rules[i].is_weight) continue;
         for (size_t s = 0; s < nslots(f); s++) f->mask[s] |= (uint8_t)f->rules[i].slots[s].targeted;
@@ -480,6 +489,34 @@ static void dump_node(fq_fakequant *f, const fq_hook_call *c, const char *stage,
     free(all);
 }
 
+/* Index of the first NaN/Inf in x[0..n), or -1. */
+static int64_t first_nonfinite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+/* Records c as the first node whose values hold NaN/Inf (rule: the rule that made them, or -1)
+ * when it is, and none was recorded before. */
+static void note_nonfinite(fq_fakequant *f, const fq_hook_call *c, int rule_idx) {
+    const int64_t n = c->nrows * c->ncols;
+    const int64_t at = first_nonfinite(c->data, n);
+    if (at < 0) return;
+    f->nf_seen = 1;
+    f->nf_node = c->node;
+    f->nf_layer = c->layer;
+    f->nf_rule = rule_idx;
+    /* kq and kq_soft_max hand one token's heads at a time */
+    const int per_token = c->node == FQ_NODE_KQ || c->node == FQ_NODE_KQ_SOFT_MAX;
+    f->nf_pos = c->pos + (per_token ? 0 : at / c->ncols);
+    f->nf_total = n;
+    f->nf_nan = f->nf_inf = 0;
+    for (int64_t i = at; i < n; i++) {
+        f->nf_nan += isnan(c->data[i]) != 0;
+        f->nf_inf += isinf(c->data[i]) != 0;
+    }
+}
+
 static void hook(void *ud, const fq_hook_call *c) {
     fq_fakequant *f = ud;
     size_t s = sidx(f, c->node, c->layer);
@@ -488,12 +525,16 @@ static void hook(void *ud, const fq_hook_call *c) {
     int any_rule = 0;
     for (int i = 0; i < f->n_rules; i++) any_rule |= !f->rules[i].is_weight && f->rules[i].slots[s].targeted;
     if (dump) dump_node(f, c, any_rule ? "before" : "value", "none");
+    /* one scan per hooked node until the first NaN/Inf is found: values computed so are
+     * told apart from values a rule made so */
+    if (!f->nf_seen) note_nonfinite(f, c, -1);
     for (int i = 0; i < f->n_rules; i++) {
         rule *r = &f->rules[i];
         if (r->is_weight || !r->slots[s].targeted) continue;
         slot *sl = &r->slots[s];
         uint64_t stream = mix64(((uint64_t)i << 40) ^ ((uint64_t)c->node << 20) ^ (uint64_t)(c->layer + 1));
         apply_format(r->fmt, c->data, c->nrows, c->ncols, f->seed, stream, c->row0, c->pool, &sl->st);
+        if (!f->nf_seen) note_nonfinite(f, c, i);
         sl->applications++;
         last_fmt = fq_format_str(r->fmt);
         if (!sl->logged && f->log) {
@@ -506,6 +547,37 @@ static void hook(void *ud, const fq_hook_call *c) {
     }
     if (dump && any_rule) dump_node(f, c, "after", last_fmt);
     if (f->observer) f->observer(f->observer_ud, c);
+}
+
+void fq_fakequant_set_check_all(fq_fakequant *f, int on) {
+    f->check_all = on != 0;
+    rebuild_mask(f);
+}
+
+int fq_fakequant_nonfinite(const fq_fakequant *f, char *buf, size_t n) {
+    size_t len = 0;
+    int rc = 0;
+    if (n) buf[0] = 0;
+    if (f->nf_seen) {
+        char label[96];
+        node_label(label, sizeof label, f->nf_node, f->nf_layer);
+        int k = snprintf(buf, n, "%s at position %lld (%lld NaN, %lld Inf of %lld values), ", label,
+                         (long long)f->nf_pos, (long long)f->nf_nan, (long long)f->nf_inf, (long long)f->nf_total);
+        len = k > 0 ? FQ_MIN((size_t)k, n ? n - 1 : 0) : 0;
+        if (f->nf_rule >= 0)
+            k = snprintf(buf + len, n - len, "made so by rule '%s'", f->rules[f->nf_rule].text);
+        else
+            k = snprintf(buf + len, n - len, "computed so%s%s", f->n_rules ? ", before any rule acted" : "",
+                         f->check_all ? ", from finite inputs (look at this node's weights)" : "");
+        len += k > 0 ? FQ_MIN((size_t)k, n - len - 1) : 0;
+        rc = f->nf_rule >= 0 ? 2 : 1;
+    }
+    if (f->wnf_rule >= 0 && len + 1 < n) {
+        snprintf(buf + len, n - len, "%sweight rule '%s' left %lld NaN/Inf values in %s", len ? "; " : "",
+                 f->rules[f->wnf_rule].text, (long long)f->wnf_count, f->wnf_tensor);
+        if (!rc) rc = 3;
+    }
+    return rc;
 }
 
 void fq_fakequant_set_observer(fq_fakequant *f, fq_hook_fn fn, void *ud) {
@@ -536,6 +608,15 @@ int fq_fakequant_apply_weights(fq_fakequant *f, fq_model *m, fq_err *e) {
                 tt->to_float((const char *)w->data + (size_t)row * w->row_bytes, dst + row * w->n_in, w->n_in);
             uint64_t stream = mix64(((uint64_t)i << 40) ^ 0xabcdefull ^ (uint64_t)k);
             fq_format_apply(r->fmt, dst, w->n_out, w->n_in, f->seed, stream, 0, &r->wst);
+            if (f->wnf_rule < 0) {
+                int64_t bad = 0;
+                for (size_t q = 0; q < n; q++) bad += !isfinite(dst[q]);
+                if (bad) {
+                    f->wnf_rule = i;
+                    f->wnf_count = bad;
+                    snprintf(f->wnf_tensor, sizeof f->wnf_tensor, "%s", w->name);
+                }
+            }
             free(w->owned);
             w->owned = dst;
             w->data = dst;
@@ -631,6 +712,39 @@ static void stats_json(jsonw *w, const fq_qstats *st) {
     jsonw_key(w, "nan_produced"); jsonw_int(w, (long long)st->n_nan);
 }
 
+void fq_fakequant_json_nodes(const fq_fakequant *f, jsonw *w) {
+    jsonw_arr_begin(w);
+    for (int i = 0; i < f->n_rules; i++) {
+        const rule *r = &f->rules[i];
+        if (r->is_weight) {
+            jsonw_obj_begin(w);
+            jsonw_key(w, "rule"); jsonw_str(w, r->text);
+            jsonw_key(w, "node"); jsonw_str(w, "weight");
+            jsonw_key(w, "tensors"); jsonw_str(w, r->glob);
+            jsonw_key(w, "format"); jsonw_str(w, fq_format_str(r->fmt));
+            jsonw_key(w, "applications"); jsonw_int(w, r->n_tensors);
+            stats_json(w, &r->wst);
+            jsonw_obj_end(w);
+            continue;
+        }
+        for (int node = 0; node < FQ_NODE_COUNT; node++)
+            for (int L = -1; L < f->n_layer; L++) {
+                const slot *sl = &r->slots[sidx(f, node, L)];
+                if (!sl->targeted) continue;
+                jsonw_obj_begin(w);
+                jsonw_key(w, "rule"); jsonw_str(w, r->text);
+                jsonw_key(w, "node"); jsonw_str(w, fq_node_name(node));
+                jsonw_key(w, "layer"); jsonw_int(w, L);
+                jsonw_key(w, "format"); jsonw_str(w, fq_format_str(r->fmt));
+                jsonw_key(w, "applications"); jsonw_int(w, (long long)sl->applications);
+                jsonw_key(w, "fired"); jsonw_bool(w, sl->applications > 0);
+                stats_json(w, &sl->st);
+                jsonw_obj_end(w);
+            }
+    }
+    jsonw_arr_end(w);
+}
+
 char *fq_fakequant_json(const fq_fakequant *f, int exact) {
     jsonw w;
     jsonw_init(&w);
@@ -640,36 +754,7 @@ char *fq_fakequant_json(const fq_fakequant *f, int exact) {
     jsonw_key(&w, "note");
     jsonw_str(&w, mode_line(exact));
     jsonw_key(&w, "nodes");
-    jsonw_arr_begin(&w);
-    for (int i = 0; i < f->n_rules; i++) {
-        const rule *r = &f->rules[i];
-        if (r->is_weight) {
-            jsonw_obj_begin(&w);
-            jsonw_key(&w, "rule"); jsonw_str(&w, r->text);
-            jsonw_key(&w, "node"); jsonw_str(&w, "weight");
-            jsonw_key(&w, "tensors"); jsonw_str(&w, r->glob);
-            jsonw_key(&w, "format"); jsonw_str(&w, fq_format_str(r->fmt));
-            jsonw_key(&w, "applications"); jsonw_int(&w, r->n_tensors);
-            stats_json(&w, &r->wst);
-            jsonw_obj_end(&w);
-            continue;
-        }
-        for (int node = 0; node < FQ_NODE_COUNT; node++)
-            for (int L = -1; L < f->n_layer; L++) {
-                const slot *sl = &r->slots[sidx(f, node, L)];
-                if (!sl->targeted) continue;
-                jsonw_obj_begin(&w);
-                jsonw_key(&w, "rule"); jsonw_str(&w, r->text);
-                jsonw_key(&w, "node"); jsonw_str(&w, fq_node_name(node));
-                jsonw_key(&w, "layer"); jsonw_int(&w, L);
-                jsonw_key(&w, "format"); jsonw_str(&w, fq_format_str(r->fmt));
-                jsonw_key(&w, "applications"); jsonw_int(&w, (long long)sl->applications);
-                jsonw_key(&w, "fired"); jsonw_bool(&w, sl->applications > 0);
-                stats_json(&w, &sl->st);
-                jsonw_obj_end(&w);
-            }
-    }
-    jsonw_arr_end(&w);
+    fq_fakequant_json_nodes(f, &w);
     jsonw_obj_end(&w);
     return jsonw_take(&w);
 }

@@ -46,6 +46,16 @@ void fq_fakequant_attach(fq_fakequant *f, fq_ctx *c);
 /* Calls fn on every node after the rules acted (tests, capture). Call before attach. */
 void fq_fakequant_set_observer(fq_fakequant *f, fq_hook_fn fn, void *ud);
 
+/* Hooks every node (values are left as they are unless a rule targets them), so that
+ * fq_fakequant_nonfinite names the node where NaN/Inf first appear. Call before attach. */
+void fq_fakequant_set_check_all(fq_fakequant *f, int on);
+/* The first hooked (node, layer) whose values held a NaN or an Inf since the rules were
+ * made, in words into buf ("kq-0 at position 3 (12 NaN, 0 Inf of 64 values), made so by
+ * rule 'kq=e2m1:fn,sat=off'"), and a weight rule that left NaN/Inf in a weight. Returns 0
+ * when none was seen, 2 when a rule made them, 1 when a node computed them, 3 when only a
+ * weight rule did. */
+int fq_fakequant_nonfinite(const fq_fakequant *f, char *buf, size_t n);
+
 /* Clears the statistics (not the first-application log state). */
 void fq_fakequant_reset_stats(fq_fakequant *f);
 /* Total applications over all rules. */
@@ -54,8 +64,11 @@ uint64_t fq_fakequant_applications(const fq_fakequant *f);
 /* The per-(node, layer, format) table; states the arithmetic mode. Warns about rules
  * that never fired. Returns the number of rules that never fired. */
 int fq_fakequant_report(const fq_fakequant *f, FILE *out, int exact);
-/* The same as JSON (an array of rows) into a malloc'd string. */
+/* The same as JSON into a malloc'd string: {"arithmetic", "note", "nodes": [rows]}. */
 char *fq_fakequant_json(const fq_fakequant *f, int exact);
+/* The "nodes" array of that object (one row per rule target), written into w. */
+struct jsonw;
+void fq_fakequant_json_nodes(const fq_fakequant *f, struct jsonw *w);
 /* Error from a --dump write, if any happened (NULL when none). */
 const char *fq_fakequant_dump_error(const fq_fakequant *f);
 

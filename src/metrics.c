@@ -34,27 +34,43 @@ double fq_nll(const float *logits, int n_vocab, int token) {
     return -((double)logits[token] - mx - log_sum_exp(logits, n_vocab, mx));
 }
 
+int64_t fq_count_nonfinite(const float *x, size_t n, int64_t *n_nan, int64_t *n_inf) {
+    int64_t a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        a += isnan(x[i]) != 0;
+        b += isinf(x[i]) != 0;
+    }
+    if (n_nan) *n_nan = a;
+    if (n_inf) *n_inf = b;
+    return a + b;
+}
+
 void fq_metrics_position(const float *base, const float *fq, int n_vocab, int next,
                          fq_pos_metrics *out) {
     double mb, mf;
     int ab, af, fb, ff;
     row_scan(base, n_vocab, &mb, &ab, &fb);
     row_scan(fq, n_vocab, &mf, &af, &ff);
-    out->top1_same = ab == af;
+    out->nonfinite = (fb ? 0 : 1) | (ff ? 0 : 2);
+    /* a row with NaN/Inf has no argmax worth comparing (an all-NaN row would give 0 twice) */
+    out->top1_same = !out->nonfinite && ab == af;
     double dmax = 0.0;
     for (int i = 0; i < n_vocab; i++) {
         const double d = fabs((double)fq[i] - (double)base[i]);
         if (d > dmax || d != d) dmax = d;
     }
     out->max_abs_logit_diff = dmax;
+    out->has_next = next >= 0 && next < n_vocab;
     out->nll_base = out->nll_fq = out->dp = NAN;
-    if (!fb || !ff) {
-        out->kld = INFINITY;
-        return;
-    }
+    out->kld = NAN;
     /* log p(i) = x_i - lse, lse = mx + log sum exp(x - mx) */
-    const double lse_b = mb + log_sum_exp(base, n_vocab, mb);
-    const double lse_f = mf + log_sum_exp(fq, n_vocab, mf);
+    const double lse_b = fb ? mb + log_sum_exp(base, n_vocab, mb) : NAN;
+    const double lse_f = ff ? mf + log_sum_exp(fq, n_vocab, mf) : NAN;
+    if (out->has_next) {
+        if (fb) out->nll_base = -((double)base[next] - lse_b);
+        if (ff) out->nll_fq = -((double)fq[next] - lse_f);
+    }
+    if (out->nonfinite) return;
     const double shift = lse_f - lse_b;
     double kl = 0.0;
     for (int i = 0; i < n_vocab; i++) {
@@ -64,12 +80,7 @@ void fq_metrics_position(const float *base, const float *fq, int n_vocab, int ne
     }
     /* KL >= 0; rounding can leave -1e-18 when the rows are nearly equal */
     out->kld = kl > 0.0 ? kl : 0.0;
-    if (next >= 0 && next < n_vocab) {
-        const double lpb = (double)base[next] - lse_b, lpf = (double)fq[next] - lse_f;
-        out->nll_base = -lpb;
-        out->nll_fq = -lpf;
-        out->dp = exp(lpf) - exp(lpb);
-    }
+    if (out->has_next) out->dp = exp(-out->nll_fq) - exp(-out->nll_base);
 }
 
 double fq_percentile_sorted(const double *x, size_t n, double p) {
@@ -116,21 +127,25 @@ static int push(double **arr, size_t *cap, int64_t n, double v, fq_err *e) {
 }
 
 int fq_metrics_add(fq_metrics *m, const fq_pos_metrics *p, fq_err *e) {
-    if (push(&m->kld, &m->cap_kld, m->n, p->kld, e)) return -1;
+    if (!p->nonfinite && push(&m->kld, &m->cap_kld, m->n - m->n_inf, p->kld, e)) return -1;
     m->n++;
-    if (isfinite(p->kld)) {
-        m->sum_kld += p->kld;
-    } else {
+    m->n_next += p->has_next;
+    if (p->nonfinite) {
         m->n_inf++;
+        m->n_inf_base += (p->nonfinite & 1) != 0;
+        m->n_inf_fq += (p->nonfinite & 2) != 0;
+    } else {
+        m->sum_kld += p->kld;
+        if (p->kld > m->max_kld) m->max_kld = p->kld;
     }
-    if (p->kld > m->max_kld || p->kld != p->kld) m->max_kld = p->kld;
     if (p->max_abs_logit_diff > m->max_abs_logit_diff || p->max_abs_logit_diff != p->max_abs_logit_diff)
         m->max_abs_logit_diff = p->max_abs_logit_diff;
     m->n_top1 += p->top1_same;
+    if (!isnan(p->nll_base)) fq_ppl_add(&m->ppl_base, p->nll_base);
+    if (!isnan(p->nll_fq)) fq_ppl_add(&m->ppl_fq, p->nll_fq);
     if (!isnan(p->dp)) {
-        if (push(&m->dp, &m->cap_dp, m->ppl_base.n, p->dp, e)) return -1;
-        fq_ppl_add(&m->ppl_base, p->nll_base);
-        fq_ppl_add(&m->ppl_fq, p->nll_fq);
+        if (push(&m->dp, &m->cap_dp, m->n_dp, p->dp, e)) return -1;
+        m->n_dp++;
         m->sum_dp += p->dp;
     }
     return 0;
@@ -183,17 +198,18 @@ static double *sorted_copy(const double *x, size_t n, fq_err *e) {
 int fq_metrics_summarize(const fq_metrics *m, fq_metrics_summary *s, fq_err *e) {
     memset(s, 0, sizeof *s);
     s->n_pos = m->n;
-    s->n_scored = m->ppl_base.n;
+    s->n_scored = m->n_next;
     s->n_top1 = m->n_top1;
+    s->n_nonfinite = m->n_inf;
+    s->n_nonfinite_base = m->n_inf_base;
+    s->n_nonfinite_fq = m->n_inf_fq;
     const int64_t nf = m->n - m->n_inf;
-    if (m->n_inf) {
-        s->mean_kld = INFINITY;
-        s->kld_stderr = NAN;
-    } else if (nf > 0) {
+    const int valid = m->n > 0 && m->n_inf == 0;
+    if (valid) {
         s->mean_kld = m->sum_kld / (double)nf;
         /* two passes over the kept values: no cancellation when the spread is small */
         double ss = 0.0;
-        for (int64_t i = 0; i < m->n; i++) {
+        for (int64_t i = 0; i < nf; i++) {
             const double d = m->kld[i] - s->mean_kld;
             ss += d * d;
         }
@@ -201,17 +217,18 @@ int fq_metrics_summarize(const fq_metrics *m, fq_metrics_summary *s, fq_err *e) 
     } else {
         s->mean_kld = s->kld_stderr = NAN;
     }
-    s->max_kld = m->n ? m->max_kld : NAN;
+    s->max_kld = valid ? m->max_kld : NAN;
     s->max_abs_logit_diff = m->n ? m->max_abs_logit_diff : NAN;
-    s->top1_agree = m->n ? (double)m->n_top1 / (double)m->n : NAN;
-    double *k = sorted_copy(m->kld, (size_t)m->n, e);
+    s->top1_agree = valid ? (double)m->n_top1 / (double)m->n : NAN;
+    const size_t nk = valid ? (size_t)nf : 0;
+    double *k = sorted_copy(m->kld, nk, e);
     if (!k) return -1;
-    s->kld_median = fq_percentile_sorted(k, (size_t)m->n, 50);
-    s->kld_p90 = fq_percentile_sorted(k, (size_t)m->n, 90);
-    s->kld_p95 = fq_percentile_sorted(k, (size_t)m->n, 95);
-    s->kld_p99 = fq_percentile_sorted(k, (size_t)m->n, 99);
+    s->kld_median = fq_percentile_sorted(k, nk, 50);
+    s->kld_p90 = fq_percentile_sorted(k, nk, 90);
+    s->kld_p95 = fq_percentile_sorted(k, nk, 95);
+    s->kld_p99 = fq_percentile_sorted(k, nk, 99);
     free(k);
-    const size_t nd = (size_t)m->ppl_base.n;
+    const size_t nd = valid ? (size_t)m->n_dp : 0;
     double *d = sorted_copy(m->dp, nd, e);
     if (!d) return -1;
     s->dp_mean = nd ? m->sum_dp / (double)nd : NAN;
@@ -223,12 +240,15 @@ int fq_metrics_summarize(const fq_metrics *m, fq_metrics_summary *s, fq_err *e) 
     s->dp_p95 = fq_percentile_sorted(d, nd, 95);
     s->dp_p99 = fq_percentile_sorted(d, nd, 99);
     free(d);
-    s->ppl_base = fq_ppl_value(&m->ppl_base);
-    s->ppl_fq = fq_ppl_value(&m->ppl_fq);
-    s->ppl_base_err = fq_ppl_error(&m->ppl_base);
-    s->ppl_fq_err = fq_ppl_error(&m->ppl_fq);
-    s->nll_base = nd ? m->ppl_base.sum_nll / (double)nd : NAN;
-    s->nll_fq = nd ? m->ppl_fq.sum_nll / (double)nd : NAN;
-    s->ppl_ratio = nd ? exp(s->nll_fq - s->nll_base) : NAN;
+    /* a run's perplexity is defined when none of its rows was non-finite */
+    const int base_ok = m->n_inf_base == 0, fq_ok = m->n_inf_fq == 0;
+    const size_t nb = (size_t)m->ppl_base.n, nq = (size_t)m->ppl_fq.n;
+    s->ppl_base = base_ok ? fq_ppl_value(&m->ppl_base) : NAN;
+    s->ppl_fq = fq_ok ? fq_ppl_value(&m->ppl_fq) : NAN;
+    s->ppl_base_err = base_ok ? fq_ppl_error(&m->ppl_base) : NAN;
+    s->ppl_fq_err = fq_ok ? fq_ppl_error(&m->ppl_fq) : NAN;
+    s->nll_base = base_ok && nb ? m->ppl_base.sum_nll / (double)nb : NAN;
+    s->nll_fq = fq_ok && nq ? m->ppl_fq.sum_nll / (double)nq : NAN;
+    s->ppl_ratio = base_ok && fq_ok && nb ? exp(s->nll_fq - s->nll_base) : NAN;
     return 0;
 }

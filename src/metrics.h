@@ -17,19 +17,26 @@
 #include "common.h"
 #include "threadpool.h"
 
-/* What one position gives. nll_* and dp are NAN when the next token is unknown. */
+/* What one position gives. nll_* and dp are NAN when the next token is unknown.
+ * A row holding a NaN or an Inf has no softmax: nonfinite says which row does (bit 0 the
+ * baseline, bit 1 the fake-quant row); kld and dp are then NAN, top1_same is 0, and the
+ * nll of that row is NAN. */
 typedef struct fq_pos_metrics {
     double kld;
     double nll_base, nll_fq;
     double dp;
     double max_abs_logit_diff;
     int top1_same;
+    int has_next;
+    int nonfinite;
 } fq_pos_metrics;
 
-/* One position: base and fq are n_vocab logits; next is the actual next token or -1.
- * Non-finite logits give kld = +Inf (they are counted, not hidden). */
+/* One position: base and fq are n_vocab logits; next is the actual next token or -1. */
 void fq_metrics_position(const float *base, const float *fq, int n_vocab, int next,
                          fq_pos_metrics *out);
+
+/* Counts the NaN and the +-Inf values of x[0..n); returns their sum. */
+int64_t fq_count_nonfinite(const float *x, size_t n, int64_t *n_nan, int64_t *n_inf);
 
 /* Percentile p (0..100) of sorted x[0..n) with linear interpolation between order
  * statistics (numpy's default): x[(n-1) p / 100]. NAN when n = 0. */
@@ -58,14 +65,18 @@ double fq_nll(const float *logits, int n_vocab, int token);
 typedef struct fq_metrics {
     int64_t n;              /* positions */
     int64_t n_top1;         /* positions whose argmax agrees */
-    int64_t n_inf;          /* positions with non-finite KL */
+    int64_t n_inf;          /* positions with a non-finite row (no KL) */
+    int64_t n_inf_base;     /* ... whose baseline row holds NaN/Inf */
+    int64_t n_inf_fq;       /* ... whose fake-quant row holds NaN/Inf */
+    int64_t n_next;         /* positions with a known next token */
     double sum_kld;
     double max_kld;
     double max_abs_logit_diff;
     fq_ppl ppl_base, ppl_fq;
     double sum_dp;
-    double *kld;            /* [n] */
-    double *dp;             /* [ppl_base.n] */
+    double *kld;            /* [n - n_inf]: the finite positions' KL */
+    double *dp;             /* [n_dp]: positions with a next token and both rows finite */
+    int64_t n_dp;
     size_t cap_kld, cap_dp;
     int oom;
 } fq_metrics;
@@ -81,9 +92,14 @@ int fq_metrics_add(fq_metrics *m, const fq_pos_metrics *p, fq_err *e);
 int fq_metrics_add_rows(fq_metrics *m, const float *base, const float *fq, int64_t n_rows,
                         int n_vocab, const int32_t *next, fq_pool *pool, fq_err *e);
 
+/* Figures over every position: when any position holds NaN/Inf logits (n_nonfinite > 0)
+ * there is no KL, top-1 or dp figure to give and those are NAN, and so is each run's
+ * perplexity when one of its rows is non-finite: the counts say how many. */
 typedef struct fq_metrics_summary {
     int64_t n_pos;          /* positions compared */
     int64_t n_scored;       /* positions with a known next token */
+    int64_t n_nonfinite;    /* positions whose baseline or fake-quant logits hold NaN/Inf */
+    int64_t n_nonfinite_base, n_nonfinite_fq;
     double mean_kld, kld_stderr;   /* stderr = sd / sqrt(n), sd with n - 1 */
     double kld_median, kld_p90, kld_p95, kld_p99, max_kld;
     double top1_agree;      /* fraction, 0..1 */
@@ -95,7 +111,8 @@ typedef struct fq_metrics_summary {
 } fq_metrics_summary;
 
 /* Fills s from the positions added so far (sorts copies; m is unchanged). Returns 0, or
- * -1 with e set when memory runs out. Undefined figures (no positions) are NAN. */
+ * -1 with e set when memory runs out. Undefined figures (no positions, or non-finite
+ * positions, see above) are NAN. */
 int fq_metrics_summarize(const fq_metrics *m, fq_metrics_summary *s, fq_err *e);
 
 #endif

@@ -81,9 +81,9 @@ void fq_sampler_accept(fq_sampler *s, int token) {
 }
 
 int fq_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (!isnan(x[i]) && (best < 0 || x[i] > x[best])) best = i;
     return best;
 }
 
@@ -142,14 +142,30 @@ int fq_sampler_sample(fq_sampler *s, const float *logits) {
             *l = *l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty;
         }
     }
+    /* NaN and -Inf can never be drawn: drop them, so that what is left is totally ordered.
+     * +Inf outweighs every finite logit: when there is one, the +Inf tokens alone share the
+     * probability equally (the limit of the softmax). */
+    int n = 0, n_pinf = 0;
+    for (int i = 0; i < V; i++) {
+        const float l = c[i].logit;
+        if (isnan(l) || l == -INFINITY) continue;
+        n_pinf += l == INFINITY;
+        c[n++] = c[i];
+    }
+    if (n == 0) return -1;
+    if (n_pinf) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (c[i].logit == INFINITY) c[m++] = (cand){0.0f, c[i].id};
+        n = m;
+    }
     if (s->p.temp <= 0.0f) {
         int best = 0;
-        for (int i = 1; i < V; i++)
+        for (int i = 1; i < n; i++)
             if (c[i].logit > c[best].logit) best = i;
         return c[best].id;
     }
-    int n = V;
-    int k = s->p.top_k > 0 ? FQ_MIN(s->p.top_k, V) : V;
+    int k = s->p.top_k > 0 ? FQ_MIN(s->p.top_k, n) : n;
     top_k_sort(c, n, k);
     n = k;
     /* top-p on the softmax of what is left */

@@ -24,12 +24,14 @@ typedef struct fq_sampler fq_sampler;
 /* NULL with e set on bad parameters or no memory. */
 fq_sampler *fq_sampler_new(const fq_sampler_params *p, int n_vocab, fq_err *e);
 void fq_sampler_free(fq_sampler *s);
-/* Picks the next token from logits (not modified). */
+/* Picks the next token from logits (not modified). NaN and -Inf logits are never drawn;
+ * when some logits are +Inf, one of those is drawn (equally likely; greedy: the lowest
+ * id). Returns -1 when no logit can be drawn (all NaN or -Inf). */
 int fq_sampler_sample(fq_sampler *s, const float *logits);
 /* Records a token (prompt or generated) for the repeat penalty. */
 void fq_sampler_accept(fq_sampler *s, int token);
 
-/* argmax, lowest index on ties */
+/* argmax, lowest index on ties, NaN skipped; -1 when every value is NaN (or n <= 0) */
 int fq_argmax(const float *x, int n);
 
 #endif

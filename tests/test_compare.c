@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "forward.h"
+#include "gguf.h"
 #include "harness.h"
 #include "model.h"
 #include "testutil.h"
@@ -295,7 +296,7 @@ static void self_compare(void) {
 /* llama-perplexity's procedure written out independently: chunks of ctx tokens of the
  * text (BOS first), the chunk's first token replaced by BOS, tokens ctx/2+1 .. ctx-1 of
  * each chunk scored, softmax in double. */
-static double reference_ppl(const char *text_path, int ctx, int n_chunks, double *err) {
+static double reference_ppl(const char *text_path, int ctx, int n_chunks, uint32_t cache_type, double *err) {
     *err = NAN;
     fq_err e;
     fq_model *m = fq_model_load("models/stories260K.gguf", &e);
@@ -304,7 +305,7 @@ static double reference_ppl(const char *text_path, int ctx, int n_chunks, double
     if (!m || !text) return NAN;
     int32_t *ids;
     size_t n;
-    fq_ctx_params cp = {.n_ctx = ctx, .n_threads = 1, .exact = 0, .cache_type = 0, .n_batch = 512};
+    fq_ctx_params cp = {.n_ctx = ctx, .n_threads = 1, .exact = 0, .cache_type = cache_type, .n_batch = 512};
     fq_ctx *c = fq_ctx_new(m, &cp, &e);
     if (!c || fq_tokenize(m->tok, text, len, true, false, &ids, &n, &e)) return NAN;
     const int V = m->hp.n_vocab;
@@ -344,10 +345,33 @@ static void ppl_checks(void) {
     CHECK(rc == 0 && p > 1 && p < 20 && pe > 0 && pe < p, "ppl of data/eval.txt %g +- %g: %s", p, pe, err ? err : "");
     CHECK(jnum(js, "scored") == 6 * 63, "ppl scores the second half of 6 chunks: %g", jnum(js, "scored"));
     CHECK(out && strstr(out, "[6]") && strstr(out, "Final estimate: PPL = "), "ppl output: %s", out ? out : "");
-    double ref_err = NAN, ref = reference_ppl("data/eval.txt", 128, 6, &ref_err);
+    /* ppl keeps the KV cache in F16 by default, as llama-perplexity does, and says so */
+    double ref_err = NAN, ref = reference_ppl("data/eval.txt", 128, 6, 1 /* F16 */, &ref_err);
     CHECK(rel_close(p, ref, 1e-9) && rel_close(pe, ref_err, 1e-6), "ppl %.17g +- %.9g, independent %.17g +- %.9g", p, pe,
           ref, ref_err);
+    CHECK(err && strstr(err, "KV cache f16") && js && strstr(js, "\"kv_cache\":\"f16\""), "ppl header: %s",
+          err ? err : "");
     free(js), free(out), free(err);
+    snprintf(args, sizeof args, "ppl -f data/eval.txt -c 128 --chunks 6 -t 1 --cache-type f32 --json %s", jpath);
+    rc = sh(args, NULL, &err);
+    js = tu_read(jpath, NULL);
+    double ref32_err = NAN, ref32 = reference_ppl("data/eval.txt", 128, 6, 0 /* F32 */, &ref32_err);
+    CHECK(rc == 0 && rel_close(jnum(js, "ppl"), ref32, 1e-9) && ref32 != ref && err && strstr(err, "KV cache f32"),
+          "--cache-type f32: ppl %.17g, independent %.17g (f16 %.17g)", jnum(js, "ppl"), ref32, ref);
+    free(js), free(err);
+    /* -c 1 and -c 2 score nothing: refused, with the minimum and why */
+    for (int c = 1; c <= 2; c++) {
+        snprintf(args, sizeof args, "ppl -f data/eval.txt -c %d", c);
+        rc = sh(args, &out, &err);
+        CHECK(rc == 2 && err && strstr(err, "too short for ppl") && strstr(err, "-c 3 or more") && out &&
+                  !strstr(out, "nan"),
+              "ppl -c %d: rc %d: %s", c, rc, err ? err : "");
+        free(out), free(err);
+    }
+    rc = sh("ppl -f data/eval.txt -c 3 --chunks 4 -t 1", &out, &err);
+    CHECK(rc == 0 && out && strstr(out, "Final estimate: PPL = ") && !strstr(out, "nan"), "ppl -c 3: %d %s", rc,
+          err ? err : "");
+    free(out), free(err);
     /* an identity rule changes nothing */
     snprintf(args, sizeof args, "ppl -f data/eval.txt -c 128 --chunks 6 -t 1 --fq 'l_out@*=f32' --json %s", jpath);
     rc = sh(args, NULL, NULL);
@@ -560,17 +584,148 @@ static void kill_and_resume(void) {
     free(svg);
 }
 
+/* ---- NaN/Inf are data ---------------------------------------------------------------------- */
+
+/* A copy of the bundled model with one value of tensor `name` set to v (F32 element idx), or
+ * (q8_0) the scale of block idx of a Q8_0 tensor set to the F16 bits h. 0 on success. */
+static int write_poisoned(const char *src, const char *dst, const char *name, int64_t idx, float v, int q8_0_block,
+                          uint16_t h) {
+    fq_gguf g;
+    fq_err e;
+    if (fq_gguf_open(&g, src, &e)) return -1;
+    fq_gguf_writer *w = fq_gguf_writer_new(&e);
+    void *copy = NULL;
+    int rc = 0;
+    for (uint64_t i = 0; i < g.n_kv && !rc; i++) rc = fq_gguf_writer_copy_kv(w, &g.kv[i], &e);
+    for (uint64_t i = 0; i < g.n_tensors && !rc; i++) {
+        const fq_gguf_tensor *t = &g.tensors[i];
+        const void *data = t->data;
+        if (!strcmp(t->name, name)) {
+            copy = malloc(t->nbytes);
+            memcpy(copy, t->data, t->nbytes);
+            if (q8_0_block) memcpy((char *)copy + (size_t)idx * 34, &h, 2);
+            else ((float *)copy)[idx] = v;
+            data = copy;
+        }
+        rc = fq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, data, &e);
+    }
+    if (!rc) rc = fq_gguf_writer_write(w, dst, &e);
+    if (rc) fprintf(stderr, "write_poisoned: %s\n", e.msg);
+    fq_gguf_writer_free(w);
+    fq_gguf_close(&g);
+    free(copy);
+    return copy ? rc : -1;
+}
+
+static void nan_checks(void) {
+    char *out = NULL, *err = NULL, args[2048], jpath[300], nanm[300], infm[300], q8[300], q8n[300], dir[300];
+    snprintf(jpath, sizeof jpath, "%s/nan.json", tmpdir);
+    /* a format that overflows to NaN on the logits and on the attention scores: the sampler
+     * used to read past its candidates (SIGSEGV); now the text is made from the finite
+     * logits, the NaN is reported once with the rule that made it, and the exit status is 3 */
+    int rc = sh("run -p 'Once upon a time' -n 8 -t 1 --fq 'result_output=e2m1:fn,sat=off'", &out, &err);
+    CHECK(rc == 3 && err && strstr(err, "NaN/Inf first appeared at result_output") &&
+              strstr(err, "made so by rule 'result_output=e2m1:fn,sat=off'") && strstr(err, "the text is not valid"),
+          "run, NaN logits: rc %d: %s", rc, err ? err : "");
+    CHECK(err && strstr(err, "first appeared") && !strstr(strstr(err, "first appeared") + 1, "first appeared"),
+          "the NaN is reported once: %s", err ? err : "");
+    free(out), free(err);
+    rc = sh("run -p 'Once upon a time' -n 8 -t 1 --fq 'kq=e2m1:fn,sat=off'", &out, &err);
+    CHECK(rc == 3 && err && strstr(err, "first appeared at kq-0") && strstr(err, "every logit is NaN or -Inf") &&
+              strstr(err, "generation stopped"),
+          "run, NaN scores: rc %d: %s", rc, err ? err : "");
+    free(out), free(err);
+    /* compare -p -n: counted positions, no top-1 from two garbage argmaxes, exit 3 */
+    snprintf(args, sizeof args, "compare -p 'Once upon a time' -n 8 -t 1 --fq 'kq=e2m1:fn,sat=off' --json %s", jpath);
+    rc = sh(args, &out, &err);
+    char *js = tu_read(jpath, NULL);
+    CHECK(rc == 3 && out && strstr(out, "NOT VALID: 13 of 13 positions have NaN/Inf logits (baseline 0, fake-quant 13)") &&
+              js && strstr(js, "\"nonfinite_positions\":13") && strstr(js, "\"valid\":false") &&
+              strstr(js, "\"top1_agree\":null") && strstr(js, "\"mean_kld\":null"),
+          "compare, NaN: rc %d: %s\n%s", rc, out ? out : "", js ? js : "");
+    free(js), free(out), free(err);
+    /* ppl: NaN positions counted, no PPL, exit 3 */
+    snprintf(args, sizeof args, "ppl -f data/eval.txt -c 64 --chunks 2 -t 1 --fq 'result_output=e2m1:fn,sat=off' --json %s",
+             jpath);
+    rc = sh(args, &out, &err);
+    js = tu_read(jpath, NULL);
+    CHECK(rc == 3 && out && strstr(out, "NOT VALID: 62 of 62 scored positions") && js &&
+              strstr(js, "\"ppl\":null") && strstr(js, "\"nonfinite_positions\":62") && strstr(js, "\"valid\":false"),
+          "ppl, NaN: rc %d: %s %s", rc, out ? out : "", js ? js : "");
+    free(js), free(out), free(err);
+    /* sweep: the NaN combinations say so, the others are figures, exit 3 */
+    snprintf(dir, sizeof dir, "%s/sw_nan", tmpdir);
+    snprintf(args, sizeof args, "sweep -f data/eval.txt -c 64 --chunks 1 -t 1 --nodes kq,ffn_norm --layers 1 "
+                                "--formats bf16,e2m1:fn,sat=off -o %s", dir);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 3 && out && strstr(out, "NOT VALID: 1 combination had NaN/Inf logits") && err &&
+              strstr(err, "kq@1=e2m1:fn,sat=off: NaN/Inf logits at 64 of 64 positions") &&
+              strstr(err, "made so by rule 'kq@1=e2m1:fn,sat=off'"),
+          "sweep, NaN: rc %d: %s %s", rc, out ? out : "", err ? err : "");
+    free(out), free(err);
+
+    /* a model with one NaN weight, one with an Inf, a Q8_0 model with one NaN block scale */
+    snprintf(nanm, sizeof nanm, "%s/nan.gguf", tmpdir);
+    snprintf(infm, sizeof infm, "%s/inf.gguf", tmpdir);
+    snprintf(q8, sizeof q8, "%s/q8.gguf", tmpdir);
+    snprintf(q8n, sizeof q8n, "%s/q8nan.gguf", tmpdir);
+    CHECK(write_poisoned("models/stories260K.gguf", nanm, "blk.1.attn_q.weight", 100, NAN, 0, 0) == 0, "nan model");
+    CHECK(write_poisoned("models/stories260K.gguf", infm, "blk.3.ffn_down.weight", 7, INFINITY, 0, 0) == 0, "inf model");
+    snprintf(args, sizeof args, "quantize models/stories260K.gguf %s q8_0", q8);
+    rc = sh(args, NULL, NULL);
+    CHECK(rc == 0 && write_poisoned(q8, q8n, "blk.0.ffn_up.weight", 3, 0, 1, 0x7e00) == 0, "q8_0 model with a NaN scale");
+    const char *models[3] = {nanm, infm, q8n}, *origin[3] = {"Qcur-1", "ffn_out-3", "ffn_up-0"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "run -m %s -p 'Once upon a time' -n 4 -t 1", models[i]);
+        rc = sh(args, &out, &err);
+        CHECK(rc == 3 && err && strstr(err, origin[i]) && strstr(err, "computed so") &&
+                  strstr(err, "every logit is NaN or -Inf"),
+              "run %s: rc %d: %s", models[i], rc, err ? err : "");
+        free(out), free(err);
+    }
+    snprintf(args, sizeof args, "run -m %s --chat --chat-template chatml -p 'Hi' -n 4 -t 1", nanm);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 3 && err && strstr(err, "Qcur-1") && strstr(err, "every logit is NaN or -Inf"), "run --chat: rc %d: %s",
+          rc, err ? err : "");
+    free(out), free(err);
+    snprintf(args, sizeof args, "compare -m %s -p 'Once upon a time' -n 4 -t 1 --fq ffn_norm@4=bf16 --json %s", nanm, jpath);
+    rc = sh(args, &out, &err);
+    js = tu_read(jpath, NULL);
+    CHECK(rc == 3 && js && strstr(js, "\"top1_agree\":null") && strstr(js, "\"nonfinite_base\":5") &&
+              strstr(js, "\"top1_count\":0") && out && strstr(out, "NOT VALID") && err && strstr(err, "Qcur-1"),
+          "compare, NaN model: rc %d: %s %s", rc, out ? out : "", err ? err : "");
+    free(js), free(out), free(err);
+    snprintf(args, sizeof args, "ppl -m %s -f data/eval.txt -c 64 --chunks 2 -t 1", nanm);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 3 && out && strstr(out, "NOT VALID") && err && strstr(err, "Qcur-1"), "ppl, NaN model: rc %d: %s",
+          rc, err ? err : "");
+    free(out), free(err);
+    snprintf(args, sizeof args, "sweep -m %s -f data/eval.txt -c 64 --chunks 1 -t 1 --nodes ffn_norm --layers 1 "
+                                "--formats bf16 -o %s/sw_nanmodel", nanm, tmpdir);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 3 && err && strstr(err, "the baseline's own logits hold NaN/Inf") && strstr(err, "Qcur-1"),
+          "sweep, NaN model: rc %d: %s", rc, err ? err : "");
+    free(out), free(err);
+    snprintf(args, sizeof args, "demo -m %s -o %s/demo_nan", nanm, tmpdir);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 3 && err && strstr(err, "Qcur-1"), "demo -m, NaN model: rc %d: %s", rc, err ? err : "");
+    free(out), free(err);
+    /* (the trace checks every node: naming Qcur-1 above also shows that no node of layer 0,
+     * kq included, holds NaN/Inf in a healthy pass) */
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/fqlm_test_compare.%d", (int)getpid());
     mkdir(tmpdir, 0777);
     golden_cases();
     self_compare();
     ppl_checks();
+    nan_checks();
     sweep_vs_compare();
     kill_and_resume();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (!t_failed) system(cmd);
+    if (!t_failed && !getenv("FQLM_KEEP")) system(cmd);
     else fprintf(stderr, "outputs kept in %s\n", tmpdir);
     return TEST_END();
 }

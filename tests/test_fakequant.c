@@ -238,6 +238,28 @@ int main(void) {
         fclose(devnull);
         fq_fakequant_free(f);
     }
+    /* where NaN/Inf first appear: made by a rule, or nowhere in a healthy pass checked node by
+     * node (kq has no -Inf mask entries that would read as a false alarm) */
+    {
+        fq_ctx_params p = {.n_ctx = 128, .n_threads = 2, .exact = 0, .cache_type = FQ_TYPE_F32, .n_batch = 512};
+        char buf[512];
+        for (int k = 0; k < 2; k++) {
+            fq_ctx *c = fq_ctx_new(m, &p, &e);
+            fq_fakequant *f = fq_fakequant_new(m, &e);
+            if (k == 0) fq_fakequant_add_rule(f, "kq@2=e2m1:fn,sat=off", &e);
+            fq_fakequant_set_check_all(f, 1);
+            fq_fakequant_attach(f, c);
+            fq_ctx_eval(c, toks, (int)n, 0, NULL, 0, &e);
+            const int got = fq_fakequant_nonfinite(f, buf, sizeof buf);
+            if (k == 0)
+                CHECK(got == 2 && strstr(buf, "kq-2 at position 0") && strstr(buf, "made so by rule 'kq@2=e2m1:fn,sat=off'"),
+                      "NaN made by a rule: %d '%s'", got, buf);
+            else
+                CHECK(got == 0 && !*buf, "healthy pass, every node checked: %d '%s'", got, buf);
+            fq_fakequant_free(f);
+            fq_ctx_free(c);
+        }
+    }
     free(base);
     free(toks);
     free(text);

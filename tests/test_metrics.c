@@ -5,6 +5,7 @@
 
 #include "harness.h"
 #include "metrics.h"
+#include "sampler.h"
 #include "threadpool.h"
 
 static int close_rel(double a, double b, double tol) {
@@ -85,11 +86,100 @@ int main(void) {
         double want = (1 - 2 * (1 / (1 + exp(1.0)))) * 1.0; /* p ln(p/q) with p, q swapped 2-point */
         CHECK(isfinite(pm.kld) && close_rel(pm.kld, want, 1e-9), "large logits KL %.17g want %.17g", pm.kld, want);
     }
-    /* non-finite logits are reported, not hidden */
+    /* non-finite logits are reported, not hidden: no KL (NaN, not a number to average), no
+     * top-1 agreement, and the row that holds them is named */
     {
         float a[3] = {1, 2, 3}, b[3] = {1, NAN, 3};
         fq_metrics_position(a, b, 3, 1, &pm);
-        CHECK(isinf(pm.kld), "NaN logit gives KL inf (%g)", pm.kld);
+        CHECK(isnan(pm.kld) && pm.nonfinite == 2 && !pm.top1_same, "NaN logit: KL %g, nonfinite %d, top-1 %d", pm.kld,
+              pm.nonfinite, pm.top1_same);
+        CHECK(isfinite(pm.nll_base) && isnan(pm.nll_fq) && isnan(pm.dp), "NaN row: its nll is NaN, the other's kept");
+        /* two all-NaN rows have the same "argmax" 0: that is not an agreement */
+        float n1[3] = {NAN, NAN, NAN}, n2[3] = {NAN, NAN, NAN};
+        fq_metrics_position(n1, n2, 3, 0, &pm);
+        CHECK(pm.nonfinite == 3 && !pm.top1_same && isnan(pm.kld), "all-NaN rows: nonfinite %d top-1 %d", pm.nonfinite,
+              pm.top1_same);
+        float inf[3] = {1, INFINITY, 3};
+        fq_metrics_position(a, inf, 3, 0, &pm);
+        CHECK(pm.nonfinite == 2 && isnan(pm.kld), "Inf logit: nonfinite %d KL %g", pm.nonfinite, pm.kld);
+    }
+    /* an accumulator with non-finite positions: counted, and no figure that would hide them */
+    {
+        fq_metrics m;
+        fq_metrics_init(&m);
+        fq_err e;
+        float a[3] = {1, 2, 3}, b[3] = {1, 2.5f, 3}, nb[3] = {NAN, NAN, NAN};
+        fq_pos_metrics p1, p2, p3;
+        fq_metrics_position(a, b, 3, 1, &p1);
+        fq_metrics_position(nb, nb, 3, 2, &p2);
+        fq_metrics_position(a, nb, 3, 0, &p3);
+        fq_metrics_add(&m, &p1, &e);
+        fq_metrics_add(&m, &p2, &e);
+        fq_metrics_add(&m, &p3, &e);
+        fq_metrics_summary s;
+        CHECK(fq_metrics_summarize(&m, &s, &e) == 0, "summary");
+        CHECK(s.n_pos == 3 && s.n_nonfinite == 2 && s.n_nonfinite_base == 1 && s.n_nonfinite_fq == 2 && s.n_scored == 3,
+              "counts: pos %lld nonfinite %lld base %lld fq %lld scored %lld", (long long)s.n_pos,
+              (long long)s.n_nonfinite, (long long)s.n_nonfinite_base, (long long)s.n_nonfinite_fq,
+              (long long)s.n_scored);
+        CHECK(isnan(s.mean_kld) && isnan(s.kld_p99) && isnan(s.max_kld) && isnan(s.top1_agree) && s.n_top1 == 1 &&
+                  isnan(s.ppl_fq) && isnan(s.ppl_base) && isnan(s.ppl_ratio) && isnan(s.dp_mean),
+              "figures with NaN positions: KL %g p99 %g top-1 %g ppl %g/%g", s.mean_kld, s.kld_p99, s.top1_agree,
+              s.ppl_base, s.ppl_fq);
+        fq_metrics_free(&m);
+        /* the fake-quant run alone non-finite: the baseline's perplexity is still a figure */
+        fq_metrics_init(&m);
+        fq_metrics_add(&m, &p1, &e);
+        fq_metrics_add(&m, &p3, &e);
+        fq_metrics_summarize(&m, &s, &e);
+        CHECK(isfinite(s.ppl_base) && isnan(s.ppl_fq) && s.n_nonfinite == 1, "base ppl %g fq ppl %g", s.ppl_base,
+              s.ppl_fq);
+        fq_metrics_free(&m);
+    }
+    /* the sampler with NaN/Inf logits: never out of bounds (ASan), never a NaN or -Inf token,
+     * the same token for the same seed, and -1 when nothing can be drawn */
+    {
+        enum { V = 512 };
+        float *l = malloc(V * sizeof(float));
+        fq_sampler_params sp;
+        fq_sampler_defaults(&sp);
+        fq_err e;
+        int bad = 0, ok = 1;
+        for (int trial = 0; trial < 200; trial++) {
+            for (int i = 0; i < V; i++) {
+                const double u = urand();
+                l[i] = u < 0.3 ? NAN : u < 0.35 ? -INFINITY : (float)(urand() * 8 - 4);
+            }
+            sp.seed = (uint64_t)trial;
+            sp.top_k = trial % 3 == 0 ? 0 : trial % 3 == 1 ? 40 : 400;
+            sp.temp = trial % 5 == 0 ? 0.0f : 0.8f;
+            fq_sampler *s1 = fq_sampler_new(&sp, V, &e), *s2 = fq_sampler_new(&sp, V, &e);
+            const int t1 = fq_sampler_sample(s1, l), t2 = fq_sampler_sample(s2, l);
+            if (t1 < 0 || t1 >= V || isnan(l[t1]) || l[t1] == -INFINITY) bad++;
+            if (t1 != t2) ok = 0;
+            fq_sampler_free(s1);
+            fq_sampler_free(s2);
+        }
+        CHECK(bad == 0 && ok, "sampling with NaN logits: %d bad tokens, deterministic %d", bad, ok);
+        for (int i = 0; i < V; i++) l[i] = NAN;
+        l[77] = -INFINITY;
+        sp.temp = 0.8f;
+        fq_sampler *s = fq_sampler_new(&sp, V, &e);
+        CHECK(fq_sampler_sample(s, l) == -1, "all NaN / -Inf: nothing to draw");
+        sp.temp = 0.0f;
+        fq_sampler *g = fq_sampler_new(&sp, V, &e);
+        CHECK(fq_sampler_sample(g, l) == -1, "greedy, all NaN: nothing to draw");
+        l[300] = INFINITY;
+        l[5] = 3.0f;
+        CHECK(fq_sampler_sample(s, l) == 300 && fq_sampler_sample(g, l) == 300, "+Inf outweighs every finite logit");
+        l[0] = NAN;
+        l[1] = 1.0f;
+        CHECK(fq_argmax(l, V) == 300, "argmax skips NaN: %d", fq_argmax(l, V));
+        for (int i = 0; i < V; i++) l[i] = NAN;
+        CHECK(fq_argmax(l, V) == -1, "argmax of all NaN is -1");
+        fq_sampler_free(s);
+        fq_sampler_free(g);
+        free(l);
     }
 
     /* percentiles, linear interpolation */

@@ -1,7 +1,11 @@
 /* cli.h - subcommands of the fqlm program. Each returns the process exit status:
- * 0 success, 1 runtime failure (bad file, bad model, I/O), 2 usage error. */
+ * 0 success, 1 runtime failure (bad file, bad model, I/O), 2 usage error, 3 NaN/Inf in the
+ * logits (CLI_EXIT_NONFINITE: what was printed ran, but its figures or text are not valid),
+ * 130 interrupted. */
 #ifndef FQ_CLI_H
 #define FQ_CLI_H
+
+#define CLI_EXIT_NONFINITE 3
 
 #define FQ_CMD(name) int name(int argc, char **argv)
 FQ_CMD(cmd_run);

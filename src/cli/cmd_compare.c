@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "jsonw.h"
 #include "metrics.h"
+#include "qtypes.h"
 #include "report.h"
 #include "sampler.h"
 #include "score.h"
@@ -35,7 +36,10 @@ static void usage(FILE *f) {
             "                          max_kld, top1_agree, ppl_base, ppl_fq, first_diff_token,\n"
             "                          timings, nodes, ...)\n"
             "  --report FILE.md        write the report as Markdown\n"
-            "A weight rule changes only the fake-quant run's copy of the model (it is loaded twice).\n");
+            "A weight rule changes only the fake-quant run's copy of the model (it is loaded twice).\n"
+            "The KV cache is F32 unless --cache-type f16 (llama.cpp's tools keep it F16); the header says which.\n"
+            "Positions whose logits hold NaN/Inf are counted and reported; they have no KL, top-1 or p(next)\n"
+            "figure, so those figures are not given (nan, null in --json) and the exit status is 3.\n");
     cli_opts_help(f);
 }
 
@@ -76,8 +80,8 @@ static char *seq_text(const fq_tokenizer *t, const int32_t *p, size_t np, const 
 
 /* Evaluates the prompt and samples up to n tokens (stops after an end-of-generation
  * token). gen holds n ids; *ng the count. Timings into t. 0, or -1 with e set. */
-static int generate(cli_session *s, const cli_opts *o, const int32_t *ptoks, size_t np, int n,
-                    int32_t *gen, int *ng, report_timing *t, fq_err *e) {
+static int generate(cli_session *s, const cli_opts *o, int with_rules, cli_nonfinite *nf, const int32_t *ptoks,
+                    size_t np, int n, int32_t *gen, int *ng, report_timing *t, fq_err *e) {
     const int V = s->m->hp.n_vocab;
     float *logits = fq_malloc((size_t)V * sizeof(float), e);
     fq_sampler *smp = logits ? fq_sampler_new(&o->sp, V, e) : NULL;
@@ -91,7 +95,13 @@ static int generate(cli_session *s, const cli_opts *o, const int32_t *ptoks, siz
     t->n_prompt = (int)np;
     int pos = (int)np;
     while (*ng < n) {
+        cli_nonfinite_check(nf, s, o, with_rules, logits, 1, V, pos - 1, ptoks, (int)np, gen, *ng);
         int tok = fq_sampler_sample(smp, logits);
+        if (tok < 0) {
+            fprintf(stderr, "fqlm: %s generation stopped after %d tokens: every logit after position %d is NaN or "
+                            "-Inf, nothing to draw\n", nf->what, *ng, pos - 1);
+            break;
+        }
         fq_sampler_accept(smp, tok);
         gen[(*ng)++] = tok;
         if (fq_tokenizer_is_eog(s->m->tok, tok) || *ng == n) break;
@@ -134,19 +144,8 @@ static void json_timing(jsonw *w, const char *key, const report_timing *t) {
     jsonw_obj_end(w);
 }
 
-/* The "nodes" array of fq_fakequant_json's object (a malloc'd copy), or NULL. */
-static char *nodes_array(const char *js) {
-    const char *p = js ? strstr(js, "\"nodes\":") : NULL;
-    if (!p) return NULL;
-    p += 8;
-    const char *end = js + strlen(js);
-    while (end > p && (end[-1] == '\n' || end[-1] == ' ')) end--;
-    if (end > p && end[-1] == '}') end--;
-    return strndup(p, (size_t)(end - p));
-}
-
 static int write_json(const char *path, const report_compare *r, const cli_opts *o, const int32_t *gb, int ngb,
-                      const int32_t *gf, int ngf, const char *fq_js) {
+                      const int32_t *gf, int ngf, const fq_fakequant *fq) {
     const fq_metrics_summary *m = &r->m;
     jsonw w;
     jsonw_init(&w);
@@ -155,6 +154,7 @@ static int write_json(const char *path, const report_compare *r, const cli_opts 
     jsonw_key(&w, "model"); jsonw_str(&w, r->model);
     jsonw_key(&w, "fake_quant_config"); jsonw_str(&w, r->config);
     jsonw_key(&w, "arithmetic"); jsonw_str(&w, r->exact ? "exact" : "llama.cpp");
+    jsonw_key(&w, "kv_cache"); jsonw_str(&w, r->kv_cache);
     jsonw_key(&w, "seed"); jsonw_int(&w, (long long)o->sp.seed);
     jsonw_key(&w, "generation");
     if (r->has_gen) {
@@ -187,6 +187,10 @@ static int write_json(const char *path, const report_compare *r, const cli_opts 
     jsonw_key(&w, "ctx"); jsonw_int(&w, r->ctx);
     jsonw_key(&w, "positions"); jsonw_int(&w, m->n_pos);
     jsonw_key(&w, "scored_positions"); jsonw_int(&w, m->n_scored);
+    jsonw_key(&w, "nonfinite_positions"); jsonw_int(&w, m->n_nonfinite);
+    jsonw_key(&w, "nonfinite_base"); jsonw_int(&w, m->n_nonfinite_base);
+    jsonw_key(&w, "nonfinite_fq"); jsonw_int(&w, m->n_nonfinite_fq);
+    jsonw_key(&w, "valid"); jsonw_bool(&w, m->n_nonfinite == 0 && !r->nonfinite_gen);
     jnum(&w, "mean_kld", m->mean_kld);
     jnum(&w, "kld_stderr", m->kld_stderr);
     jnum(&w, "kld_median", m->kld_median);
@@ -220,12 +224,17 @@ static int write_json(const char *path, const report_compare *r, const cli_opts 
     json_timing(&w, "baseline", &r->t_base);
     json_timing(&w, "fake_quant", &r->t_fq);
     jsonw_obj_end(&w);
-    char *arr = nodes_array(fq_js);
     jsonw_key(&w, "nodes");
-    jsonw_raw(&w, arr ? arr : "[]");
-    free(arr);
+    if (fq) {
+        fq_fakequant_json_nodes(fq, &w);
+    } else {
+        jsonw_arr_begin(&w);
+        jsonw_arr_end(&w);
+    }
+    char *fq_js = fq ? fq_fakequant_json(fq, r->exact) : NULL;
     jsonw_key(&w, "fake_quant");
     jsonw_raw(&w, fq_js ? fq_js : "null");
+    free(fq_js);
     jsonw_obj_end(&w);
     fq_err e;
     int rc = jsonw_write_file(&w, path, &e);
@@ -317,7 +326,7 @@ int cmd_compare(int argc, char **argv) {
     int32_t *ptoks = NULL, *gb = NULL, *gf = NULL;
     size_t np = 0;
     int ngb = 0, ngf = 0;
-    char *text_b = NULL, *text_f = NULL, *diff_b = NULL, *diff_f = NULL, *node_table = NULL, *fq_js = NULL;
+    char *text_b = NULL, *text_f = NULL, *diff_b = NULL, *diff_f = NULL, *node_table = NULL;
     float *lb = NULL, *lf = NULL;
     int32_t *next = NULL;
     cli_chunks ch;
@@ -325,6 +334,7 @@ int cmd_compare(int argc, char **argv) {
     fq_metrics acc;
     fq_metrics_init(&acc);
     fq_err e;
+    cli_nonfinite nf_b = {.what = "baseline"}, nf_f = {.what = "fake-quant"};
     rc = cli_prompt_tokens(&o, m, &ptoks, &np);
     if (rc) goto done;
     rc = 2;
@@ -333,9 +343,10 @@ int cmd_compare(int argc, char **argv) {
         goto done;
     }
     config_text(&config, &o, m->hp.n_layer);
-    fprintf(stderr, "fqlm: compare %s: %d layers; %d threads; %s arithmetic; fake-quant %s\n",
+    fprintf(stderr, "fqlm: compare %s: %d layers; %d threads; %s arithmetic; KV cache %s; fake-quant %s\n",
             o.model ? o.model : cli_default_model(), m->hp.n_layer, o.n_threads,
-            o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", config.s ? config.s : "");
+            o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", o.cache_type == FQ_TYPE_F16 ? "f16" : "f32",
+            config.s ? config.s : "");
 
     /* 1. generation */
     if (n_predict > 0) {
@@ -347,8 +358,8 @@ int cmd_compare(int argc, char **argv) {
         rc = 1;
         gb = fq_malloc((size_t)n_predict * sizeof(int32_t), &e);
         gf = fq_malloc((size_t)n_predict * sizeof(int32_t), &e);
-        if (!gb || !gf || generate(&sb, &o, ptoks, np, n_predict, gb, &ngb, &R.t_base, &e) ||
-            generate(&sf, &o, ptoks, np, n_predict, gf, &ngf, &R.t_fq, &e)) {
+        if (!gb || !gf || generate(&sb, &o, 0, &nf_b, ptoks, np, n_predict, gb, &ngb, &R.t_base, &e) ||
+            generate(&sf, &o, 1, &nf_f, ptoks, np, n_predict, gf, &ngf, &R.t_fq, &e)) {
             cli_error("%s", e.msg);
             goto done;
         }
@@ -420,6 +431,8 @@ int cmd_compare(int argc, char **argv) {
         R.t_base.n_score += n;
         R.t_fq.n_score += n;
         cli_chunk_next(&ch, k, next);
+        cli_nonfinite_check(&nf_b, &sb, &o, 0, lb, n, V, 0, cli_chunk_tok(&ch, k), n, NULL, 0);
+        cli_nonfinite_check(&nf_f, &sf, &o, 1, lf, n, V, 0, cli_chunk_tok(&ch, k), n, NULL, 0);
         if (fq_metrics_add_rows(&acc, lb, lf, n, V, next, fq_ctx_pool(sb.ctx), &e)) goto eval_fail;
         if (ch.n > 1 && o.verbose) fprintf(stderr, "fqlm: scored chunk %d of %d\n", k + 1, ch.n);
     }
@@ -445,13 +458,13 @@ int cmd_compare(int argc, char **argv) {
             fclose(mf);
             node_table = buf;
         }
-        fq_js = fq_fakequant_json(sf.fq, o.exact);
     }
 
     R.command = cmdline.s ? cmdline.s : "";
     R.model = o.model ? o.model : cli_default_model();
     R.config = config.s ? config.s : "";
     R.exact = o.exact;
+    R.kv_cache = o.cache_type == FQ_TYPE_F16 ? "f16" : "f32";
     R.n_layer = m->hp.n_layer;
     R.seed = (unsigned long long)o.sp.seed;
     R.temp = o.sp.temp;
@@ -466,10 +479,11 @@ int cmd_compare(int argc, char **argv) {
     R.n_chunks = ch.n;
     R.ctx = from_file ? o.n_ctx : sb.n_ctx;
     R.node_table = node_table;
+    R.nonfinite_gen = nf_b.rows + nf_f.rows - R.m.n_nonfinite_base - R.m.n_nonfinite_fq;
     report_compare_text(stdout, &R);
     fflush(stdout);
     rc = 0;
-    if (o.json && write_json(o.json, &R, &o, gb, ngb, gf, ngf, fq_js)) rc = 1;
+    if (o.json && write_json(o.json, &R, &o, gb, ngb, gf, ngf, sf.fq)) rc = 1;
     if (report_path) {
         report_compare_md(&md, &R);
         if (md.oom || fq_write_file_atomic(report_path, md.s, md.len, &e)) {
@@ -478,6 +492,12 @@ int cmd_compare(int argc, char **argv) {
         }
     }
     if (cli_fq_outputs(sf.fq, &o)) rc = 1;
+    if (nf_b.rows || nf_f.rows) {
+        fprintf(stderr, "fqlm: NaN/Inf logits: baseline %lld rows, fake-quant %lld rows (generation and scoring): "
+                        "the figures above are not valid (exit status %d)\n",
+                (long long)nf_b.rows, (long long)nf_f.rows, CLI_EXIT_NONFINITE);
+        if (!rc) rc = CLI_EXIT_NONFINITE;
+    }
     goto done;
 eval_fail:
     cli_error("%s", e.msg);
@@ -496,7 +516,6 @@ done:
     free(diff_b);
     free(diff_f);
     free(node_table);
-    free(fq_js);
     cli_session_close(&sf);
 close_base:
     cli_session_close(&sb);

@@ -8,6 +8,8 @@
 #include "cli.h"
 #include "jsonw.h"
 #include "metrics.h"
+#include "qtypes.h"
+#include "score.h"
 #include "session.h"
 #include "tokenizer.h"
 
@@ -24,8 +26,14 @@ static void usage(FILE *f) {
             "CTX tokens, each chunk's first token is replaced by BOS, and the tokens of the second\n"
             "half of each chunk are scored. Prints the running value per chunk and the final\n"
             "estimate with its error (the uncertainty of the mean negative log-likelihood, times\n"
-            "the perplexity). The text must give at least 2 x CTX tokens.\n"
-            "  -c, --ctx-size N        tokens per chunk (default 512)\n"
+            "the perplexity). The text must give at least 2 x CTX tokens, and CTX must be at least 3\n"
+            "(the scored half, positions CTX/2+1 .. CTX-1, is empty below that).\n"
+            "The KV cache is F16 by default here, as llama-perplexity keeps it: with the same text,\n"
+            "-c and --chunks the figures match `llama-perplexity -m MODEL -f FILE -c CTX --chunks K`\n"
+            "(--cache-type f32 keeps it F32, as run, compare and sweep do by default).\n"
+            "A position whose logits hold NaN/Inf has no likelihood: such positions are counted,\n"
+            "PPL is then not given (nan, null in --json) and the exit status is 3.\n"
+            "  -c, --ctx-size N        tokens per chunk (default 512, at least 3)\n"
             "  --chunks K              score the first K chunks only\n"
             "  --json FILE             write ppl, ppl_err, chunks, ctx, tokens, per-chunk values\n");
     cli_opts_help(f);
@@ -34,6 +42,7 @@ static void usage(FILE *f) {
 int cmd_ppl(int argc, char **argv) {
     cli_opts o;
     cli_opts_defaults(&o);
+    o.cache_type = FQ_TYPE_F16; /* llama-perplexity's default; --cache-type overrides it */
     int max_chunks = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -62,6 +71,11 @@ int cmd_ppl(int argc, char **argv) {
         return 2;
     }
     if (o.n_ctx == 0) o.n_ctx = 512;
+    if (o.n_ctx < 3) {
+        cli_error("-c %d is too short for ppl: each chunk's second half (positions CTX/2+1 .. CTX-1) is scored, "
+                  "which is empty below -c 3 (use -c 3 or more; llama-perplexity's default is 512)", o.n_ctx);
+        return 2;
+    }
     int64_t t_start = fq_time_us();
     cli_session s;
     int rc = cli_session_open(&s, &o, 1);
@@ -94,14 +108,16 @@ int cmd_ppl(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "fqlm: ppl %s: %zu tokens; %d chunks of %d tokens, positions %d..%d of each scored; %d threads; "
-                    "%s arithmetic\n",
+                    "%s arithmetic; KV cache %s\n",
             o.prompt_file ? o.prompt_file : "prompt", n, n_chunk, n_ctx, first + 1, n_ctx - 1, o.n_threads,
-            o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring");
+            o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", o.cache_type == FQ_TYPE_F16 ? "f16" : "f32");
     g_interrupted = 0;
     struct sigaction sa = {0}, old_sa;
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, &old_sa);
     fq_ppl acc = {0};
+    cli_nonfinite nf = {0};
+    int64_t n_bad = 0;
     int done_chunks = 0;
     int64_t t_eval = fq_time_us();
     for (int k = 0; k < n_chunk && !g_interrupted; k++) {
@@ -117,18 +133,28 @@ int cmd_ppl(int argc, char **argv) {
             double sec = (fq_time_us() - tc) / 1e6;
             fprintf(stderr, "fqlm: %.2f seconds per pass - ETA %.2f minutes\n", sec, sec * n_chunk / 60.0);
         }
-        for (int j = first; j < n_ctx - 1; j++) fq_ppl_add(&acc, fq_nll(logits + (size_t)j * V, V, src[j + 1]));
-        running[k] = fq_ppl_value(&acc);
+        cli_nonfinite_check(&nf, &s, &o, 1, logits + (size_t)first * V, n_ctx - 1 - first, V, first, chunk, n_ctx,
+                            NULL, 0);
+        for (int j = first; j < n_ctx - 1; j++) {
+            const double nll = fq_nll(logits + (size_t)j * V, V, src[j + 1]);
+            if (isnan(nll)) n_bad++; /* NaN/Inf logits: no likelihood, counted */
+            else fq_ppl_add(&acc, nll);
+        }
+        running[k] = n_bad ? NAN : fq_ppl_value(&acc);
         done_chunks++;
         printf("[%d]%.4f,", k + 1, running[k]);
         fflush(stdout);
     }
     printf("\n");
     fflush(stdout);
-    const double ppl = fq_ppl_value(&acc), err = fq_ppl_error(&acc);
+    const double ppl = n_bad ? NAN : fq_ppl_value(&acc), err = n_bad ? NAN : fq_ppl_error(&acc);
     if (g_interrupted) fprintf(stderr, "fqlm: interrupted after %d of %d chunks\n", done_chunks, n_chunk);
     printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, err);
-    fprintf(stderr, "fqlm: %lld tokens scored in %.2f s (%.1f tok/s evaluated)\n", (long long)acc.n,
+    if (n_bad)
+        printf("NOT VALID: %lld of %lld scored positions have NaN/Inf logits (no likelihood), so no perplexity is "
+               "given\n", (long long)n_bad, (long long)(acc.n + n_bad));
+    fprintf(stderr, "fqlm: %lld tokens scored%s in %.2f s (%.1f tok/s evaluated)\n", (long long)acc.n,
+            n_bad ? " (and some with NaN/Inf logits, not scored)" : "",
             (fq_time_us() - t_eval) / 1e6, done_chunks * (double)n_ctx / ((fq_time_us() - t_eval) / 1e6 + 1e-9));
     if (s.fq) fq_fakequant_report(s.fq, stderr, o.exact);
     rc = 0;
@@ -142,14 +168,17 @@ int cmd_ppl(int argc, char **argv) {
         jsonw_key(&w, "tokens"); jsonw_int(&w, (long long)n);
         jsonw_key(&w, "ctx"); jsonw_int(&w, n_ctx);
         jsonw_key(&w, "chunks"); jsonw_int(&w, done_chunks);
-        jsonw_key(&w, "scored"); jsonw_int(&w, acc.n);
+        jsonw_key(&w, "kv_cache"); jsonw_str(&w, o.cache_type == FQ_TYPE_F16 ? "f16" : "f32");
+        jsonw_key(&w, "scored"); jsonw_int(&w, acc.n + n_bad);
+        jsonw_key(&w, "nonfinite_positions"); jsonw_int(&w, n_bad);
+        jsonw_key(&w, "valid"); jsonw_bool(&w, n_bad == 0);
         char buf[40];
         jsonw_key(&w, "ppl");
         snprintf(buf, sizeof buf, "%.17g", ppl);
         if (isfinite(ppl)) jsonw_raw(&w, buf);
         else jsonw_null(&w);
         jsonw_key(&w, "ppl_err"); jsonw_num(&w, err);
-        jsonw_key(&w, "nll_mean"); jsonw_num(&w, acc.n ? acc.sum_nll / (double)acc.n : NAN);
+        jsonw_key(&w, "nll_mean"); jsonw_num(&w, acc.n && !n_bad ? acc.sum_nll / (double)acc.n : NAN);
         jsonw_key(&w, "per_chunk");
         jsonw_arr_begin(&w);
         for (int k = 0; k < done_chunks; k++) jsonw_num(&w, running[k]);
@@ -169,6 +198,7 @@ int cmd_ppl(int argc, char **argv) {
         jsonw_free(&w);
     }
     if (cli_fq_outputs(s.fq, &o)) rc = 1;
+    if (n_bad && !rc) rc = CLI_EXIT_NONFINITE;
     (void)t_start;
     if (g_interrupted) rc = 130;
 restore:

@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "jsonw.h"
 #include "sampler.h"
+#include "score.h"
 #include "session.h"
 #include "tokenizer.h"
 
@@ -24,7 +25,11 @@ static void usage(FILE *f) {
                "                          -sys \"\": none)\n"
                "  --chat-template NAME    use this template kind (zephyr, llama2, chatml, llama3,\n"
                "                          gemma, phi3)\n"
-               "  --json FILE             write prompt tokens, generated tokens, text, timings\n");
+               "  --json FILE             write prompt tokens, generated tokens, text, timings\n"
+
+               "NaN and -Inf logits are never drawn; logits holding NaN/Inf are reported once, with the\n"
+               "node where they first appeared, and the exit status is then 3 (generation stops when\n"
+               "no logit can be drawn).\n");
     cli_opts_help(f);
 }
 
@@ -50,7 +55,7 @@ static void print_timings(FILE *f, const run_timings *t) {
 
 static int write_json(const char *path, const int32_t *ptoks, size_t np, const int32_t *gen, int ng,
                       const char *text, size_t text_len, const run_timings *t, const fq_fakequant *fq,
-                      int exact) {
+                      int exact, int64_t nonfinite_rows) {
     jsonw w;
     jsonw_init(&w);
     jsonw_obj_begin(&w);
@@ -64,6 +69,8 @@ static int write_json(const char *path, const int32_t *ptoks, size_t np, const i
     jsonw_arr_end(&w);
     jsonw_key(&w, "text");
     jsonw_strn(&w, text, text_len);
+    jsonw_key(&w, "nonfinite_logit_rows");
+    jsonw_int(&w, (long long)nonfinite_rows);
     jsonw_key(&w, "timings");
     jsonw_obj_begin(&w);
     jsonw_key(&w, "load_ms"); jsonw_num(&w, t->load_ms);
@@ -183,10 +190,20 @@ int cmd_run(int argc, char **argv) {
         cli_error("%s", e.msg);
         goto restore;
     }
-    int ng = 0, pos = (int)np;
+    int ng = 0, pos = (int)np, undrawable = 0;
+    cli_nonfinite nf = {0};
     while (ng < n_predict && !g_interrupted) {
+        cli_nonfinite_check(&nf, &s, &o, 1, logits, 1, V, pos - 1, ptoks, (int)np, gen, ng);
         int64_t ts = fq_time_us();
         int tok = fq_sampler_sample(smp, logits);
+        if (tok < 0) {
+            fflush(stdout);
+            fprintf(stderr, "\n");
+            cli_error("no token can be drawn after position %d: every logit is NaN or -Inf; generation stopped "
+                      "after %d tokens", pos - 1, ng);
+            undrawable = 1;
+            break;
+        }
         fq_sampler_accept(smp, tok);
         tm.sample_ms += (fq_time_us() - ts) / 1e3;
         tm.n_sample++;
@@ -236,9 +253,16 @@ int cmd_run(int argc, char **argv) {
     if (s.fq) never = fq_fakequant_report(s.fq, stderr, o.exact);
     rc = 0;
     if (cli_fq_outputs(s.fq, &o)) rc = 1;
-    if (o.json && write_json(o.json, ptoks, np, gen, ng, text ? text : "", text_len, &tm, s.fq, o.exact))
+    if (o.json && write_json(o.json, ptoks, np, gen, ng, text ? text : "", text_len, &tm, s.fq, o.exact, nf.rows))
         rc = 1;
     (void)never;
+    if (nf.rows) {
+        fprintf(stderr, "fqlm: %lld of %d sampled positions had NaN/Inf logits (NaN and -Inf are never drawn)%s: "
+                        "the text is not valid (exit status %d)\n",
+                (long long)nf.rows, tm.n_sample + undrawable, undrawable ? ", the last had nothing to draw" : "",
+                CLI_EXIT_NONFINITE);
+        if (!rc) rc = CLI_EXIT_NONFINITE;
+    }
     if (g_interrupted) rc = 130;
 restore:
     sigaction(SIGINT, &old_sa, NULL);

@@ -911,6 +911,8 @@ int cmd_sweep(int argc, char **argv) {
 
     int64_t tb0 = fq_time_us();
     fq_ppl base_ppl = {0};
+    cli_nonfinite nf_base = {.what = "baseline"};
+    int nf_combos = 0; /* combinations of this run whose logits held NaN/Inf */
     if (n_need) fq_ctx_keep_hidden(s.ctx, 1);
     for (int k = 0; k < ch.n && !g_interrupted; k++) {
         const int n = cli_chunk_len(&ch, k);
@@ -919,9 +921,20 @@ int cmd_sweep(int argc, char **argv) {
         for (int L = 0; L <= NL; L++)
             if (need[L])
                 memcpy(hid[L] + (size_t)ch.off[k] * E, fq_ctx_hidden(s.ctx, L), (size_t)n * E * sizeof(float));
-        for (int i = 0; i + 1 < n; i++) fq_ppl_add(&base_ppl, fq_nll(bl + (size_t)i * V, V, next[ch.off[k] + i]));
+        cli_nonfinite_check(&nf_base, &s, &o, 0, bl, n, V, 0, cli_chunk_tok(&ch, k), n, NULL, 0);
+        for (int i = 0; i + 1 < n; i++) {
+            const double nll = fq_nll(bl + (size_t)i * V, V, next[ch.off[k] + i]);
+            if (!isnan(nll)) fq_ppl_add(&base_ppl, nll);
+        }
     }
     fq_ctx_keep_hidden(s.ctx, 0);
+    if (nf_base.rows) {
+        cli_error("the baseline's own logits hold NaN/Inf at %lld of %lld positions (see the warning above): no "
+                  "combination can be measured against them",
+                  (long long)nf_base.rows, (long long)ch.n_tokens);
+        rc = CLI_EXIT_NONFINITE;
+        goto done;
+    }
     const double t_base = (fq_time_us() - tb0) / 1e6;
     if (!g_interrupted)
         fprintf(stderr, "fqlm: baseline: %.2f s, perplexity %.4f +/- %.4f over %lld scored positions\n", t_base,
@@ -987,9 +1000,16 @@ int cmd_sweep(int argc, char **argv) {
         }
         fq_ctx_set_hook(s.ctx, NULL, NULL, NULL);
         const long long apps = (long long)fq_fakequant_applications(fq);
-        fq_fakequant_free(fq);
         fq_metrics_summary sm;
         if (!failed && !g_interrupted && fq_metrics_summarize(&acc, &sm, &e)) failed = 1;
+        if (!failed && !g_interrupted && sm.n_nonfinite && nf_combos++ == 0) {
+            char where[FQ_ERR_MAX + 256];
+            if (!fq_fakequant_nonfinite(fq, where, sizeof where)) snprintf(where, sizeof where, "no node the rule hooks");
+            if (tty) fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "fqlm: warning: %s: NaN/Inf logits at %lld of %lld positions; NaN/Inf first appeared at %s\n",
+                    label, (long long)sm.n_nonfinite, (long long)sm.n_pos, where);
+        }
+        fq_fakequant_free(fq);
         fq_metrics_free(&acc);
         if (failed) goto eval_fail;
         if (g_interrupted) break; /* this combination is abandoned, not written */
@@ -1026,9 +1046,11 @@ int cmd_sweep(int argc, char **argv) {
         char eta[32];
         fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
         if (tty) fprintf(stderr, "\r\033[K");
-        fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (%.2f s%s%s)%s\n", n_run, n_todo,
+        char nfs[64] = "";
+        if (sm.n_nonfinite) snprintf(nfs, sizeof nfs, "  NaN/Inf logits at %lld positions", (long long)sm.n_nonfinite);
+        fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (%.2f s%s%s)%s%s\n", n_run, n_todo,
                 label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, row.seconds, n_run < n_todo ? ", ETA " : "",
-                n_run < n_todo ? eta : "", apps ? "" : "  NEVER FIRED");
+                n_run < n_todo ? eta : "", apps ? "" : "  NEVER FIRED", nfs);
         if (fq_time_us() - last_write > 2000000) {
             if (write_outputs(&oc, &rows, 0)) rc = 1;
             last_write = fq_time_us();
@@ -1066,8 +1088,9 @@ finish:
                 int r = rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]);
                 if (r >= 0) idx[ni++] = r;
             }
+#define SORT_KLD(r) (isnan((r).mean_kld) ? INFINITY : (r).mean_kld) /* NaN/Inf logits: most sensitive */
             for (int a = 1; a < ni; a++) /* insertion sort by mean KL, largest first */
-                for (int b2 = a; b2 > 0 && !(rows.v[idx[b2]].mean_kld <= rows.v[idx[b2 - 1]].mean_kld); b2--) {
+                for (int b2 = a; b2 > 0 && !(SORT_KLD(rows.v[idx[b2]]) <= SORT_KLD(rows.v[idx[b2 - 1]])); b2--) {
                     int t = idx[b2];
                     idx[b2] = idx[b2 - 1];
                     idx[b2 - 1] = t;
@@ -1088,6 +1111,17 @@ finish:
         }
         printf("wrote %s/results.csv, %s/results.json\nheatmap: %s/heatmap.svg\nreport:  %s/report.html\n", dir, dir, dir,
                dir);
+        /* rows of this selection (this run's or resumed) whose logits held NaN/Inf: their figures are nan */
+        int n_bad = 0;
+        for (int i = 0; i < n_combo; i++) {
+            int r = rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]);
+            if (r >= 0 && rows.v[r].positions > 0 && isnan(rows.v[r].mean_kld)) n_bad++;
+        }
+        if (n_bad) {
+            printf("NOT VALID: %d combination%s had NaN/Inf logits (%d in this run): their KL, top-1 and perplexity "
+                   "figures are nan\n", n_bad, n_bad == 1 ? "" : "s", nf_combos);
+            if (!rc) rc = CLI_EXIT_NONFINITE;
+        }
     }
     goto done;
 oom:

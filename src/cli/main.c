@@ -41,7 +41,9 @@ static void usage(FILE *f) {
     fprintf(f, "usage: fqlm COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n`fqlm COMMAND --help` shows a command's options.\n");
+    fprintf(f, "\n`fqlm COMMAND --help` shows a command's options.\n"
+               "Exit status: 0 done, 1 runtime failure, 2 usage error, 3 NaN/Inf logits (the command ran and\n"
+               "said where they first appeared, but its text or figures are not valid), 130 interrupted.\n");
 }
 
 int main(int argc, char **argv) {

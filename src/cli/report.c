@@ -194,6 +194,7 @@ void report_compare_text(FILE *f, const report_compare *r) {
     fprintf(f, "  model        %s (%d layers)\n", r->model, r->n_layer);
     fprintf(f, "  fake-quant   %s\n", r->config);
     fprintf(f, "  arithmetic   %s\n", r->exact ? "exact (F32 activations)" : "llama.cpp-mirroring");
+    if (r->kv_cache) fprintf(f, "  KV cache     %s\n", r->kv_cache);
     if (r->has_gen) {
         fprintf(f, "\ngeneration (%d tokens asked, seed %llu, temp %.2f; same sampling for both)\n",
                 r->n_predict, r->seed, r->temp);
@@ -204,6 +205,11 @@ void report_compare_text(FILE *f, const report_compare *r) {
     fprintf(f, "\ndistribution metrics, teacher-forced over %s\n", r->scored);
     fprintf(f, "  (%lld positions, %lld with a next token; double precision from F32 logits)\n",
             (long long)m->n_pos, (long long)m->n_scored);
+    if (m->n_nonfinite)
+        fprintf(f, "  NOT VALID: %lld of %lld positions have NaN/Inf logits (baseline %lld, fake-quant %lld): "
+                   "they have no KL, top-1 or p(next) figure, so none is given\n",
+                (long long)m->n_nonfinite, (long long)m->n_pos, (long long)m->n_nonfinite_base,
+                (long long)m->n_nonfinite_fq);
     fprintf(f, "  KL(base||fq)       mean %.4g +/- %.2g (s.e.)   median %.4g   p90 %.4g   p99 %.4g   max %.4g\n",
             m->mean_kld, m->kld_stderr, m->kld_median, m->kld_p90, m->kld_p99, m->max_kld);
     fmt_pct(buf, sizeof buf, m->top1_agree);
@@ -236,6 +242,7 @@ void report_compare_md(rbuf *b, const report_compare *r) {
     rb_md(b, r->model);
     rb_printf(b, " (%d layers) |\n| fake-quant | `%s` |\n| arithmetic | %s |\n", r->n_layer, r->config,
               r->exact ? "exact (F32 activations)" : "llama.cpp-mirroring");
+    if (r->kv_cache) rb_printf(b, "| KV cache | %s |\n", r->kv_cache);
     if (r->has_gen) {
         rb_printf(b, "\n### Generation\n\n%d tokens asked, seed %llu, temp %.2f, the same sampling for both runs.\n\n",
                   r->n_predict, r->seed, r->temp);
@@ -251,6 +258,11 @@ void report_compare_md(rbuf *b, const report_compare *r) {
     rb_md(b, r->scored);
     rb_printf(b, ": %lld positions, %lld with a next token; computed in double precision from F32 logits.\n\n",
               (long long)m->n_pos, (long long)m->n_scored);
+    if (m->n_nonfinite)
+        rb_printf(b, "**Not valid:** %lld of %lld positions have NaN/Inf logits (baseline %lld, fake-quant %lld); "
+                     "they have no KL, top-1 or p(next) figure, so none is given.\n\n",
+                  (long long)m->n_nonfinite, (long long)m->n_pos, (long long)m->n_nonfinite_base,
+                  (long long)m->n_nonfinite_fq);
     rb_puts(b, "| metric | value |\n| --- | --- |\n");
     rb_printf(b, "| mean KL(base\\|\\|fq) | %.4g ± %.2g (s.e.) |\n", m->mean_kld, m->kld_stderr);
     rb_printf(b, "| KL median / p90 / p99 / max | %.4g / %.4g / %.4g / %.4g |\n", m->kld_median, m->kld_p90,

@@ -46,6 +46,7 @@ typedef struct report_compare {
     const char *model;
     const char *config;    /* the fake-quant rules, joined with spaces */
     int exact;
+    const char *kv_cache;  /* "f32" or "f16" */
     int n_layer;
     /* generation (has_gen) */
     int has_gen;
@@ -62,6 +63,7 @@ typedef struct report_compare {
     fq_metrics_summary m;
     report_timing t_base, t_fq;
     const char *node_table; /* fq_fakequant_report output */
+    int64_t nonfinite_gen;  /* generation steps whose logits held NaN/Inf (both runs) */
 } report_compare;
 
 void report_compare_text(FILE *f, const report_compare *r);

@@ -26,7 +26,6 @@ static void usage(FILE *f) {
                "  --chat-template NAME    use this template kind (zephyr, llama2, chatml, llama3,\n"
                "                          gemma, phi3)\n"
                "  --json FILE             write prompt tokens, generated tokens, text, timings\n"
-
                "NaN and -Inf logits are never drawn; logits holding NaN/Inf are reported once, with the\n"
                "node where they first appeared, and the exit status is then 3 (generation stops when\n"
                "no logit can be drawn).\n");

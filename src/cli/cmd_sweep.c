@@ -52,7 +52,9 @@ static void usage(FILE *f) {
             "                     points, every result, and the command that made it\n"
             "Rerunning the same command skips the combinations already in results.csv (Ctrl-C\n"
             "leaves every file valid). The baseline's hidden state entering each layer is computed\n"
-            "once and each combination recomputes only from its first layer on.\n\n"
+            "once and each combination recomputes only from its first layer on.\n"
+            "A combination whose logits hold NaN/Inf is reported (with where NaN/Inf first appeared)\n"
+            "and its KL, top-1 and perplexity figures are nan; the exit status is then 3.\n\n"
             "  --nodes LIST            node names or globs, comma-separated (ffn_norm,attn_norm,\n"
             "                          'ffn_*', '*'); inp_embd, result_norm and result_output have no layer\n"
             "  --layers LIST           N, N-M, N,M,... or * for all (default: all)\n"
@@ -1004,7 +1006,8 @@ int cmd_sweep(int argc, char **argv) {
         if (!failed && !g_interrupted && fq_metrics_summarize(&acc, &sm, &e)) failed = 1;
         if (!failed && !g_interrupted && sm.n_nonfinite && nf_combos++ == 0) {
             char where[FQ_ERR_MAX + 256];
-            if (!fq_fakequant_nonfinite(fq, where, sizeof where)) snprintf(where, sizeof where, "no node the rule hooks");
+            if (!fq_fakequant_nonfinite(fq, where, sizeof where))
+                snprintf(where, sizeof where, "a node after the rule's (the rule's own output was finite)");
             if (tty) fprintf(stderr, "\r\033[K");
             fprintf(stderr, "fqlm: warning: %s: NaN/Inf logits at %lld of %lld positions; NaN/Inf first appeared at %s\n",
                     label, (long long)sm.n_nonfinite, (long long)sm.n_pos, where);

@@ -27,6 +27,28 @@ int fq_errf(fq_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Prepends "prefix: " to an existing message (for adding context on the way up). */
 int fq_err_prefix(fq_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Untrusted text (a string from a model file, a token) rendered for a message or a
+ * terminal, so that it cannot move the cursor, clear the screen, reorder the line or hide
+ * its own end: printable ASCII and valid UTF-8 are kept; C0 controls and DEL become \n \t
+ * \r or \xNN; bytes that are not valid UTF-8 \xNN; C1 controls (U+0080..U+009F), line and
+ * paragraph separators and bidirectional controls \uNNNN; a backslash and both quote
+ * characters are escaped, so the rendering reads back unambiguously. At most cap - 1
+ * bytes are written, always NUL-terminated; text that does not fit ends in "...". Returns
+ * dst, so it can be an argument: fq_errf(e, "architecture '%s'", fq_show(b, sizeof b, p, n)). */
+#define FQ_SHOW_CAP 128 /* a buffer size that suits one name in a message */
+const char *fq_show(char *dst, size_t cap, const void *s, size_t n);
+
+/* Length (1..4) of the valid UTF-8 sequence at p[0..n), or 0 when the byte at p does not
+ * begin one (stray continuation, overlong form, surrogate, above U+10FFFF, cut short). */
+int fq_utf8_len(const unsigned char *p, size_t n);
+
+/* Writes n bytes of generated text to f. terminal 0: the bytes as they are (what llama.cpp
+ * prints). terminal 1: for a terminal, every control character except \n and \t, C1
+ * controls and bytes that are not valid UTF-8 are written escaped as fq_show does (an
+ * escape sequence in a model's output must not drive the terminal). Returns 0, or -1 when
+ * the stream reports an error. */
+int fq_write_text(FILE *f, const void *s, size_t n, int terminal);
+
 #define FQ_ASSERT(c)                                                                   \
     do {                                                                               \
         if (!(c)) {                                                                    \

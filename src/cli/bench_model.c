@@ -411,8 +411,9 @@ int bench_model(int argc, char **argv) {
     char label[96];
     fq_str gname = {NULL, 0};
     if (fq_gguf_get_str(&m->gguf, "general.name", &gname, NULL) != 0) gname.ptr = NULL;
-    snprintf(label, sizeof label, "%.*s %s", gname.ptr ? (int)FQ_MIN(gname.len, 40) : 5,
-             gname.ptr ? gname.ptr : "llama", ft ? ft : "");
+    char shown[48]; /* the name is file content: escaped, at most 47 bytes */
+    snprintf(label, sizeof label, "%s %s", gname.ptr ? fq_show(shown, sizeof shown, gname.ptr, gname.len) : "llama",
+             ft ? ft : "");
     printf("| %-32s | %10s | %8s | %7s | %7s | %18s |\n", "model", "size", "params", "threads",
            "test", "t/s");
     printf("| %.32s | %.9s: | %.7s: | %.6s: | %.6s: | %.17s: |\n",

@@ -202,8 +202,11 @@ int cmd_synth(int argc, char **argv) {
     printf("\n  seed %llu; %.2f s generating and encoding (%d threads), %.2f s writing\n",
            (unsigned long long)p.seed, st.gen_us / 1e6, p.n_threads, st.write_us / 1e6);
     if (st.n_fallback)
-        printf("  note: %d tensors had rows that are not whole blocks of their type and fell back "
-               "(as llama-quantize does)\n",
+        printf("  note: %d tensors have rows that are not whole blocks of the type the mix gives "
+               "them and got llama-quantize's fallback type instead (Q4_K -> Q5_0, Q5_K -> Q5_1, "
+               "Q6_K -> Q8_0, F16 where 32-element blocks do not fit either; Q2_K/Q3_K -> Q4_0 as "
+               "llama.cpp's current code does, where its build c392e509 writes IQ4_NL, which fqlm "
+               "cannot encode)\n",
                st.n_fallback);
     return 0;
 }

@@ -133,6 +133,19 @@ int main(void) {
     CHECK(st && strstr(st, "\"node\":\"k_cache\"") && strstr(st, "\"sqnr_db\""), "stats json: %s", st ? st : "");
     free(js), free(st), free(out), free(err);
 
+    /* --dump given twice: both selections are dumped (they accumulate, as --fq rules do) */
+    system("rm -rf /tmp/fqlm_dump2 && mkdir -p /tmp/fqlm_dump2");
+    rc = sh("run -p 'Once upon a time' -n 2 --temp 0 -t 1 --dump ffn_norm@2 --dump attn_norm@0 --dump-dir /tmp/fqlm_dump2",
+            &out, &err);
+    {
+        struct stat s1, s2;
+        CHECK(rc == 0 && stat("/tmp/fqlm_dump2/ffn_norm-2.pos0.value.npy", &s1) == 0 &&
+                  stat("/tmp/fqlm_dump2/attn_norm-0.pos0.value.npy", &s2) == 0,
+              "two --dump options: rc %d: %s", rc, err ? err : "");
+    }
+    free(out), free(err);
+    system("rm -rf /tmp/fqlm_dump2");
+
     /* --dump: .npy files before/after and an index */
     system("rm -rf /tmp/fqlm_dump && mkdir -p /tmp/fqlm_dump");
     rc = sh("run -p 'Once upon a time' -n 2 --temp 0 --fq ffn_norm@2=int4 --dump ffn_norm@2 --dump-dir /tmp/fqlm_dump", &out, &err);

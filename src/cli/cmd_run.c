@@ -103,6 +103,7 @@ int cmd_run(int argc, char **argv) {
             return 2;
         }
     }
+    if (cli_opts_check(&o)) return 2;
     int64_t t_start = fq_time_us();
     cli_session s;
     int rc = cli_session_open(&s, &o, 1);

@@ -137,6 +137,11 @@ static int parse_layers(selection *s, const char *list, int n_layer) {
         memset(on, 1, (size_t)n_layer);
     } else {
         const char *p = list;
+        if (!*p) { /* it would sweep nothing and call that done */
+            cli_error("--layers: the list is empty (use N, N-M, N,M,... or * for all)");
+            free(on);
+            return -1;
+        }
         while (*p) {
             char *end;
             errno = 0;
@@ -151,8 +156,14 @@ static int parse_layers(selection *s, const char *list, int n_layer) {
                 p = end;
             }
             if (*p && *p != ',') goto bad;
-            if (*p == ',') p++;
-            for (long L = FQ_MIN(a, b); L <= FQ_MAX(a, b); L++) {
+            if (*p == ',' && !*++p) goto bad; /* a trailing comma: something left out? */
+            if (b < a) {
+                cli_error("--layers: the range %ld-%ld in '%s' runs backwards (write %ld-%ld)", a, b,
+                          list, b, a);
+                free(on);
+                return -1;
+            }
+            for (long L = a; L <= b; L++) {
                 if (L < 0 || L >= n_layer) {
                     cli_error("--layers: layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
                     free(on);

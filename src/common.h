@@ -70,6 +70,34 @@ static inline bool fq_add_ok(uint64_t a, uint64_t b, uint64_t *r) {
     return !__builtin_add_overflow(a, b, r);
 }
 
+/* ---- hashes: one definition each. Files, stochastic rounding draws and checksums depend
+ * on their exact bits, so they never change. ------------------------------------------ */
+
+/* FNV-1a (64-bit) of n bytes. */
+static inline uint64_t fq_fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* splitmix64's output function (Stafford's mix 13): random bits from a counter; synth's
+ * weights and the number formats' stochastic rounding draws use it. */
+static inline uint64_t fq_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* MurmurHash3's fmix64: a different finalizer, kept beside fq_mix64 because the fake-quant
+ * hooks' stream ids are made with it (changing it would change every stochastically
+ * rounded result). */
+static inline uint64_t fq_fmix64(uint64_t x) {
+    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
+    x = (x ^ (x >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
 /* malloc/calloc that return NULL and fill e with the size asked for on failure. */
 void *fq_malloc(size_t n, fq_err *e);
 void *fq_calloc(size_t n, size_t size, fq_err *e);

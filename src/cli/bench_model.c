@@ -179,13 +179,6 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0;
 }
 
-static uint64_t fnv1a_bytes(const void *p, size_t n) {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* Deterministic random token ids in [0, V). */
 static void random_tokens(int32_t *t, int n, int V, uint64_t seed) {
     uint64_t s = seed;
@@ -385,7 +378,7 @@ int bench_model(int argc, char **argv) {
         if (fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.pp_samples[rep] = s > 0 ? o.n_prompt / s : 0;
-        r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.hash = fq_fnv1a(logits, (size_t)V * sizeof(float));
         r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
     for (int rep = 0; o.n_gen && rep < o.reps; rep++) {
@@ -396,7 +389,7 @@ int bench_model(int argc, char **argv) {
             if (fq_ctx_eval(c, &gtoks[i], 1, i, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.tg_samples[rep] = s > 0 ? o.n_gen / s : 0;
-        r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.hash = fq_fnv1a(logits, (size_t)V * sizeof(float));
         r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
     if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&r.bw, fq_ctx_pool(c), o.n_gen ? 2 : 5);

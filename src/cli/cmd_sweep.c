@@ -496,13 +496,6 @@ static int csv_append(int fd, const sweep_row *r, fq_err *e) {
 
 /* ---- settings the numbers depend on ----------------------------------------------------------- */
 
-static uint64_t fnv1a(const void *p, size_t n) {
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* Writes DIR/sweep.conf, or checks it against these settings. Returns 0, or an exit status
  * after printing an error. */
 static int check_conf(const char *path, const char *conf, int have_rows) {
@@ -850,7 +843,7 @@ int cmd_sweep(int argc, char **argv) {
         long long msize = stat(mp, &st) == 0 ? (long long)st.st_size : -1;
         rb_printf(&conf, "model=%s\nmodel_bytes=%lld\n", mp, msize);
         rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
-                  (unsigned long long)fnv1a(toks, ntok * sizeof(int32_t)));
+                  (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
                   o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
     }

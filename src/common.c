@@ -39,6 +39,112 @@ int fq_err_prefix(fq_err *e, const char *fmt, ...) {
     return -1;
 }
 
+/* ---- untrusted text ---------------------------------------------------------------- */
+
+int fq_utf8_len(const unsigned char *p, size_t n) {
+    if (!n) return 0;
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    int k;
+    uint32_t cp, min;
+    if (c >= 0xc2 && c <= 0xdf) k = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) k = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) k = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if ((size_t)k > n) return 0;
+    for (int i = 1; i < k; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return k;
+}
+
+/* Characters that reorder or break a displayed line: line/paragraph separators and the
+ * bidirectional marks, embeddings, overrides and isolates. */
+static int is_layout_control(uint32_t cp) {
+    return cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Renders the character at p (n > 0 bytes left) into out (16 bytes): *used gets the bytes
+ * it stands for. quoted: fq_show's rules; else fq_write_text's terminal rules (\n and \t
+ * kept, quotes and backslashes kept, layout controls kept). Returns the length written. */
+static size_t render_char(const unsigned char *p, size_t n, char *out, size_t *used, int quoted) {
+    unsigned c = p[0];
+    *used = 1;
+    if (c < 0x20 || c == 0x7f) {
+        if ((c == '\n' || c == '\t') && !quoted) {
+            out[0] = (char)c;
+            return 1;
+        }
+        if (c == '\n' || c == '\t' || c == '\r') {
+            out[0] = '\\';
+            out[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            return 2;
+        }
+        return (size_t)snprintf(out, 16, "\\x%02x", c);
+    }
+    if (c < 0x80) {
+        size_t k = 0;
+        if (quoted && (c == '\\' || c == '\'' || c == '"')) out[k++] = '\\';
+        out[k++] = (char)c;
+        return k;
+    }
+    int k = fq_utf8_len(p, n);
+    if (!k) return (size_t)snprintf(out, 16, "\\x%02x", c);
+    uint32_t cp = k == 2 ? (c & 0x1fu) : k == 3 ? (c & 0x0fu) : (c & 0x07u);
+    for (int i = 1; i < k; i++) cp = cp << 6 | (p[i] & 0x3fu);
+    *used = (size_t)k;
+    if (cp <= 0x9f || (quoted && is_layout_control(cp))) return (size_t)snprintf(out, 16, "\\u%04x", cp);
+    memcpy(out, p, (size_t)k);
+    return (size_t)k;
+}
+
+const char *fq_show(char *dst, size_t cap, const void *s, size_t n) {
+    if (!cap) return dst;
+    const unsigned char *p = s;
+    if (!p) n = 0;
+    char u[16];
+    size_t used, total = 0;
+    for (size_t i = 0; i < n && total < cap; i += used) total += render_char(p + i, n - i, u, &used, 1);
+    /* all of it when it fits, else as much as leaves room for "..." */
+    size_t room = total < cap ? cap - 1 : (cap > 4 ? cap - 4 : 0), o = 0;
+    for (size_t i = 0; i < n; i += used) {
+        size_t k = render_char(p + i, n - i, u, &used, 1);
+        if (o + k > room) break;
+        memcpy(dst + o, u, k);
+        o += k;
+    }
+    if (total >= cap && cap > 4) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = 0;
+    return dst;
+}
+
+int fq_write_text(FILE *f, const void *s, size_t n, int terminal) {
+    const unsigned char *p = s;
+    if (!terminal) return n && fwrite(p, 1, n, f) != n ? -1 : 0;
+    size_t i = 0, used;
+    char u[16];
+    while (i < n) {
+        /* the longest run written as it is, then one escaped character */
+        size_t j = i, k = 0;
+        while (j < n) {
+            k = render_char(p + j, n - j, u, &used, 0);
+            if (k != used || memcmp(u, p + j, k) != 0) break;
+            j += used;
+        }
+        if (j > i && fwrite(p + i, 1, j - i, f) != j - i) return -1;
+        if (j == n) break;
+        if (fwrite(u, 1, k, f) != k) return -1;
+        i = j + used;
+    }
+    return ferror(f) ? -1 : 0;
+}
+
 void *fq_malloc(size_t n, fq_err *e) {
     void *p = malloc(n ? n : 1);
     if (!p) fq_errf(e, "out of memory allocating %zu bytes (%.1f MiB)", n, n / 1048576.0);

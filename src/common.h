@@ -27,6 +27,28 @@ int fq_errf(fq_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 /* Prepends "prefix: " to an existing message (for adding context on the way up). */
 int fq_err_prefix(fq_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Untrusted text (a string from a model file, a token) rendered for a message or a
+ * terminal, so that it cannot move the cursor, clear the screen, reorder the line or hide
+ * its own end: printable ASCII and valid UTF-8 are kept; C0 controls and DEL become \n \t
+ * \r or \xNN; bytes that are not valid UTF-8 \xNN; C1 controls (U+0080..U+009F), line and
+ * paragraph separators and bidirectional controls \uNNNN; a backslash and both quote
+ * characters are escaped, so the rendering reads back unambiguously. At most cap - 1
+ * bytes are written, always NUL-terminated; text that does not fit ends in "...". Returns
+ * dst, so it can be an argument: fq_errf(e, "architecture '%s'", fq_show(b, sizeof b, p, n)). */
+#define FQ_SHOW_CAP 128 /* a buffer size that suits one name in a message */
+const char *fq_show(char *dst, size_t cap, const void *s, size_t n);
+
+/* Length (1..4) of the valid UTF-8 sequence at p[0..n), or 0 when the byte at p does not
+ * begin one (stray continuation, overlong form, surrogate, above U+10FFFF, cut short). */
+int fq_utf8_len(const unsigned char *p, size_t n);
+
+/* Writes n bytes of generated text to f. terminal 0: the bytes as they are (what llama.cpp
+ * prints). terminal 1: for a terminal, every control character except \n and \t, C1
+ * controls and bytes that are not valid UTF-8 are written escaped as fq_show does (an
+ * escape sequence in a model's output must not drive the terminal). Returns 0, or -1 when
+ * the stream reports an error. */
+int fq_write_text(FILE *f, const void *s, size_t n, int terminal);
+
 #define FQ_ASSERT(c)                                                                   \
     do {                                                                               \
         if (!(c)) {                                                                    \
@@ -46,6 +68,34 @@ static inline bool fq_mul_ok(uint64_t a, uint64_t b, uint64_t *r) {
 }
 static inline bool fq_add_ok(uint64_t a, uint64_t b, uint64_t *r) {
     return !__builtin_add_overflow(a, b, r);
+}
+
+/* ---- hashes: one definition each. Files, stochastic rounding draws and checksums depend
+ * on their exact bits, so they never change. ------------------------------------------ */
+
+/* FNV-1a (64-bit) of n bytes. */
+static inline uint64_t fq_fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* splitmix64's output function (Stafford's mix 13): random bits from a counter; synth's
+ * weights and the number formats' stochastic rounding draws use it. */
+static inline uint64_t fq_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* MurmurHash3's fmix64: a different finalizer, kept beside fq_mix64 because the fake-quant
+ * hooks' stream ids are made with it (changing it would change every stochastically
+ * rounded result). */
+static inline uint64_t fq_fmix64(uint64_t x) {
+    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
+    x = (x ^ (x >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
 }
 
 /* malloc/calloc that return NULL and fill e with the size asked for on failure. */

@@ -362,15 +362,6 @@ int fq_fakequant_add_dump(fq_fakequant *f, const char *sel, const char *dir, fq_
 
 /* ---- applying ---------------------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 typedef struct {
     const fq_format *fmt;
     float *data;
@@ -532,7 +523,7 @@ static void hook(void *ud, const fq_hook_call *c) {
         rule *r = &f->rules[i];
         if (r->is_weight || !r->slots[s].targeted) continue;
         slot *sl = &r->slots[s];
-        uint64_t stream = mix64(((uint64_t)i << 40) ^ ((uint64_t)c->node << 20) ^ (uint64_t)(c->layer + 1));
+        uint64_t stream = fq_fmix64(((uint64_t)i << 40) ^ ((uint64_t)c->node << 20) ^ (uint64_t)(c->layer + 1));
         apply_format(r->fmt, c->data, c->nrows, c->ncols, f->seed, stream, c->row0, c->pool, &sl->st);
         if (!f->nf_seen) note_nonfinite(f, c, i);
         sl->applications++;
@@ -589,9 +580,12 @@ void fq_fakequant_set_observer(fq_fakequant *f, fq_hook_fn fn, void *ud) {
 void fq_fakequant_attach(fq_fakequant *f, fq_ctx *c) { fq_ctx_set_hook(c, hook, f, f->mask); }
 
 int fq_fakequant_apply_weights(fq_fakequant *f, fq_model *m, fq_err *e) {
-    fq_weight *ws[4096];
-    int nw = fq_model_weights(m, ws, 4096);
-    if (nw > 4096) return fq_errf(e, "model has too many weight matrices (%d)", nw);
+    /* as many as the model has: counted first (no fixed cap) */
+    int nw = fq_model_weights(m, NULL, 0);
+    fq_weight **ws = fq_malloc((size_t)(nw > 0 ? nw : 1) * sizeof *ws, e);
+    if (!ws) return -1;
+    fq_model_weights(m, ws, nw);
+    int rc = 0;
     uint64_t extra = 0;
     for (int i = 0; i < f->n_rules; i++) {
         rule *r = &f->rules[i];
@@ -603,10 +597,13 @@ int fq_fakequant_apply_weights(fq_fakequant *f, fq_model *m, fq_err *e) {
             const fq_type_traits *tt = fq_type_get(w->type);
             size_t n = (size_t)(w->n_in * w->n_out);
             float *dst = fq_malloc(n * sizeof(float), e);
-            if (!dst) return fq_err_prefix(e, "weight rule '%s': tensor '%s'", r->text, w->name);
+            if (!dst) {
+                rc = fq_err_prefix(e, "weight rule '%s': tensor '%s'", r->text, w->name);
+                goto out;
+            }
             for (int64_t row = 0; row < w->n_out; row++)
                 tt->to_float((const char *)w->data + (size_t)row * w->row_bytes, dst + row * w->n_in, w->n_in);
-            uint64_t stream = mix64(((uint64_t)i << 40) ^ 0xabcdefull ^ (uint64_t)k);
+            uint64_t stream = fq_fmix64(((uint64_t)i << 40) ^ 0xabcdefull ^ (uint64_t)k);
             fq_format_apply(r->fmt, dst, w->n_out, w->n_in, f->seed, stream, 0, &r->wst);
             if (f->wnf_rule < 0) {
                 int64_t bad = 0;
@@ -629,10 +626,12 @@ int fq_fakequant_apply_weights(fq_fakequant *f, fq_model *m, fq_err *e) {
                 fprintf(f->log, "fake-quant weight %s %s: %zu elements\n", w->name, fq_format_str(r->fmt), n);
         }
     }
+out:
     if (m->output_tied) m->output = m->tok_embd;
     if (extra && f->log)
         fprintf(f->log, "fake-quant: weight rules keep %.1f MiB of F32 weights in memory\n", extra / 1048576.0);
-    return 0;
+    free(ws);
+    return rc;
 }
 
 void fq_fakequant_reset_stats(fq_fakequant *f) {

@@ -427,9 +427,8 @@ int fq_format_row_local(const fq_format *f) {
 }
 
 uint64_t fq_stream_id(const char *name, int layer) {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (const char *p = name ? name : ""; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-    return fq_mix64(h ^ fq_mix64((uint64_t)(int64_t)layer + 1));
+    const char *s = name ? name : "";
+    return fq_mix64(fq_fnv1a(s, strlen(s)) ^ fq_mix64((uint64_t)(int64_t)layer + 1));
 }
 
 /* ---- statistics ---- */

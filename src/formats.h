@@ -67,9 +67,11 @@ double fq_qstats_pct_clipped(const fq_qstats *s); /* 100 n_clipped / n */
 double fq_qstats_pct_flushed(const fq_qstats *s); /* 100 n_flushed / n */
 
 /* Rounds x (nrows x ncols, row-major, contiguous) in place and adds to *st (may be
- * NULL). seed and stream (a hash of the hook name and layer, see fq_stream_id) drive
- * stochastic rounding: the draw for element (r, c) depends on (seed, stream,
- * (row0 + r) * ncols + c) only, so splitting rows across threads changes nothing. */
+ * NULL). seed and stream drive stochastic rounding: the draw for element (r, c) depends on
+ * (seed, stream, (row0 + r) * ncols + c) only, so splitting rows across threads changes
+ * nothing. stream is any 64-bit name of the application: the fake-quant hooks make it
+ * from (rule, node, layer) and weight rules from (rule, weight index), both with
+ * fq_fmix64; fq_stream_id below is one way to make it from a name. */
 void fq_format_apply(const fq_format *f, float *x, int64_t nrows, int64_t ncols,
                      uint64_t seed, uint64_t stream, int64_t row0, fq_qstats *st);
 
@@ -78,7 +80,8 @@ void fq_format_apply(const fq_format *f, float *x, int64_t nrows, int64_t ncols,
  * the whole tensor must be passed in one call. */
 int fq_format_row_local(const fq_format *f);
 
-/* A stream id for stochastic rounding: a hash of a hook's name and layer (-1 for none). */
+/* A stream id from a name and a layer (-1 for none): FNV-1a and fq_mix64. (The fake-quant
+ * hooks do not use it; see fq_format_apply.) */
 uint64_t fq_stream_id(const char *name, int layer);
 
 /* Properties for the `fqlm formats` table. For block and integer formats the value

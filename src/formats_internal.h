@@ -345,13 +345,7 @@ static inline int fq_block_prepare(const fq_blockop *op, float *x, int64_t n, fq
 
 /* ---- stochastic rounding draws ---- */
 
-static inline uint64_t fq_mix64(uint64_t z) {
-    z ^= z >> 30;
-    z *= 0xbf58476d1ce4e5b9ull;
-    z ^= z >> 27;
-    z *= 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* fq_mix64 (splitmix64's output function) is in common.h */
 /* The key of one application: every draw is fq_draw(key, element index). */
 static inline uint64_t fq_sr_key(uint64_t seed, uint64_t stream) {
     return fq_mix64(seed ^ fq_mix64(stream + 0x9e3779b97f4a7c15ull));

@@ -78,24 +78,6 @@ typedef struct {
 
 static uint64_t left(const cursor *c) { return c->size - c->pos; }
 
-/* Copies n bytes of s into dst (cap bytes) for a message: non-printable bytes become
- * \xNN, long names are cut with "...", so hostile names cannot garble the terminal. */
-static void show(char *dst, size_t cap, const char *s, uint64_t n) {
-    size_t o = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o + 8 >= cap || i >= 96) {
-            snprintf(dst + o, cap - o, "...");
-            return;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '\'')
-            dst[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", ch);
-    }
-    dst[o] = 0;
-}
-
 /* Formats "N x K" as a number, or as the product expression when it overflows. */
 static const char *fmt_product(char *buf, size_t cap, uint64_t n, uint64_t k) {
     uint64_t r;
@@ -156,7 +138,7 @@ static char *rd_name(cursor *c, const char *what) {
     }
     if (memchr(s.ptr, 0, s.len)) {
         char shown[160];
-        show(shown, sizeof shown, s.ptr, s.len);
+        fq_show(shown, sizeof shown, s.ptr, s.len);
         fq_errf(c->e, "%s: %s: %s '%s' contains a NUL byte", c->path, c->ctx, what, shown);
         return NULL;
     }
@@ -301,7 +283,7 @@ static int parse_header(cursor *c, fq_gguf *g) {
     }
     if (memcmp(c->buf, "GGUF", 4) != 0) {
         char m[40];
-        show(m, sizeof m, (const char *)c->buf, 4);
+        fq_show(m, sizeof m, (const char *)c->buf, 4);
         return fq_errf(c->e, "%s: not a GGUF file (magic '%s' at byte 0, expected 'GGUF')",
                        c->path, m);
     }
@@ -345,7 +327,7 @@ static int parse_kv(cursor *c, fq_gguf *g) {
         kv->key = rd_name(c, "key");
         if (!kv->key) return -1;
         char shown[160];
-        show(shown, sizeof shown, kv->key, strlen(kv->key));
+        fq_show(shown, sizeof shown, kv->key, strlen(kv->key));
         snprintf(c->ctx, sizeof c->ctx, "metadata key %llu ('%s')", LLU(i), shown);
         uint32_t type;
         if (rd_u32(c, &type, "value type") || rd_value(c, kv, type)) return -1;
@@ -358,7 +340,7 @@ static int parse_kv(cursor *c, fq_gguf *g) {
         for (uint64_t i = 1; i < g->n_kv; i++) {
             if (strcmp(s[i - 1]->key, s[i]->key)) continue;
             char shown[160];
-            show(shown, sizeof shown, s[i]->key, strlen(s[i]->key));
+            fq_show(shown, sizeof shown, s[i]->key, strlen(s[i]->key));
             uint64_t a = (uint64_t)(s[i - 1] - g->kv), b = (uint64_t)(s[i] - g->kv);
             free(s);
             return fq_errf(c->e, "%s: duplicate metadata key '%s' (keys %llu and %llu)", c->path,
@@ -413,7 +395,7 @@ static int parse_tensor_infos(cursor *c, fq_gguf *g) {
         t->name = rd_name(c, "tensor name");
         if (!t->name) return -1;
         char shown[160];
-        show(shown, sizeof shown, t->name, strlen(t->name));
+        fq_show(shown, sizeof shown, t->name, strlen(t->name));
         snprintf(c->ctx, sizeof c->ctx, "tensor %llu ('%s')", LLU(i), shown);
         if (rd_u32(c, &t->n_dims, "n_dims")) return -1;
         if (t->n_dims < 1 || t->n_dims > FQ_GGUF_MAX_DIMS)
@@ -432,6 +414,18 @@ static int parse_tensor_infos(cursor *c, fq_gguf *g) {
     return 0;
 }
 
+/* Alignment the data of a tensor of type t needs to be read in place: its widest field
+ * (the F16 scale of every ggml block type but MXFP4, whose blocks are bytes; the float of
+ * Q8_K and F32/I32; 8 bytes for I64/F64). */
+static uint64_t type_align(uint32_t t) {
+    switch (t) {
+    case FQ_TYPE_F32: case FQ_TYPE_Q8_K: case 26 /* I32 */: return 4;
+    case 27 /* I64 */: case 28 /* F64 */: return 8;
+    case 24 /* I8 */: case 39 /* MXFP4 */: return 1;
+    default: return 2;
+    }
+}
+
 static int place_tensors(cursor *c, fq_gguf *g) {
     uint64_t pad = (g->alignment - c->pos % g->alignment) % g->alignment;
     if (!fq_add_ok(c->pos, pad, &g->data_offset))
@@ -442,13 +436,25 @@ static int place_tensors(cursor *c, fq_gguf *g) {
         fq_gguf_tensor *t = &g->tensors[i];
         uint64_t start, end;
         char shown[160];
-        show(shown, sizeof shown, t->name, strlen(t->name));
+        fq_show(shown, sizeof shown, t->name, strlen(t->name));
         if (!fq_add_ok(g->data_offset, t->offset, &start) || !fq_add_ok(start, t->nbytes, &end))
             return fq_errf(c->e, "%s: tensor '%s': data range overflows (offset %llu, %llu bytes)",
                            c->path, shown, LLU(t->offset), LLU(t->nbytes));
         if (end > c->size)
             return fq_errf(c->e, "%s: tensor '%s': data ends at byte %llu, file has %llu",
                            c->path, shown, LLU(end), LLU(c->size));
+        /* Data is read in place (mmap) as floats, halves and blocks: an alignment below
+         * what the type needs would make those loads misaligned (undefined behaviour). */
+        uint64_t need = type_align(t->type);
+        if (start % need == 0 && (uintptr_t)(c->buf + start) % need)
+            return fq_errf(c->e, "%s: tensor '%s' (%s): the buffer holding the file is not aligned to "
+                           "%llu bytes", c->path, shown, fq_type_name(t->type), LLU(need));
+        if (start % need)
+            return fq_errf(c->e, "%s: tensor '%s' (%s): data starts at byte %llu, not a multiple of %llu "
+                           "as %s data needs (general.alignment is %llu; fqlm needs every tensor's data "
+                           "aligned to its type: 4 bytes for F32, 2 for F16, BF16 and the quantized blocks)",
+                           c->path, shown, fq_type_name(t->type), LLU(start), LLU(need),
+                           fq_type_name(t->type), LLU(g->alignment));
         t->data = c->buf + start;
     }
     if (g->n_tensors < 2) return 0;
@@ -460,7 +466,7 @@ static int place_tensors(cursor *c, fq_gguf *g) {
     for (uint64_t i = 1; i < g->n_tensors && !rc; i++) {
         if (strcmp(s[i - 1]->name, s[i]->name)) continue;
         char shown[160];
-        show(shown, sizeof shown, s[i]->name, strlen(s[i]->name));
+        fq_show(shown, sizeof shown, s[i]->name, strlen(s[i]->name));
         rc = fq_errf(c->e, "%s: duplicate tensor name '%s'", c->path, shown);
     }
     if (!rc) qsort(s, g->n_tensors, sizeof *s, cmp_tensor_offset);
@@ -468,8 +474,8 @@ static int place_tensors(cursor *c, fq_gguf *g) {
         const fq_gguf_tensor *a = s[i - 1], *b = s[i];
         if (a->offset + a->nbytes <= b->offset) continue; /* both checked in range above */
         char sa[160], sb[160];
-        show(sa, sizeof sa, a->name, strlen(a->name));
-        show(sb, sizeof sb, b->name, strlen(b->name));
+        fq_show(sa, sizeof sa, a->name, strlen(a->name));
+        fq_show(sb, sizeof sb, b->name, strlen(b->name));
         rc = fq_errf(c->e, "%s: tensors '%s' (data bytes %llu..%llu) and '%s' (from %llu) overlap",
                      c->path, sa, LLU(a->offset), LLU(a->offset + a->nbytes), sb, LLU(b->offset));
     }

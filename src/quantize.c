@@ -156,18 +156,32 @@ static uint32_t mix_rules(plan_state *s, uint32_t ft, uint32_t t, const fq_qtens
     return t;
 }
 
-/* tensor_type_fallback: rows that are not whole blocks */
-static uint32_t fallback(uint32_t t, int64_t ncols, int *n_fallback) {
+/* llama.cpp's tensor_type_fallback (src/llama-quant.cpp): the type for a tensor whose rows
+ * (ncols elements) are not whole blocks of t. t itself when they are; FQ_TYPE_COUNT when
+ * llama-quantize has no fallback for t and stops ("no tensor type fallback is defined for
+ * type ..."): every type of block 32 (Q4_0 ... Q8_0) and Q8_K. Where the fallback's blocks
+ * do not fit either, F16, as llama.cpp does.
+ * Q2_K and Q3_K: llama.cpp's current code gives Q4_0, as here; the build the golden data
+ * comes from (c392e509, February 2025) gave IQ4_NL, which fqlm cannot encode (see
+ * fq_qmix_fallback_note). */
+static uint32_t fallback(uint32_t t, int64_t ncols) {
     if (ncols % blck_of(t) == 0) return t;
-    (*n_fallback)++;
     switch (t) {
     case FQ_TYPE_Q2_K: case FQ_TYPE_Q3_K: t = FQ_TYPE_Q4_0; break;
     case FQ_TYPE_Q4_K: t = FQ_TYPE_Q5_0; break;
     case FQ_TYPE_Q5_K: t = FQ_TYPE_Q5_1; break;
     case FQ_TYPE_Q6_K: t = FQ_TYPE_Q8_0; break;
-    default: t = FQ_TYPE_F16; break; /* llama.cpp refuses; F16 always fits */
+    default: return FQ_TYPE_COUNT;
     }
     return ncols % blck_of(t) ? FQ_TYPE_F16 : t;
+}
+
+const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got) {
+    if (wanted == got) return "";
+    if ((wanted == FQ_TYPE_Q2_K || wanted == FQ_TYPE_Q3_K) && got == FQ_TYPE_Q4_0)
+        return "as llama-quantize now does; its build c392e509 wrote IQ4_NL, which fqlm lacks";
+    if (got == FQ_TYPE_F16) return "no 32-element block fits either: llama-quantize's last resort";
+    return "llama-quantize's fallback";
 }
 
 typedef struct {
@@ -200,9 +214,8 @@ void fq_qorder(const char *const *names, size_t n, size_t *order) {
     free(k);
 }
 
-int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
-                 uint32_t *types, int *n_fallback, fq_err *e) {
-    int nfb = 0;
+int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                        uint32_t *types, uint32_t *wanted, fq_err *e) {
     const char **names = n ? fq_malloc(n * sizeof *names, e) : NULL;
     size_t *order = n ? fq_malloc(n * sizeof *order, e) : NULL;
     if (n && (!names || !order)) {
@@ -224,23 +237,42 @@ int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, 
     /* the counters (i-th attn_v, i-th ffn_down) advance in llama.cpp's tensor order */
     fq_qorder(names, n, order);
     const fq_type_traits *base = fq_type_get(mix->base_type);
-    int quantized = base->blck > 1;
-    for (size_t k = 0; k < n; k++) {
+    int quantized = base->blck > 1, rc = 0;
+    for (size_t k = 0; k < n && !rc; k++) {
         const fq_qtensor *x = &t[order[k]];
-        uint32_t ty = x->type;
+        uint32_t ty = x->type, want = ty;
         if (allows_quantization(x)) {
-            ty = mix->base_type;
+            ty = want = mix->base_type;
             if (quantized) {
-                if (!mix->pure) ty = mix_rules(&s, mix->ftype, ty, x, category(x->name));
-                ty = fallback(ty, x->ne[0], &nfb);
+                if (!mix->pure) ty = want = mix_rules(&s, mix->ftype, ty, x, category(x->name));
+                ty = fallback(want, x->ne[0]);
             }
         }
+        if (ty == FQ_TYPE_COUNT) {
+            char shown[FQ_SHOW_CAP];
+            rc = fq_errf(e, "tensor '%s': rows of %lld elements are not whole %s blocks (%lld), and "
+                         "llama-quantize has no fallback type for %s (it stops here too)",
+                         fq_show(shown, sizeof shown, x->name, strlen(x->name)), (long long)x->ne[0],
+                         fq_type_name(want), (long long)blck_of(want), fq_type_name(want));
+            break;
+        }
         types[order[k]] = ty;
+        if (wanted) wanted[order[k]] = want;
     }
     free(names);
     free(order);
-    if (n_fallback) *n_fallback = nfb;
-    return 0;
+    return rc;
+}
+
+int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                 uint32_t *types, int *n_fallback, fq_err *e) {
+    uint32_t *wanted = n ? fq_malloc(n * sizeof *wanted, e) : NULL;
+    if (n && !wanted) return -1;
+    int rc = fq_qmix_plan_detail(mix, hp, t, n, types, wanted, e), nfb = 0;
+    for (size_t i = 0; i < n && !rc; i++) nfb += wanted[i] != types[i];
+    free(wanted);
+    if (n_fallback) *n_fallback = rc ? 0 : nfb;
+    return rc;
 }
 
 /* ---- parallel row encoding ------------------------------------------------------------ */
@@ -324,16 +356,22 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
     int rc = -1;
     size_t n = (size_t)g.n_tensors;
     fq_qtensor *qt = NULL;
-    uint32_t *types = NULL;
+    uint32_t *types = NULL, *wanted = NULL;
     size_t *order = NULL;
     const char **names = NULL;
     void **bufs = NULL;
     fq_pool *pool = NULL;
     fq_gguf_writer *w = NULL;
 
-    char arch[64] = "llama";
+    char arch[64] = "llama", shown[FQ_SHOW_CAP];
     fq_str a;
     if (fq_gguf_get_str(&g, "general.architecture", &a, NULL) == 0 && a.len < sizeof arch) {
+        /* the name prefixes the keys read below: with a NUL it would read another's */
+        if (memchr(a.ptr, 0, a.len)) {
+            fq_errf(e, "%s: general.architecture '%s' contains a NUL byte", in_path,
+                    fq_show(shown, sizeof shown, a.ptr, a.len));
+            goto done;
+        }
         memcpy(arch, a.ptr, a.len);
         arch[a.len] = 0;
     }
@@ -346,17 +384,26 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
     if (n) {
         qt = fq_calloc(n, sizeof *qt, e);
         types = fq_calloc(n, sizeof *types, e);
+        wanted = fq_calloc(n, sizeof *wanted, e);
         order = fq_calloc(n, sizeof *order, e);
         names = fq_calloc(n, sizeof *names, e);
         bufs = fq_calloc(n, sizeof *bufs, e);
-        if (!qt || !types || !order || !names || !bufs) goto done;
+        if (!qt || !types || !wanted || !order || !names || !bufs) goto done;
     }
     for (size_t i = 0; i < n; i++) {
         const fq_gguf_tensor *t = &g.tensors[i];
         qt[i] = (fq_qtensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}};
         names[i] = t->name;
     }
-    if (fq_qmix_plan(&mix, &hp, qt, n, types, &stats.n_fallback, e)) goto done;
+    if (fq_qmix_plan_detail(&mix, &hp, qt, n, types, wanted, e)) {
+        fq_err_prefix(e, "%s", in_path);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        stats.n_fallback += wanted[i] != types[i];
+        stats.n_fallback_q4_0 += wanted[i] != types[i] && types[i] == FQ_TYPE_Q4_0;
+        stats.n_fallback_f16 += wanted[i] != types[i] && types[i] == FQ_TYPE_F16;
+    }
     fq_qorder(names, n, order);
 
     if (!(w = fq_gguf_writer_new(e))) goto done;
@@ -383,8 +430,8 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
         if (to != t->type) {
             const fq_type_traits *src = fq_type_get(t->type);
             if (!src || !src->to_float) {
-                fq_errf(e, "%s: tensor '%s': cannot decode type %s", in_path, t->name,
-                        fq_type_name(t->type));
+                fq_errf(e, "%s: tensor '%s': cannot decode type %s", in_path,
+                        fq_show(shown, sizeof shown, t->name, strlen(t->name)), fq_type_name(t->type));
                 goto done;
             }
             if (src->blck > 1 && !warned_requant && p->log) {
@@ -396,17 +443,18 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
             size_t rb = fq_row_size(to, t->ne[0]);
             uint64_t nb;
             if (!rb || !fq_mul_ok((uint64_t)nrows, rb, &nb)) {
-                fq_errf(e, "tensor '%s': rows of %lld do not fit type %s", t->name,
-                        (long long)t->ne[0], fq_type_name(to));
+                fq_errf(e, "tensor '%s': rows of %lld do not fit type %s",
+                        fq_show(shown, sizeof shown, t->name, strlen(t->name)), (long long)t->ne[0],
+                        fq_type_name(to));
                 goto done;
             }
             if (!(bufs[i] = fq_malloc(nb ? (size_t)nb : 1, e))) {
-                fq_err_prefix(e, "tensor '%s'", t->name);
+                fq_err_prefix(e, "tensor '%s'", fq_show(shown, sizeof shown, t->name, strlen(t->name)));
                 goto done;
             }
             decode_src ds = {t->data, fq_row_size(t->type, t->ne[0]), src->to_float};
             if (fq_encode_rows(pool, to, nrows, t->ne[0], decode_row, &ds, bufs[i], e)) {
-                fq_err_prefix(e, "tensor '%s'", t->name);
+                fq_err_prefix(e, "tensor '%s'", fq_show(shown, sizeof shown, t->name, strlen(t->name)));
                 goto done;
             }
             data = bufs[i];
@@ -425,8 +473,13 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
                 len += snprintf(shape + len, sizeof shape - (size_t)len, ", %lld", (long long)t->ne[d]);
             snprintf(shape + len, sizeof shape - (size_t)len, "]");
             fprintf(p->log, "[%4zu/%4zu] %-32s %-18s %5s -> %-5s %9.3f MiB -> %9.3f MiB  %7.1f ms\n",
-                    k + 1, n, t->name, shape, fq_type_name(t->type), fq_type_name(to),
-                    t->nbytes / 1048576.0, out_bytes / 1048576.0, (fq_time_us() - t0) / 1e3);
+                    k + 1, n, fq_show(shown, sizeof shown, t->name, strlen(t->name)), shape,
+                    fq_type_name(t->type), fq_type_name(to), t->nbytes / 1048576.0,
+                    out_bytes / 1048576.0, (fq_time_us() - t0) / 1e3);
+            if (wanted[i] != to)
+                fprintf(p->log, "            fallback: rows of %lld are not whole %s blocks (%lld): %s "
+                        "instead (%s)\n", (long long)t->ne[0], fq_type_name(wanted[i]),
+                        (long long)blck_of(wanted[i]), fq_type_name(to), fq_qmix_fallback_note(wanted[i], to));
         }
     }
     if (fq_gguf_writer_write(w, out_path, e)) goto done;
@@ -440,6 +493,7 @@ done:
     free(names);
     free(order);
     free(types);
+    free(wanted);
     free(qt);
     fq_gguf_close(&g);
     if (st) *st = stats;

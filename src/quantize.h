@@ -49,10 +49,22 @@ typedef struct fq_qmix_hp {
 /* Chooses the type of each of the n tensors (any order) as llama-quantize chooses it for
  * mix: types[i] for t[i]. 1-D tensors, norms and names not ending in "weight" keep their
  * type. A tensor whose rows are not a whole number of blocks of the chosen type falls
- * back as llama.cpp does (Q4_K -> Q5_0, Q6_K -> Q8_0, ..., last F16); the count of those
- * goes to *n_fallback (may be NULL). Returns 0, or -1 with e set when memory runs out. */
+ * back as llama.cpp's tensor_type_fallback does (Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0,
+ * Q5_K -> Q5_1, Q6_K -> Q8_0; F16 where those blocks do not fit either); for the types
+ * llama-quantize has no fallback for (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) it refuses, and so
+ * does this. The count of fallbacks goes to *n_fallback (may be NULL). Returns 0, or -1
+ * with e set (a tensor llama-quantize refuses, naming it; memory). */
 int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
                  uint32_t *types, int *n_fallback, fq_err *e);
+/* The same, with wanted[i] (may be NULL): the type the mix's rules chose for t[i] before
+ * any fallback (types[i] when its rows are whole blocks of it). */
+int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                        uint32_t *types, uint32_t *wanted, fq_err *e);
+/* Why a tensor the rules gave `wanted` was written as `got` instead, for logs: "" when
+ * they are equal; says where it differs from the reference llama.cpp build (Q2_K/Q3_K
+ * rows: that build writes IQ4_NL, which fqlm has no encoder for; llama.cpp's current code
+ * and fqlm write Q4_0). Never NULL. */
+const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got);
 
 /* llama.cpp's order of tensors (llama_model_loader's weights map): tensors outside the
  * blk.N. layers first, then layer by layer; by name within each. Fills order[0..n) with
@@ -87,7 +99,11 @@ typedef struct fq_quantize_params {
 
 typedef struct fq_quantize_stats {
     uint64_t bytes_in, bytes_out;   /* tensor data */
-    int n_tensors, n_converted, n_fallback;
+    int n_tensors, n_converted;
+    int n_fallback;                 /* tensors written in a fallback type (see fq_qmix_plan) */
+    int n_fallback_q4_0;            /* ... as Q4_0: from Q2_K/Q3_K, where the reference build
+                                     * c392e509 writes IQ4_NL (fq_qmix_fallback_note) */
+    int n_fallback_f16;             /* ... as F16: rows not whole blocks of 32 either */
     int n_by_type[32];              /* output tensors per type id (ids < 32) */
 } fq_quantize_stats;
 

@@ -61,24 +61,12 @@ int fq_synth_shape(const char *name, fq_synth_params *p, fq_err *e) {
 
 /* ---- random numbers ------------------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* n normal values (Marsaglia's polar method on a splitmix64 stream), times std, plus mean. */
 static void normal_row(uint64_t state, float *dst, int64_t n, float mean, float std) {
     int64_t i = 0;
     while (i < n) {
         state += 0x9e3779b97f4a7c15ull;
-        uint64_t r = mix64(state);
+        uint64_t r = fq_mix64(state);
         /* two uniforms in (-1, 1) from 24 bits each */
         float u = (float)(int32_t)((r & 0xffffff) - 0x800000) * 0x1p-23f;
         float v = (float)(int32_t)(((r >> 24) & 0xffffff) - 0x800000) * 0x1p-23f;
@@ -97,7 +85,7 @@ typedef struct {
 
 static void synth_row(void *ud, int64_t row, float *dst, int64_t n) {
     const synth_src *s = ud;
-    normal_row(mix64(s->base + (uint64_t)(row + 1) * 0xd1b54a32d192ed03ull), dst, n, s->mean, s->std);
+    normal_row(fq_mix64(s->base + (uint64_t)(row + 1) * 0xd1b54a32d192ed03ull), dst, n, s->mean, s->std);
 }
 
 /* ---- the model ------------------------------------------------------------------------ */
@@ -231,7 +219,7 @@ int fq_synth_write(const fq_synth_params *p, const char *path, fq_synth_stats *s
         goto done;
 
     if (!p->dry_run && !(pool = fq_pool_new(p->n_threads, e))) goto done;
-    const uint64_t seed_mix = mix64(p->seed ^ 0x5eed5eed5eed5eedull);
+    const uint64_t seed_mix = fq_mix64(p->seed ^ 0x5eed5eed5eed5eedull);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
         const synth_tensor *t = &ts[i];
@@ -252,7 +240,7 @@ int fq_synth_write(const fq_synth_params *p, const char *path, fq_synth_stats *s
             fq_err_prefix(e, "tensor '%s'", t->name);
             goto done;
         }
-        synth_src src = {fnv1a(t->name) ^ seed_mix, t->is_norm ? 1.0f : 0.0f,
+        synth_src src = {fq_fnv1a(t->name, strlen(t->name)) ^ seed_mix, t->is_norm ? 1.0f : 0.0f,
                          t->is_norm ? 0.1f : (float)(1.0 / sqrt((double)t->ne[0]))};
         if (fq_encode_rows(pool, types[i], t->ne[1], t->ne[0], synth_row, &src, bufs[i], e)) {
             fq_err_prefix(e, "tensor '%s'", t->name);

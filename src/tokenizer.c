@@ -189,9 +189,10 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
     int rc = fq_gguf_get_str(g, "tokenizer.ggml.model", &model, e);
     if (rc < 0) return -1;
     if (rc > 0) return fq_errf(e, "no tokenizer in the file (tokenizer.ggml.model is missing)");
+    char shown[FQ_SHOW_CAP];
     if (!(model.len == 5 && memcmp(model.ptr, "llama", 5) == 0))
-        return fq_errf(e, "tokenizer model '%.*s' is not supported yet (fqlm supports: llama (SentencePiece))",
-                       (int)FQ_MIN(model.len, 64), model.ptr);
+        return fq_errf(e, "tokenizer model '%s' is not supported yet (fqlm supports: llama (SentencePiece))",
+                       fq_show(shown, sizeof shown, model.ptr, model.len));
 
     const fq_gguf_kv *toks = fq_gguf_find(g, "tokenizer.ggml.tokens");
     if (!toks) return fq_errf(e, "tokenizer.ggml.tokens is missing");
@@ -271,8 +272,8 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
         }
         int32_t dup = insert(t, id);
         if (dup >= 0) {
-            fq_errf(e, "duplicate token in vocabulary: '%.*s' has ids %d and %d",
-                    (int)FQ_MIN(te->len, 64u), te->text, dup, id);
+            fq_errf(e, "duplicate token in vocabulary: '%s' has ids %d and %d",
+                    fq_show(shown, sizeof shown, te->text, te->len), dup, id);
             goto fail;
         }
     }

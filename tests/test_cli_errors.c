@@ -336,6 +336,27 @@ static void test_options(void) {
     result u = run_argv((const char *const[]){NULL}, NULL);
     CHECK(clean_exit(&u) && u.status == 2 && strstr(u.err, "usage"), "no command: exit %d %s", u.status, u.err);
     free_result(&u);
+    /* options that would be silently dropped or replaced (issue 11, item 17) */
+    expect_error(ARGS("run", "-p", "one", "-p", "two"), 2, "option -p is given twice");
+    expect_error(ARGS("run", "-p", "one", "--prompt", "two"), 2, "option --prompt is given twice");
+    expect_error(ARGS("run", "-p", "hi", "--json", tmp("a.json"), "--json", tmp("b.json")), 2,
+                 "option --json is given twice");
+    expect_error(ARGS("run", "-p", "hi", "-m", "models/stories260K.gguf", "-m", "x.gguf"), 2,
+                 "option -m is given twice");
+    expect_error(ARGS("run", "-p", "hi", "--fq-stats", tmp("a.json"), "--fq-stats", tmp("b.json")), 2,
+                 "option --fq-stats is given twice");
+    expect_error(ARGS("run", "-p", "hi", "-sys", "Be brief."), 2, "-sys (a system prompt) needs --chat");
+    expect_error(ARGS("compare", "-p", "hi", "-n", "2", "-t", "1", "--fq", "ffn_norm=bf16", "-sys", "Be brief."), 2,
+                 "-sys (a system prompt) needs --chat");
+    expect_error(ARGS("synth", "--shape", "stories260K", "--dry-run", "--rope-base", "-5"), 2,
+                 "--rope-base -5: must be a positive number");
+    expect_error(ARGS("synth", "--shape", "stories260K", "--dry-run", "--rms-eps", "-1e-5"), 2,
+                 "--rms-eps -1e-5: must be a positive number");
+    expect_error(ARGS("synth", "--shape", "stories260K", "--dry-run", "--rms-eps", "0"), 2,
+                 "--rms-eps 0: must be a positive number");
+    expect_error(ARGS("synth", "--shape", "stories260K", "-o", tmp("a.gguf"), "-o", tmp("b.gguf")), 2,
+                 "-o is given twice");
+    CHECK(!exists(tmp("a.gguf")) && !exists(tmp("b.gguf")), "synth -o twice wrote a file");
     expect_error(ARGS("inspect"), 2, "");
     expect_error(ARGS("inspect", "models/stories260K.gguf", "--bogus"), 2, "");
 }
@@ -600,6 +621,17 @@ static void test_sweep(void) {
     CHECK(r.status == 0 && total > lines, "sweep rerun: exit %d, %d lines (had %d): %s", r.status, total, lines, r.err);
     CHECK(strstr(r.out, "already done") != NULL, "sweep rerun does not say what it skipped: %s", r.out);
     free_result(&r);
+    /* layer lists that select nothing or run backwards are errors, not an empty sweep */
+    expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64", "--chunks", "1",
+                      "-t", "1", "--layers", "", "-o", tmp("sweep-empty")),
+                 2, "--layers: the list is empty");
+    expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64", "--chunks", "1",
+                      "-t", "1", "--layers", "4-2", "-o", tmp("sweep-empty")),
+                 2, "the range 4-2 in '4-2' runs backwards (write 2-4)");
+    expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64", "--chunks", "1",
+                      "-t", "1", "--layers", "1,", "-o", tmp("sweep-empty")),
+                 2, "--layers: bad list '1,'");
+    CHECK(!exists(tmp("sweep-empty")), "a refused sweep made its directory");
     /* output errors: a file in the way of the directory, a results file of something else,
      * and results.json on a full device */
     expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64", "--chunks", "1",

@@ -1,5 +1,6 @@
 /* test_cli_run.c - the fqlm program as a user runs it: `run` output, timings, the report's
  * flags, fake-quant logging, --json, --dump, and sampling that does not depend on -t. */
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,8 +27,66 @@ static int sh(const char *args, char **out, char **err) {
     return WEXITSTATUS(st);
 }
 
+/* Runs bin() with args (NULL-terminated, without the program name) with stdout on a
+ * pseudo-terminal; returns what it printed there (malloc'd), or NULL when no pty can be
+ * had (the check is then skipped). */
+static char *run_on_pty(const char *const *args) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0 || !ptsname(m)) {
+        if (m >= 0) close(m);
+        return NULL;
+    }
+    char slave[256];
+    snprintf(slave, sizeof slave, "%s", ptsname(m));
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)bin();
+    for (int i = 0; args[i] && n < 31; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int s = open(slave, O_RDWR | O_NOCTTY);
+        int nul = open("/dev/null", O_RDWR);
+        if (s < 0 || nul < 0) _exit(99);
+        dup2(nul, 0), dup2(s, 1), dup2(nul, 2);
+        close(m), close(s), close(nul);
+        execv(argv[0], argv);
+        _exit(98);
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) { /* EIO once the child has closed the terminal */
+        ssize_t r = read(m, buf + len, cap - 1 - len);
+        if (r <= 0) break;
+        len += (size_t)r;
+        if (len == cap - 1) break;
+    }
+    buf[len] = 0;
+    int st;
+    waitpid(pid, &st, 0);
+    close(m);
+    return buf;
+}
+
 int main(void) {
     char *out, *err;
+    /* text to a terminal: an escape sequence (here in the prompt echo, the same path as
+     * generated text) is shown escaped; to a pipe or file the bytes are kept, as llama.cpp
+     * prints them */
+    {
+        const char *args[] = {"run", "-p", "A\x1b[2JB", "-n", "2", "--temp", "0", "-t", "1", NULL};
+        char *tty = run_on_pty(args);
+        if (tty) {
+            CHECK(strstr(tty, "A\\x1b[2JB") && !strchr(tty, '\x1b'), "run on a terminal: '%s'", tty);
+            free(tty);
+        } else {
+            printf("test_cli_run: no pseudo-terminal: skipping the terminal check\n");
+        }
+        int rc = sh("run -p \"$(printf 'A\\033[2JB')\" -n 2 --temp 0 -t 1", &out, &err);
+        CHECK(rc == 0 && out && strstr(out, "A\x1b[2JB"), "run to a file keeps the bytes: rc %d '%s'", rc, out);
+        free(out), free(err);
+    }
     /* the golden greedy continuation, and llama.cpp-style timing lines */
     int rc = sh("run -p 'Once upon a time' -n 64 --temp 0 -t 2", &out, &err);
     CHECK(rc == 0, "run exit %d: %s", rc, err ? err : "");
@@ -73,6 +132,19 @@ int main(void) {
           "run json: %s", js ? js : "");
     CHECK(st && strstr(st, "\"node\":\"k_cache\"") && strstr(st, "\"sqnr_db\""), "stats json: %s", st ? st : "");
     free(js), free(st), free(out), free(err);
+
+    /* --dump given twice: both selections are dumped (they accumulate, as --fq rules do) */
+    system("rm -rf /tmp/fqlm_dump2 && mkdir -p /tmp/fqlm_dump2");
+    rc = sh("run -p 'Once upon a time' -n 2 --temp 0 -t 1 --dump ffn_norm@2 --dump attn_norm@0 --dump-dir /tmp/fqlm_dump2",
+            &out, &err);
+    {
+        struct stat s1, s2;
+        CHECK(rc == 0 && stat("/tmp/fqlm_dump2/ffn_norm-2.pos0.value.npy", &s1) == 0 &&
+                  stat("/tmp/fqlm_dump2/attn_norm-0.pos0.value.npy", &s2) == 0,
+              "two --dump options: rc %d: %s", rc, err ? err : "");
+    }
+    free(out), free(err);
+    system("rm -rf /tmp/fqlm_dump2");
 
     /* --dump: .npy files before/after and an index */
     system("rm -rf /tmp/fqlm_dump && mkdir -p /tmp/fqlm_dump");

@@ -2,6 +2,7 @@
  * counts against golden/fakequant.json, layer isolation, stochastic rounding across
  * thread counts, k_cache/v_cache and weight rules, rule parsing errors. */
 #include <math.h>
+#include <unistd.h>
 
 #include "fakequant.h"
 #include "forward.h"
@@ -9,6 +10,7 @@
 #include "model.h"
 #include "qtypes.h"
 #include "sampler.h"
+#include "synth.h"
 #include "testutil.h"
 #include "tokenizer.h"
 
@@ -260,6 +262,35 @@ int main(void) {
             fq_ctx_free(c);
         }
     }
+
+    /* weight rules on a model with more weight matrices than any fixed table: 600 layers
+     * (4202 matrices; the table held 4096 and refused the model) */
+    {
+        fq_synth_params sp;
+        fq_synth_defaults(&sp);
+        sp.n_layer = 600, sp.n_embd = 8, sp.n_ff = 8, sp.n_head = 1, sp.n_head_kv = 1, sp.n_ctx = 16;
+        sp.vocab = F32_MODEL;
+        char path[128];
+        snprintf(path, sizeof path, "/tmp/fqlm_test_fakequant_%ld_l600.gguf", (long)getpid());
+        CHECK(fq_synth_write(&sp, path, NULL, &e) == 0, "synth 600 layers: %s", e.msg);
+        fq_model *big = fq_model_load(path, &e);
+        CHECK(big != NULL, "load 600 layers: %s", e.msg);
+        if (big) {
+            CHECK(fq_model_weights(big, NULL, 0) == 1 + 7 * 600 + 1, "600 layers: %d matrices",
+                  fq_model_weights(big, NULL, 0));
+            fq_fakequant *f = fq_fakequant_new(big, &e);
+            /* a matrix early in the list: the model frees its copy whatever its own tables hold */
+            CHECK(f && fq_fakequant_add_rule(f, "weight:blk.1.ffn_down.weight=int4", &e) == 0, "rule: %s", e.msg);
+            CHECK(f && fq_fakequant_apply_weights(f, big, &e) == 0, "weight rule on 600 layers: %s", e.msg);
+            CHECK(big->layers[1].w_down.owned && big->layers[1].w_down.type == FQ_TYPE_F32 &&
+                      !big->layers[2].w_down.owned,
+                  "600 layers: blk.1.ffn_down rounded, blk.2 not");
+            fq_fakequant_free(f);
+            fq_model_free(big);
+        }
+        unlink(path);
+    }
+
     free(base);
     free(toks);
     free(text);

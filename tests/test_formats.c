@@ -1312,6 +1312,15 @@ static void test_stats(void) {
     CHECK(fq_stream_id("ffn_norm", 3) == fq_stream_id("ffn_norm", 3) &&
           fq_stream_id("ffn_norm", 3) != fq_stream_id("ffn_norm", 4) &&
           fq_stream_id("ffn_norm", 3) != fq_stream_id("attn_norm", 3), "stream ids");
+    /* the hashes every stochastic draw, synthetic weight and checksum depends on, pinned:
+     * FNV-1a of "a", splitmix64's first output for seed 0, MurmurHash3's fmix64(1), and a
+     * stream id as computed before the hashes moved to common.h */
+    CHECK(fq_fnv1a("a", 1) == 0xaf63dc4c8601ec8cull && fq_fnv1a("", 0) == 0xcbf29ce484222325ull, "fnv1a");
+    CHECK(fq_mix64(0x9e3779b97f4a7c15ull) == 0xe220a8397b1dcdafull, "mix64: %016llx",
+          (unsigned long long)fq_mix64(0x9e3779b97f4a7c15ull));
+    CHECK(fq_fmix64(1) == 0xb456bcfc34c2cb2cull, "fmix64: %016llx", (unsigned long long)fq_fmix64(1));
+    CHECK(fq_stream_id("ffn_norm", 3) == 0x76e6f8b81c8323a8ull, "stream id: %016llx",
+          (unsigned long long)fq_stream_id("ffn_norm", 3));
 }
 
 /* ================= SIMD variants against the scalar kernel ================= */

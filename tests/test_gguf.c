@@ -555,6 +555,39 @@ static void test_nested_and_bools(void) {
     wr32(B.b, type_at, FQ_GGUF_INT32);
     wr32(B.b, type_at + 4, 32);
     expect_fail(B.b, B.n, "expected u32", "alignment as i32");
+
+    /* general.alignment 1 (a power of two, accepted by llama.cpp): the data section starts
+     * right after the tensor infos, at byte 90. Data read in place must still be aligned
+     * for its type: an F32 tensor there is refused (its loads would be misaligned), an F16
+     * one is fine, and so is an F32 one at offset 2 (byte 92). */
+    static const struct { uint32_t type; uint64_t offset; int ok; } al1[] = {
+        {FQ_TYPE_F32, 0, 0}, {FQ_TYPE_F16, 0, 1}, {FQ_TYPE_F32, 2, 1}, {FQ_TYPE_Q8_0, 1, 0},
+    };
+    for (size_t k = 0; k < FQ_ARRAY_LEN(al1); k++) {
+        b_header(&B, 1, 1);
+        b_str(&B, "general.alignment");
+        b_u32(&B, FQ_GGUF_UINT32);
+        b_u32(&B, 1);
+        b_str(&B, "w");
+        b_u32(&B, 1);
+        b_u64(&B, al1[k].type == FQ_TYPE_Q8_0 ? 32 : 2);
+        b_u32(&B, al1[k].type);
+        b_u64(&B, al1[k].offset);
+        FQ_ASSERT(B.n == 90);
+        uint8_t zeros[40] = {0};
+        b_put(&B, zeros, sizeof zeros);
+        char msg[FQ_ERR_MAX];
+        int orc = open_copy(B.b, B.n, msg, sizeof msg);
+        if (al1[k].ok)
+            CHECK(orc == 0, "alignment 1, %s at byte %llu: %s", fq_type_name(al1[k].type),
+                  (unsigned long long)(90 + al1[k].offset), msg);
+        else
+            CHECK(orc == -1 && strstr(msg, "bad.gguf: tensor 'w'") && strstr(msg, "general.alignment is 1") &&
+                      strstr(msg, al1[k].type == FQ_TYPE_F32 ? "data starts at byte 90, not a multiple of 4"
+                                                              : "data starts at byte 91, not a multiple of 2"),
+                  "alignment 1, %s at byte %llu: rc %d: %s", fq_type_name(al1[k].type),
+                  (unsigned long long)(90 + al1[k].offset), orc, msg);
+    }
 }
 
 /* ---- bad inputs patched into a real model ------------------------------------------- */
@@ -998,6 +1031,36 @@ static void test_cli(void) {
     free(out);
     unlink(path);
 
+    /* general.architecture from the file: shown escaped in the hyperparameter heading, and
+     * one with a NUL byte is not taken for its first part ('llama\0x' is not llama) */
+    static const struct { const char *arch; size_t len; const char *want; } hostile[] = {
+        {"\x1b[2Jllama", 9, "hyperparameters (\\x1b[2Jllama)"},
+        {"llama\0x", 7, NULL},
+    };
+    for (size_t k = 0; k < FQ_ARRAY_LEN(hostile); k++) {
+        b_header(&B, 0, 2);
+        b_str(&B, "general.architecture");
+        b_u32(&B, FQ_GGUF_STRING);
+        b_u64(&B, hostile[k].len);
+        b_put(&B, hostile[k].arch, hostile[k].len);
+        char key[64];
+        memcpy(key, hostile[k].arch, hostile[k].len);
+        snprintf(key + hostile[k].len, sizeof key - hostile[k].len, ".block_count");
+        b_str(&B, k == 0 ? key : "llama.block_count");
+        b_u32(&B, FQ_GGUF_UINT32);
+        b_u32(&B, 5);
+        CHECK(fq_write_file_atomic(path, B.b, B.n, &e) == 0, "%s", e.msg);
+        rc = run_inspect(bin, path, &out);
+        if (hostile[k].want)
+            CHECK(rc == 0 && strstr(out, hostile[k].want) && !strchr(out, '\x1b'),
+                  "inspect arch %zu (rc %d):\n%s", k, rc, out);
+        else
+            CHECK(rc == 0 && !strstr(out, "hyperparameters (llama)") && strstr(out, "llama\\x00x"),
+                  "inspect arch with a NUL (rc %d):\n%s", rc, out);
+        free(out);
+    }
+    unlink(path);
+
     CHECK(run_inspect(bin, "tests/data/no-such.gguf", &out) == 1, "missing file exits 1");
     free(out);
     CHECK(run_inspect(bin, "", &out) == 2, "no model exits 2");
@@ -1008,7 +1071,44 @@ static void test_cli(void) {
     free(out);
 }
 
+/* ---- untrusted text in messages (fq_show) ---------------------------------------------- */
+
+static void expect_show(const char *in, size_t n, size_t cap, const char *want) {
+    char buf[256];
+    memset(buf, 'Z', sizeof buf);
+    fq_show(buf, cap, in, n);
+    CHECK(!strcmp(buf, want) && buf[cap] == 'Z', "fq_show(cap %zu): got '%s', want '%s'", cap, buf, want);
+}
+
+static void test_show(void) {
+    expect_show("llama", 5, 64, "llama");
+    expect_show("\x1b[2Jx", 5, 64, "\\x1b[2Jx");                   /* ESC: the escape sequence is inert */
+    expect_show("llama\0x", 7, 64, "llama\\x00x");                  /* a NUL does not end the name */
+    expect_show("a\nb\tc\rd\x7f", 8, 64, "a\\nb\\tc\\rd\\x7f");
+    expect_show("caf\xc3\xa9 \xe2\x82\xac", 9, 64, "caf\xc3\xa9 \xe2\x82\xac"); /* valid UTF-8 kept */
+    expect_show("\xff\xc3(\xed\xa0\x80\xc0\xaf", 8, 64,                /* invalid, surrogate, overlong */
+                "\\xff\\xc3(\\xed\\xa0\\x80\\xc0\\xaf");
+    expect_show("\xc2\x9b" "31m", 5, 64, "\\u009b31m");            /* C1 CSI as UTF-8 */
+    expect_show("ab\xe2\x80\xae" "cd", 7, 64, "ab\\u202ecd");          /* right-to-left override */
+    expect_show("q'\"\\", 4, 64, "q\\'\\\"\\\\");
+    /* caps: everything when it fits, else "..." and never a cut sequence or escape */
+    expect_show("abcdefghi", 9, 10, "abcdefghi");
+    expect_show("abcdefghij", 10, 10, "abcdef...");
+    expect_show("ab\x1b" "cdefgh", 9, 10, "ab\\x1b...");
+    expect_show("ab\x1b" "cdefgh", 9, 9, "ab...");
+    expect_show("ab\xe2\x82\xac" "cdefgh", 11, 9, "ab\xe2\x82\xac...");
+    expect_show("ab\xe2\x82\xac" "cdefgh", 11, 8, "ab...");
+    expect_show("", 0, 4, "");
+    expect_show("abcdef", 6, 1, "");
+    char big[FQ_SHOW_CAP];
+    char in[1000];
+    memset(in, '\x1b', sizeof in);
+    fq_show(big, sizeof big, in, sizeof in);
+    CHECK(strlen(big) < sizeof big && !strchr(big, '\x1b') && strstr(big, "..."), "long hostile name: %s", big);
+}
+
 int main(void) {
+    test_show();
     test_open_all();
     test_stories_values();
     test_kquant_types();

@@ -173,6 +173,39 @@ static void test_plan_tinyllama(void) {
     CHECK(type_of(&p, "blk.0.ffn_gate.weight") == FQ_TYPE_Q4_0, "q2_k fallback Q4_0");
     run_plan(&p, "q5_k_s", 0, 2, 2, 2, NULL);
     CHECK(type_of(&p, "blk.0.ffn_gate.weight") == FQ_TYPE_Q5_1, "q5_k fallback Q5_1");
+    /* the type before the fallback, and what the log says about it */
+    {
+        fq_qmix mix;
+        fq_err e;
+        uint32_t wanted[256];
+        fq_qmix_find("q3_k_m", &mix, &e);
+        fq_qmix_hp hp = {2, 2, 2};
+        CHECK(fq_qmix_plan_detail(&mix, &hp, p.t, p.n, p.types, wanted, &e) == 0, "plan_detail: %s", e.msg);
+        int i = -1;
+        for (size_t k = 0; k < p.n; k++)
+            if (!strcmp(p.names[k], "blk.0.ffn_gate.weight")) i = (int)k;
+        CHECK(i >= 0 && wanted[i] == FQ_TYPE_Q3_K && p.types[i] == FQ_TYPE_Q4_0, "q3_k_m ffn_gate: wanted %u got %u",
+              i >= 0 ? wanted[i] : 0, i >= 0 ? p.types[i] : 0);
+        CHECK(strstr(fq_qmix_fallback_note(FQ_TYPE_Q3_K, FQ_TYPE_Q4_0), "IQ4_NL") &&
+                  !strcmp(fq_qmix_fallback_note(FQ_TYPE_Q4_K, FQ_TYPE_Q4_K), ""),
+              "fallback notes");
+    }
+    /* llama-quantize has no fallback for the 32-element block types: rows of 172 are
+     * refused (it throws "no tensor type fallback is defined"), not written as F16 */
+    {
+        const char *const refused[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0"};
+        for (size_t k = 0; k < FQ_ARRAY_LEN(refused); k++) {
+            fq_qmix mix;
+            fq_err e = {{0}};
+            fq_qmix_find(refused[k], &mix, &e);
+            fq_qmix_hp hp = {2, 2, 2};
+            int nf = -1;
+            int rc = fq_qmix_plan(&mix, &hp, p.t, p.n, p.types, &nf, &e);
+            CHECK(rc == -1 && strstr(e.msg, "blk.0.ffn_down.weight") && strstr(e.msg, "rows of 172") &&
+                      strstr(e.msg, "no fallback type"),
+                  "%s on rows of 172: rc %d: %s", refused[k], rc, e.msg);
+        }
+    }
 
     /* llama.cpp's order: tensors outside layers first, then by layer number (not text) */
     const char *names[] = {"blk.10.attn_q.weight", "output.weight", "blk.2.attn_k.weight",
@@ -455,6 +488,11 @@ static void test_errors(void) {
               strstr(e.msg, "/nonexistent-dir/x.gguf"),
           "unwritable output: %s", e.msg);
     CHECK(access(out, F_OK) != 0, "no output left after a failure");
+    /* llama-quantize refuses Q8_0 on stories260K's rows of 172, and so do we: no file */
+    CHECK(fq_quantize_file("models/stories260K.gguf", out, &p, NULL, &e) == -1 &&
+              strstr(e.msg, "stories260K.gguf: tensor 'blk.0.ffn_down.weight'") && strstr(e.msg, "Q8_0"),
+          "q8_0 on rows of 172: %s", e.msg);
+    CHECK(access(out, F_OK) != 0, "no output left after a refused type");
     /* a vocabulary-only file (no tensors) converts to metadata only */
     CHECK(fq_quantize_file(MODELS "/ggml-vocab-llama-spm.gguf", out, &p, NULL, &e) == 0, "vocab only: %s", e.msg);
     unlink(out);
@@ -462,7 +500,8 @@ static void test_errors(void) {
 
 static int run_cli(const char *bin, const char *args) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s quantize %s >/dev/null 2>&1", bin, args);
+    /* output to /dev/null unless args redirect it */
+    snprintf(cmd, sizeof cmd, "%s quantize %s%s", bin, args, strchr(args, '>') ? "" : " >/dev/null 2>&1");
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -484,6 +523,23 @@ static void test_cli(void) {
     snprintf(args, sizeof args, "-q %s/missing.gguf %s q8_0", MODELS, out);
     CHECK(run_cli(bin, args) == 1, "missing input is a runtime error");
     CHECK(run_cli(bin, "--help") == 0, "--help");
+    /* fallbacks say what they did: per tensor and in the summary, never "as llama-quantize
+     * does" for the Q2_K/Q3_K rows where the reference build writes IQ4_NL */
+    char log[300];
+    snprintf(log, sizeof log, "/tmp/fqlm_test_quantize_%ld_log.txt", (long)getpid());
+    snprintf(args, sizeof args, "-t 1 models/stories260K.gguf %s q2_k >%s 2>&1", out, log);
+    CHECK(run_cli(bin, args) == 0, "q2_k on stories260K");
+    char *t = tu_read(log, NULL);
+    CHECK(t && strstr(t, "blk.0.ffn_gate.weight") && strstr(t, "fallback: rows of 64 are not whole Q2_K blocks (256): Q4_0") &&
+              strstr(t, "IQ4_NL") && strstr(t, "F16 instead") && !strstr(t, "as llama-quantize does)"),
+          "q2_k fallback log: %s", t ? t : "(none)");
+    free(t);
+    snprintf(args, sizeof args, "-q models/stories260K.gguf %s q8_0 >%s 2>&1", out, log);
+    CHECK(run_cli(bin, args) == 1, "q8_0 on rows of 172 is refused");
+    t = tu_read(log, NULL);
+    CHECK(t && strstr(t, "no fallback type for Q8_0"), "q8_0 refusal: %s", t ? t : "(none)");
+    free(t);
+    unlink(log);
     unlink(out);
 }
 

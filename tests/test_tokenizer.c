@@ -873,6 +873,20 @@ static void test_load_errors(void) {
     CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "bos_token_id has type"),
           "string bos id: %s", e.msg);
 
+    /* strings from the file reach messages escaped: a terminal title / clear-screen
+     * sequence in the tokenizer model's name or in a token stays inert */
+    kv_str(&b, "tokenizer.ggml.model", "\x1b]0;owned\x07gpt2\x1b[2J");
+    kv_strs(&b, "tokenizer.ggml.tokens", tiny_tok, TINY_N);
+    CHECK(load_mem(&b, &t, &e) == -1 && !strchr(e.msg, '\x1b') && !strchr(e.msg, '\x07') &&
+              strstr(e.msg, "tokenizer model '\\x1b]0;owned\\x07gpt2\\x1b[2J' is not supported"),
+          "hostile model name: %s", e.msg);
+    static const char *const dup_esc[] = {"<unk>", "\x1b[2J", "b", "\x1b[2J"};
+    kv_str(&b, "tokenizer.ggml.model", "llama");
+    kv_strs(&b, "tokenizer.ggml.tokens", dup_esc, 4);
+    CHECK(load_mem(&b, &t, &e) == -1 && !strchr(e.msg, '\x1b') &&
+              strstr(e.msg, "duplicate token in vocabulary: '\\x1b[2J' has ids 1 and 3"),
+          "hostile duplicate: %s", e.msg);
+
     /* a one-token vocabulary has no BOS to add */
     static const char *const one[] = {"x"};
     kv_str(&b, "tokenizer.ggml.model", "llama");
@@ -881,7 +895,32 @@ static void test_load_errors(void) {
           "no BOS: %s", e.msg);
 }
 
+/* Generated text to stdout: the bytes as they are (as llama.cpp prints them), or for a
+ * terminal with control characters, C1 controls and invalid UTF-8 escaped. */
+static void expect_text(const char *in, size_t n, int terminal, const char *want, size_t want_n) {
+    FILE *f = tmpfile();
+    FQ_ASSERT(f);
+    CHECK(fq_write_text(f, in, n, terminal) == 0, "fq_write_text");
+    char buf[256];
+    rewind(f);
+    size_t got = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    CHECK(got == want_n && !memcmp(buf, want, want_n), "fq_write_text(terminal %d): got %zu bytes '%.*s'",
+          terminal, got, (int)got, buf);
+}
+
+static void test_write_text(void) {
+    static const char text[] = "Hi\x1b[2J\n\tcaf\xc3\xa9 \\ \"x\" \r\x07\xc2\x9b\xff\x00!";
+    const size_t n = sizeof text - 1;
+    expect_text(text, n, 0, text, n);
+    static const char term[] = "Hi\\x1b[2J\n\tcaf\xc3\xa9 \\ \"x\" \\r\\x07\\u009b\\xff\\x00!";
+    expect_text(text, n, 1, term, sizeof term - 1);
+    expect_text("", 0, 1, "", 0);
+    expect_text("plain text\n", 11, 1, "plain text\n", 11);
+}
+
 int main(void) {
+    test_write_text();
     int64_t us_spm = 0, us_st = 0;
     fq_tokenizer *spm = load_path(VOCAB_SPM, &us_spm);
     fq_tokenizer *st = load_path(VOCAB_STORIES, &us_st);

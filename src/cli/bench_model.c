@@ -180,13 +180,6 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(s2 / (n - 1)) : 0;
 }
 
-static uint64_t fnv1a_bytes(const void *p, size_t n) {
-    const unsigned char *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* Deterministic random token ids in [0, V). */
 static void random_tokens(int32_t *t, int n, int V, uint64_t seed) {
     uint64_t s = seed;
@@ -388,7 +381,7 @@ int bench_model(int argc, char **argv) {
         if (fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.pp_samples[rep] = s > 0 ? o.n_prompt / s : 0;
-        r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.hash = fq_fnv1a(logits, (size_t)V * sizeof(float));
         r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
     for (int rep = 0; o.n_gen && rep < o.reps; rep++) {
@@ -399,7 +392,7 @@ int bench_model(int argc, char **argv) {
             if (fq_ctx_eval(c, &gtoks[i], 1, i, logits, 0, &e)) goto eval_fail;
         double s = (fq_time_us() - t0) / 1e6;
         r.tg_samples[rep] = s > 0 ? o.n_gen / s : 0;
-        r.hash = fnv1a_bytes(logits, (size_t)V * sizeof(float));
+        r.hash = fq_fnv1a(logits, (size_t)V * sizeof(float));
         r.rss_mib = FQ_MAX(r.rss_mib, rss_now_mib());
     }
     if (o.bw_mib && !bw_fail) bw_fail = bw_measure(&r.bw, fq_ctx_pool(c), o.n_gen ? 2 : 5);
@@ -414,8 +407,9 @@ int bench_model(int argc, char **argv) {
     char label[96];
     fq_str gname = {NULL, 0};
     if (fq_gguf_get_str(&m->gguf, "general.name", &gname, NULL) != 0) gname.ptr = NULL;
-    snprintf(label, sizeof label, "%.*s %s", gname.ptr ? (int)FQ_MIN(gname.len, 40) : 5,
-             gname.ptr ? gname.ptr : "llama", ft ? ft : "");
+    char shown[48]; /* the name is file content: escaped, at most 47 bytes */
+    snprintf(label, sizeof label, "%s %s", gname.ptr ? fq_show(shown, sizeof shown, gname.ptr, gname.len) : "llama",
+             ft ? ft : "");
     printf("| %-32s | %10s | %8s | %7s | %7s | %18s |\n", "model", "size", "params", "threads",
            "test", "t/s");
     printf("| %.32s | %.9s: | %.7s: | %.6s: | %.6s: | %.17s: |\n",

@@ -239,7 +239,8 @@ typedef struct {
 } hparam;
 
 typedef struct {
-    char arch[64];
+    char arch[64];      /* the prefix of the hyperparameter keys */
+    char arch_shown[FQ_SHOW_CAP]; /* general.architecture as messages show it (fq_show) */
     bool has_hp;
     hparam hp[HP_COUNT];
     uint64_t type_n[FQ_TYPE_COUNT], type_bytes[FQ_TYPE_COUNT];
@@ -265,10 +266,15 @@ static void gather(const fq_gguf *g, facts *F) {
     };
     memcpy(F->hp, init, sizeof init);
     fq_str a;
-    if (fq_gguf_get_str(g, "general.architecture", &a, NULL) == 0 && a.len < sizeof F->arch)
+    int ra = fq_gguf_get_str(g, "general.architecture", &a, NULL);
+    /* a name with a NUL byte names no keys (keys cannot hold one): no hyperparameters,
+     * rather than those of the name's first part */
+    if (ra == 0 && a.len < sizeof F->arch && !memchr(a.ptr, 0, a.len))
         snprintf(F->arch, sizeof F->arch, "%.*s", (int)a.len, a.ptr);
     else
-        snprintf(F->arch, sizeof F->arch, "llama");
+        snprintf(F->arch, sizeof F->arch, ra == 0 ? "" : "llama");
+    if (ra == 0) fq_show(F->arch_shown, sizeof F->arch_shown, a.ptr, a.len);
+    else snprintf(F->arch_shown, sizeof F->arch_shown, "llama");
     for (int i = 0; i < HP_COUNT; i++) {
         hparam *h = &F->hp[i];
         char key[160];
@@ -349,7 +355,7 @@ static void text_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
     }
 
     if (F->has_hp) {
-        fprintf(f, "\nhyperparameters (%s):\n", F->arch);
+        fprintf(f, "\nhyperparameters (%s):\n", F->arch_shown);
         for (int i = 0; i < HP_COUNT; i++) {
             const hparam *h = &F->hp[i];
             fprintf(f, "  %-15s ", h->name);

@@ -17,6 +17,12 @@ static void usage(FILE *f) {
             "encoders. Metadata is kept (general.file_type updated); norms and other 1-D tensors\n"
             "keep their type.\n"
             "\n"
+            "A tensor whose rows are not whole blocks of its type gets llama-quantize's fallback\n"
+            "type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K -> Q4_0; F16 where 32-element\n"
+            "blocks do not fit either), each one named in the log. llama.cpp build c392e509 gives\n"
+            "Q2_K/Q3_K rows IQ4_NL instead, which fqlm cannot encode. Where llama-quantize has no\n"
+            "fallback (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 on rows not a multiple of 32) fqlm refuses too.\n"
+            "\n"
             "TYPE: %s\n"
             "\n"
             "  --pure              every weight the base type (no llama-quantize rules)\n"
@@ -85,9 +91,18 @@ int cmd_quantize(int argc, char **argv) {
     for (int t = 0; t < (int)FQ_ARRAY_LEN(st.n_by_type); t++)
         if (st.n_by_type[t]) printf(" %s %d", fq_type_name((uint32_t)t), st.n_by_type[t]);
     printf("\n");
-    if (st.n_fallback)
-        printf("  note: %d tensors had rows that are not whole blocks of their type and fell back "
-               "(as llama-quantize does)\n",
-               st.n_fallback);
+    if (st.n_fallback) {
+        printf("  note: %d tensors have rows that are not whole blocks of the type the mix gives "
+               "them and got llama-quantize's fallback type instead (%s)\n",
+               st.n_fallback, quiet ? "run without -q to see which" : "the 'fallback:' lines above");
+        if (st.n_fallback_f16)
+            printf("  note: %d of them in F16: their rows are not whole 32-element blocks either "
+                   "(llama-quantize's last resort)\n", st.n_fallback_f16);
+        if (st.n_fallback_q4_0)
+            printf("  note: %d of them Q2_K/Q3_K -> Q4_0, as llama.cpp's current llama-quantize "
+                   "does; its build c392e509 (the reference of the tests) writes IQ4_NL there, "
+                   "which fqlm cannot encode, so these tensors differ from that build's file\n",
+                   st.n_fallback_q4_0);
+    }
     return 0;
 }

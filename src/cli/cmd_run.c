@@ -1,6 +1,7 @@
 /* cmd_run.c - `fqlm run`: generate text, streaming it, with llama.cpp-style timings. */
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "jsonw.h"
@@ -111,6 +112,7 @@ int cmd_run(int argc, char **argv) {
             return 2;
         }
     }
+    if (cli_opts_check(&o)) return 2;
     int64_t t_start = fq_time_us();
     cli_session s;
     int rc = cli_session_open(&s, &o, 1);
@@ -160,12 +162,16 @@ int cmd_run(int argc, char **argv) {
             o.model ? o.model : cli_default_model(), s.m->hp.n_layer, s.m->hp.n_embd, V, s.n_ctx,
             o.n_threads, o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring",
             (unsigned long long)o.sp.seed);
+    /* Text goes out as the bytes it is, as llama.cpp prints it, except to a terminal: there
+     * control characters (other than newline and tab) and invalid UTF-8 are shown escaped,
+     * so that a model's output cannot drive the terminal (fq_write_text). */
+    const int term = isatty(fileno(stdout));
     /* echo the prompt as llama.cpp does */
     {
         char *ptxt;
         size_t plen;
         if (fq_detokenize(s.m->tok, ptoks, np, false, &ptxt, &plen, &e) == 0) {
-            fwrite(ptxt, 1, plen, stdout);
+            fq_write_text(stdout, ptxt, plen, term);
             free(ptxt);
         }
         fflush(stdout);
@@ -210,7 +216,7 @@ int cmd_run(int argc, char **argv) {
         if (fq_tokenizer_is_eog(s.m->tok, tok)) break;
         int n = fq_detok_push(&dt, tok, piece, &e);
         if (n > 0) {
-            fwrite(piece, 1, (size_t)n, stdout);
+            fq_write_text(stdout, piece, (size_t)n, term);
             fflush(stdout);
             if (text_len + (size_t)n + 1 > text_cap) {
                 text_cap = (text_len + (size_t)n + 1) * 2;
@@ -233,7 +239,7 @@ int cmd_run(int argc, char **argv) {
     {
         size_t n = fq_detok_flush(&dt, piece);
         if (n) {
-            fwrite(piece, 1, n, stdout);
+            fq_write_text(stdout, piece, n, term);
             if (text_len + n + 1 > text_cap) {
                 text_cap = text_len + n + 1;
                 text = realloc(text, text_cap);

@@ -139,6 +139,11 @@ static int parse_layers(selection *s, const char *list, int n_layer) {
         memset(on, 1, (size_t)n_layer);
     } else {
         const char *p = list;
+        if (!*p) { /* it would sweep nothing and call that done */
+            cli_error("--layers: the list is empty (use N, N-M, N,M,... or * for all)");
+            free(on);
+            return -1;
+        }
         while (*p) {
             char *end;
             errno = 0;
@@ -153,8 +158,14 @@ static int parse_layers(selection *s, const char *list, int n_layer) {
                 p = end;
             }
             if (*p && *p != ',') goto bad;
-            if (*p == ',') p++;
-            for (long L = FQ_MIN(a, b); L <= FQ_MAX(a, b); L++) {
+            if (*p == ',' && !*++p) goto bad; /* a trailing comma: something left out? */
+            if (b < a) {
+                cli_error("--layers: the range %ld-%ld in '%s' runs backwards (write %ld-%ld)", a, b,
+                          list, b, a);
+                free(on);
+                return -1;
+            }
+            for (long L = a; L <= b; L++) {
                 if (L < 0 || L >= n_layer) {
                     cli_error("--layers: layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
                     free(on);
@@ -486,13 +497,6 @@ static int csv_append(int fd, const sweep_row *r, fq_err *e) {
 }
 
 /* ---- settings the numbers depend on ----------------------------------------------------------- */
-
-static uint64_t fnv1a(const void *p, size_t n) {
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* Writes DIR/sweep.conf, or checks it against these settings. Returns 0, or an exit status
  * after printing an error. */
@@ -841,7 +845,7 @@ int cmd_sweep(int argc, char **argv) {
         long long msize = stat(mp, &st) == 0 ? (long long)st.st_size : -1;
         rb_printf(&conf, "model=%s\nmodel_bytes=%lld\n", mp, msize);
         rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
-                  (unsigned long long)fnv1a(toks, ntok * sizeof(int32_t)));
+                  (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
                   o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
     }

@@ -1,5 +1,6 @@
 /* cmd_synth.c - `fqlm synth`: write a random-weight llama model of a given shape and type. */
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,7 +77,7 @@ int cmd_synth(int argc, char **argv) {
     int verbose = 0;
     /* shape values given one by one, applied over --shape whatever the order */
     long long layers = -1, embd = -1, ff = -1, heads = -1, kv_heads = -1, ctx = -1;
-    double rope_base = -1, rms_eps = -1;
+    double rope_base = 0, rms_eps = 0; /* 0: not given (both must be positive) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -108,12 +109,17 @@ int cmd_synth(int argc, char **argv) {
         else if (IS("--heads")) INT_OPT(heads, 1, 1 << 16);
         else if (IS("--kv-heads")) INT_OPT(kv_heads, 1, 1 << 16);
         else if (IS("--ctx")) INT_OPT(ctx, 1, 1 << 24);
-        else if (IS("--rope-base")) {
+        else if (IS("--rope-base") || IS("--rms-eps")) {
             NEED();
-            if (cli_parse_float(a, val, &rope_base)) return 2;
-        } else if (IS("--rms-eps")) {
-            NEED();
-            if (cli_parse_float(a, val, &rms_eps)) return 2;
+            double v;
+            if (cli_parse_float(a, val, &v)) return 2;
+            /* RoPE's angles are pos * base^(-2i/d) and RMSNorm divides by sqrt(mean + eps):
+             * a base or epsilon of zero or below gives Inf/NaN */
+            if (!(v > 0) || (float)v == 0 || isinf((float)v)) {
+                cli_error("synth: %s %s: must be a positive number that a float holds", a, val);
+                return 2;
+            }
+            *(IS("--rope-base") ? &rope_base : &rms_eps) = v;
         } else if (IS("--type")) {
             NEED();
             p.type = val;
@@ -132,6 +138,10 @@ int cmd_synth(int argc, char **argv) {
         } else if (IS("-t") || IS("--threads")) INT_OPT(p.n_threads, 1, 512);
         else if (IS("-o") || IS("--output")) {
             NEED();
+            if (out) {
+                cli_error("synth: %s is given twice: give one output file", a);
+                return 2;
+            }
             out = val;
         } else if (IS("--dry-run")) {
             p.dry_run = 1;
@@ -157,8 +167,8 @@ int cmd_synth(int argc, char **argv) {
     if (kv_heads > 0) p.n_head_kv = (int)kv_heads;
     else if (heads > 0 && !shape) p.n_head_kv = p.n_head;
     if (ctx > 0) p.n_ctx = (int)ctx;
-    if (rope_base >= 0) p.rope_base = (float)rope_base;
-    if (rms_eps >= 0) p.rms_eps = (float)rms_eps;
+    if (rope_base > 0) p.rope_base = (float)rope_base;
+    if (rms_eps > 0) p.rms_eps = (float)rms_eps;
     if (!p.n_layer || !p.n_embd || !p.n_ff || !p.n_head) {
         cli_error("synth: give --shape NAME, or --layers, --embd, --ff and --heads");
         return 2;
@@ -202,8 +212,11 @@ int cmd_synth(int argc, char **argv) {
     printf("\n  seed %llu; %.2f s generating and encoding (%d threads), %.2f s writing\n",
            (unsigned long long)p.seed, st.gen_us / 1e6, p.n_threads, st.write_us / 1e6);
     if (st.n_fallback)
-        printf("  note: %d tensors had rows that are not whole blocks of their type and fell back "
-               "(as llama-quantize does)\n",
+        printf("  note: %d tensors have rows that are not whole blocks of the type the mix gives "
+               "them and got llama-quantize's fallback type instead (Q4_K -> Q5_0, Q5_K -> Q5_1, "
+               "Q6_K -> Q8_0, F16 where 32-element blocks do not fit either; Q2_K/Q3_K -> Q4_0 as "
+               "llama.cpp's current code does, where its build c392e509 writes IQ4_NL, which fqlm "
+               "cannot encode)\n",
                st.n_fallback);
     return 0;
 }

@@ -109,15 +109,52 @@ void cli_opts_help(FILE *f) {
             "  --fake-quant-ffn-norm T with --fake-quant-layer N (default: last layer; -1: all)\n"
             "  --fake-quant T          round the logits (result_output)\n"
             "  --fq-stats FILE.json    write the per-node error table\n"
-            "  --dump NODES[@LAYERS] --dump-dir DIR   write node values as .npy\n",
+            "  --dump NODES[@LAYERS] --dump-dir DIR   write node values as .npy (repeatable)\n"
+            "A model, prompt, file or name option given twice is an error (--fq and --dump add\n"
+            "up); for a number the last value given counts.\n",
             fq_physical_cores());
 }
+
+int cli_opts_check(const cli_opts *o) {
+    if (o->sys && !o->chat) {
+        cli_error("-sys (a system prompt) needs --chat or --chat-template: without a chat "
+                  "template it would be ignored");
+        return 2;
+    }
+    return 0;
+}
+
+/* --dump accumulates: the selections joined with ';' (which no selection contains), split
+ * again by the session. */
+static char dump_buf[4096];
 
 int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     const char *val = *i + 1 < argc ? argv[*i + 1] : NULL;
     long long iv;
     double fv;
+    /* Options naming a text, a file or a setting given by name: a second one would silently
+     * replace the first (a prompt, an output file), so it is refused. Numbers follow the
+     * usual last-one-counts rule (a script may append "-t 1" to override its defaults).
+     * Aliases share one bit. */
+    static const char *const single[] = {
+        "-m|--model", "-p|--prompt", "-f|--file", "--cache-type|-ctk", "--chat-template",
+        "-sys|--system-prompt", "--json", "--fake-quant-ffn-norm", "--fake-quant-layer",
+        "--fake-quant", "--fq-stats", "--dump-dir",
+    };
+    for (size_t k = 0; k < FQ_ARRAY_LEN(single); k++) {
+        const char *s = single[k], *bar = strchr(s, '|');
+        size_t l1 = bar ? (size_t)(bar - s) : strlen(s);
+        int match = (strlen(a) == l1 && !strncmp(a, s, l1)) || (bar && !strcmp(a, bar + 1));
+        if (!match) continue;
+        if (o->given >> k & 1) {
+            cli_error("option %s is given twice: give it once (a second value would silently "
+                      "replace the first)", a);
+            return -1;
+        }
+        if (val) o->given |= 1ull << k; /* without a value NEED() reports it */
+        break;
+    }
 #define IS(s) (!strcmp(a, s))
 #define NEED()                                          \
     do {                                                \
@@ -225,7 +262,22 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
     if (IS("--fake-quant-layer")) { NEED(); o->fq_layer = val; return 1; }
     if (IS("--fake-quant")) { NEED(); o->fq_logits = val; return 1; }
     if (IS("--fq-stats")) { NEED(); o->fq_stats = val; return 1; }
-    if (IS("--dump")) { NEED(); o->dump = val; return 1; }
+    if (IS("--dump")) {
+        NEED();
+        size_t used = o->dump ? strlen(dump_buf) : 0, n = strlen(val);
+        if (!n || strchr(val, ';')) {
+            cli_error("--dump: '%s' is not a selection NODES[@LAYERS]", val);
+            return -1;
+        }
+        if (used + n + 2 > sizeof dump_buf) {
+            cli_error("--dump: too many selections (%zu bytes at most in all)", sizeof dump_buf - 1);
+            return -1;
+        }
+        if (used) dump_buf[used++] = ';';
+        memcpy(dump_buf + used, val, n + 1);
+        o->dump = dump_buf;
+        return 1;
+    }
     if (IS("--dump-dir")) { NEED(); o->dump_dir = val; return 1; }
     if (IS("-v") || IS("--verbose")) { o->verbose = 1; return 1; }
 #undef IS

@@ -32,9 +32,10 @@ typedef struct cli_opts {
     const char *fq_layer;      /* --fake-quant-layer N */
     const char *fq_logits;     /* --fake-quant TYPE */
     const char *fq_stats;      /* --fq-stats FILE */
-    const char *dump;          /* --dump NODES[@LAYERS] */
+    const char *dump;          /* --dump NODES[@LAYERS]; repeated ones joined with ';' */
     const char *dump_dir;      /* --dump-dir DIR */
     int verbose;
+    uint64_t given;            /* value options seen (a second one is refused) */
 } cli_opts;
 
 void cli_opts_defaults(cli_opts *o);
@@ -42,6 +43,10 @@ void cli_opts_defaults(cli_opts *o);
 /* Tries to parse argv[*i] (and its value) as a shared option. Returns 1 when consumed
  * (*i advanced past the value), 0 when not a shared option, -1 after printing an error. */
 int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i);
+
+/* Checks what single options cannot: -sys needs --chat. Returns 0, or 2 (the exit status)
+ * after printing an error. */
+int cli_opts_check(const cli_opts *o);
 
 /* Help text of the shared options. */
 void cli_opts_help(FILE *f);

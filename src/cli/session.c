@@ -38,7 +38,14 @@ fq_fakequant *cli_fakequant_from_opts(const cli_opts *o, const fq_model *m, int 
             strcpy(e.msg, "--dump needs --dump-dir DIR");
             goto usage;
         }
-        if (fq_fakequant_add_dump(f, o->dump, o->dump_dir, &e)) goto usage;
+        /* repeated --dump options arrive joined with ';' (cli_opts_parse) */
+        char sel[4096];
+        for (const char *p = o->dump; *p;) {
+            size_t n = strcspn(p, ";");
+            snprintf(sel, sizeof sel, "%.*s", (int)n, p);
+            if (fq_fakequant_add_dump(f, sel, o->dump_dir, &e)) goto usage;
+            p += n + (p[n] == ';');
+        }
     }
     fq_fakequant_set_seed(f, o->sp.seed);
     fq_fakequant_set_log(f, stderr);
@@ -164,8 +171,9 @@ int cli_prompt_tokens(const cli_opts *o, const fq_model *m, int32_t **toks, size
         text = applied;
         len = strlen(text);
         parse_special = 1;
-    } else if (o->sys) {
-        fprintf(stderr, "fqlm: note: -sys has effect only with --chat\n");
+    } else if (cli_opts_check(o)) { /* -sys without --chat */
+        free(text);
+        return 2;
     }
     int rc = fq_tokenize(m->tok, text, len, true, parse_special, toks, n, &e);
     free(text);

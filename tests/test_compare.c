@@ -667,14 +667,17 @@ static void nan_checks(void) {
     /* a model with one NaN weight, one with an Inf, a Q8_0 model with one NaN block scale */
     snprintf(nanm, sizeof nanm, "%s/nan.gguf", tmpdir);
     snprintf(infm, sizeof infm, "%s/inf.gguf", tmpdir);
-    snprintf(q8, sizeof q8, "%s/q8.gguf", tmpdir);
     snprintf(q8n, sizeof q8n, "%s/q8nan.gguf", tmpdir);
     CHECK(write_poisoned("models/stories260K.gguf", nanm, "blk.1.attn_q.weight", 100, NAN, 0, 0) == 0, "nan model");
     CHECK(write_poisoned("models/stories260K.gguf", infm, "blk.3.ffn_down.weight", 7, INFINITY, 0, 0) == 0, "inf model");
-    snprintf(args, sizeof args, "quantize models/stories260K.gguf %s q8_0", q8);
-    rc = sh(args, NULL, NULL);
-    CHECK(rc == 0 && write_poisoned(q8, q8n, "blk.0.ffn_up.weight", 3, 0, 1, 0x7e00) == 0, "q8_0 model with a NaN scale");
-    const char *models[3] = {nanm, infm, q8n}, *origin[3] = {"Qcur-1", "ffn_out-3", "ffn_up-0"};
+    /* stories260K's rows of 172 are not whole Q8_0 blocks (quantize refuses them, as
+     * llama-quantize does): the zero-padded ff192 copy holds Q8_0 matrices. The NaN scale sits in
+     * the last layer's ffn_down: a NaN that enters a Q8_0 activation encoder beside finite values
+     * becomes -128 x a finite scale there (as in ggml's x86 encoder), so a NaN inside an earlier
+     * layer's FFN is absorbed before it reaches the logits in the default arithmetic. */
+    snprintf(q8, sizeof q8, "tests/data/models/stories260K-ff192-q8_0.gguf");
+    CHECK(write_poisoned(q8, q8n, "blk.4.ffn_down.weight", 3, 0, 1, 0x7e00) == 0, "q8_0 model with a NaN scale");
+    const char *models[3] = {nanm, infm, q8n}, *origin[3] = {"Qcur-1", "ffn_out-3", "ffn_out-4"};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "run -m %s -p 'Once upon a time' -n 4 -t 1", models[i]);
         rc = sh(args, &out, &err);

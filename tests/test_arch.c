@@ -402,11 +402,288 @@ static void check_case(const family_case *fc, const char *type) {
     free(js);
 }
 
-int main(void) {
+/* ---- --fq on family nodes -------------------------------------------------------------- */
+
+static void check_family_rules(void) {
+    fq_err e;
+    fq_model *m = fq_model_load(ADIR "/models/gemma2-l26-e64-f32.gguf", &e);
+    CHECK(m != NULL, "load gemma2: %s", m ? "" : e.msg);
+    if (!m) return;
+    fq_fakequant *f = fq_fakequant_new(m, &e);
+    CHECK(fq_fakequant_add_rule(f, "attn_post_norm@*=bf16", &e) == 0, "gemma2 rule: %s", e.msg);
+    fq_ctx *c = make_ctx(m, 0, 2, &e);
+    fq_fakequant_attach(f, c);
+    const int32_t toks[] = {1, 403, 407, 261, 378, 383};
+    float *lg = malloc(6 * (size_t)m->hp.n_vocab * 4);
+    CHECK(fq_ctx_eval(c, toks, 6, 0, lg, 1, &e) == 0, "eval with the rule");
+    /* one application per layer for the one step */
+    CHECK(fq_fakequant_applications(f) == (uint64_t)m->hp.n_layer, "attn_post_norm@*: %llu applications, want %d",
+          (unsigned long long)fq_fakequant_applications(f), m->hp.n_layer);
+    FILE *devnull = fopen("/dev/null", "w");
+    CHECK(fq_fakequant_report(f, devnull, 0) == 0, "a target of attn_post_norm@* never fired");
+    fclose(devnull);
+    char *js = fq_fakequant_json(f, 0);
+    CHECK(js && strstr(js, "\"attn_post_norm\"") && strstr(js, "\"layer\":25"), "report rows name attn_post_norm-25: %s",
+          js ? js : "(null)");
+    free(js);
+    /* the rounding reaches the logits */
+    float *l0 = run_prompt(m, 0, toks, 6, 2);
+    CHECK(l0 && memcmp(l0, lg, 6 * (size_t)m->hp.n_vocab * 4) != 0, "the bf16 rule changed nothing");
+    free(l0);
+    free(lg);
+    fq_ctx_free(c);
+    fq_fakequant_free(f);
+    /* a node of another family: refused, with this family's nodes */
+    fq_model *p3 = fq_model_load(ADIR "/models/phi3-l2-e256-f32.gguf", &e);
+    CHECK(p3 != NULL, "load phi3");
+    if (p3) {
+        fq_fakequant *g = fq_fakequant_new(p3, &e);
+        const char *bad[] = {"attn_post_norm@*=bf16", "ffn_gate_par=bf16", "attn_post_norm-1=bf16"};
+        for (size_t i = 0; i < 3; i++) {
+            CHECK(fq_fakequant_add_rule(g, bad[i], &e) != 0, "phi3: '%s' accepted", bad[i]);
+            CHECK(strstr(e.msg, "does not exist in this phi3 model") && strstr(e.msg, "wqkv") &&
+                      strstr(e.msg, "ffn_mul"),
+                  "phi3 '%s': %s", bad[i], e.msg);
+        }
+        CHECK(fq_fakequant_add_rule(g, "ffn_mul@1=bf16", &e) == 0, "phi3 ffn_mul: %s", e.msg);
+        /* a glob takes only the family's nodes */
+        CHECK(fq_fakequant_add_rule(g, "*@0=bf16", &e) == 0, "phi3 glob: %s", e.msg);
+        fq_fakequant_free(g);
+        fq_model_free(p3);
+    }
+    fq_model_free(m);
+}
+
+/* ---- settings that change results (issue 11 item 8) ------------------------------------ */
+
+typedef struct {
+    const char *set_str_key, *set_str;
+    const char *set_f32_key;
+    float set_f32;
+    const char *set_u32_key;
+    uint32_t set_u32;
+    int add_biases;          /* blk.L.attn_{q,k,v,output}.bias */
+    const char *add_vec;     /* one more [n_embd] tensor */
+} variant;
+
+static const char *variant_path(const char *tag) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "/tmp/fqlm_test_arch_%d_%s.gguf", (int)getpid(), tag);
+    return buf;
+}
+
+/* Copies the llama model with the edits; returns the path or NULL. */
+static const char *write_variant(const variant *v, const char *tag) {
+    fq_gguf g;
+    fq_err e = {{0}};
+    if (fq_gguf_open(&g, ADIR "/models/llama-hd128-l2-e256-f32.gguf", &e)) return NULL;
+    fq_gguf_writer *w = fq_gguf_writer_new(&e);
+    for (uint64_t i = 0; i < g.n_kv; i++) FQ_ASSERT(fq_gguf_writer_copy_kv(w, &g.kv[i], &e) == 0);
+    if (v->set_str_key) FQ_ASSERT(fq_gguf_writer_set_str(w, v->set_str_key, v->set_str, &e) == 0);
+    if (v->set_f32_key) FQ_ASSERT(fq_gguf_writer_set_f32(w, v->set_f32_key, v->set_f32, &e) == 0);
+    if (v->set_u32_key) FQ_ASSERT(fq_gguf_writer_set_u32(w, v->set_u32_key, v->set_u32, &e) == 0);
+    for (uint64_t i = 0; i < g.n_tensors; i++) {
+        const fq_gguf_tensor *t = &g.tensors[i];
+        FQ_ASSERT(fq_gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, &e) == 0);
+    }
+    static float bias[4][512];
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 512; i++) bias[k][i] = 0.05f * (float)((i * 7 + k * 13) % 17 - 8);
+    if (v->add_biases) {
+        const char *nm[4] = {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias"};
+        const int64_t n[4] = {512, 256, 256, 256}; /* H d, Hkv d, Hkv d, n_embd */
+        for (int L = 0; L < 2; L++)
+            for (int k = 0; k < 4; k++) {
+                char name[64];
+                snprintf(name, sizeof name, "blk.%d.%s", L, nm[k]);
+                int64_t ne[4] = {n[k], 1, 1, 1};
+                FQ_ASSERT(fq_gguf_writer_add_tensor(w, name, FQ_TYPE_F32, 1, ne, bias[k], &e) == 0);
+            }
+    }
+    if (v->add_vec) {
+        int64_t ne[4] = {256, 1, 1, 1};
+        FQ_ASSERT(fq_gguf_writer_add_tensor(w, v->add_vec, FQ_TYPE_F32, 1, ne, bias[0], &e) == 0);
+    }
+    const char *path = variant_path(tag);
+    const int rc = fq_gguf_writer_write(w, path, &e);
+    fq_gguf_writer_free(w);
+    fq_gguf_close(&g);
+    CHECK(rc == 0, "write %s: %s", path, e.msg);
+    return rc == 0 ? path : NULL;
+}
+
+static void expect_refused(const variant *v, const char *tag, const char *phrase1, const char *phrase2) {
+    const char *path = write_variant(v, tag);
+    if (!path) return;
+    fq_err e;
+    fq_model *m = fq_model_load(path, &e);
+    CHECK(!m, "%s: loaded, expected a refusal naming '%s'", tag, phrase1);
+    if (m) fq_model_free(m);
+    else CHECK(strstr(e.msg, phrase1) && strstr(e.msg, phrase2), "%s: '%s'", tag, e.msg);
+    unlink(path);
+}
+
+typedef struct {
+    int node;
+    float *v[4];
+} grab;
+
+static void grab_hook(void *ud, const fq_hook_call *c) {
+    grab *g = ud;
+    for (int k = 0; k < 4; k++)
+        if (c->layer == 0 && c->node == (k == 0 ? FQ_NODE_QCUR : k == 1 ? FQ_NODE_QCUR_PROJ : k == 2 ? FQ_NODE_QCUR_BIASED : FQ_NODE_KQV_OUT)) {
+            free(g->v[k]);
+            g->v[k] = malloc((size_t)(c->nrows * c->ncols) * 4);
+            memcpy(g->v[k], c->data, (size_t)(c->nrows * c->ncols) * 4);
+        }
+}
+
+static float *eval_grab(fq_model *m, const int32_t *toks, int n, grab *g) {
+    fq_err e;
+    fq_ctx *c = make_ctx(m, 0, 2, &e);
+    uint8_t *mask = malloc(fq_hook_mask_size(m));
+    memset(mask, 1, fq_hook_mask_size(m));
+    fq_ctx_set_hook(c, grab_hook, g, mask);
+    float *lg = malloc((size_t)n * m->hp.n_vocab * 4);
+    CHECK(fq_ctx_eval(c, toks, n, 0, lg, 1, &e) == 0, "eval: %s", e.msg);
+    free(mask);
+    fq_ctx_free(c);
+    return lg;
+}
+
+static void check_item8(void) {
+    expect_refused(&(variant){.set_str_key = "llama.rope.scaling.type", .set_str = "yarn"}, "yarn",
+                   "llama.rope.scaling.type", "yarn");
+    expect_refused(&(variant){.set_str_key = "llama.rope.scaling.type", .set_str = "longrope"}, "longrope",
+                   "llama.rope.scaling.type", "not supported");
+    expect_refused(&(variant){.set_u32_key = "llama.expert_count", .set_u32 = 8}, "moe", "llama.expert_count",
+                   "mixture-of-experts");
+    expect_refused(&(variant){.add_vec = "blk.0.post_ffw_norm.weight"}, "unused", "blk.0.post_ffw_norm.weight",
+                   "not used by architecture 'llama'");
+    expect_refused(&(variant){.set_str_key = "general.architecture", .set_str = "mamba"}, "mamba",
+                   "architecture 'mamba' is not supported", "llama, qwen2, qwen3, gemma2, gemma3, phi3, olmo2");
+    expect_refused(&(variant){.set_str_key = "general.architecture", .set_str = "\x1b[2Jx"}, "escape",
+                   "architecture '\\x1b[2Jx' is not supported", "olmo2");
+    expect_refused(&(variant){.set_f32_key = "llama.rope.scaling.factor", .set_f32 = -2.0f}, "negfactor",
+                   "llama.rope.scaling.factor", "positive");
+    fq_err e;
+    /* linear scaling: positions divided by the factor. One token repeated, so layer 0's
+     * Q before RoPE is the same row at every position: Qcur at position 4k with factor 4
+     * equals the unscaled model's Qcur at position k (up to the rounding of the angle) */
+    int32_t toks[16];
+    for (int i = 0; i < 16; i++) toks[i] = 403;
+    fq_model *m0 = fq_model_load(ADIR "/models/llama-hd128-l2-e256-f32.gguf", &e);
+    const char *p1 = write_variant(
+        &(variant){.set_str_key = "llama.rope.scaling.type", .set_str = "linear", .set_f32_key = "llama.rope.scaling.factor", .set_f32 = 4.0f},
+        "linear");
+    fq_model *m1 = p1 ? fq_model_load(p1, &e) : NULL;
+    CHECK(m0 && m1, "linear scaling model loads: %s", m1 ? "" : e.msg);
+    if (m0 && m1) {
+        CHECK(m1->hp.rope_freq_scale == 0.25f, "rope_freq_scale %g", m1->hp.rope_freq_scale);
+        grab g0 = {0}, g1 = {0};
+        float *l0 = eval_grab(m0, toks, 16, &g0), *l1 = eval_grab(m1, toks, 16, &g1);
+        CHECK(memcmp(l0, l1, 16 * (size_t)m0->hp.n_vocab * 4) != 0, "linear scaling changed nothing");
+        const int Q = m0->hp.n_head * m0->hp.head_dim;
+        double md = 0, moved = 0;
+        for (int k = 1; k < 4; k++)
+            for (int i = 0; i < Q; i++) {
+                md = fmax(md, fabs(g1.v[0][(size_t)4 * k * Q + i] - g0.v[0][(size_t)k * Q + i]));
+                moved = fmax(moved, fabs(g1.v[0][(size_t)4 * k * Q + i] - g0.v[0][(size_t)4 * k * Q + i]));
+            }
+        printf("linear rope scaling x4: Qcur-0 at 4k vs unscaled at k: max|diff| %.2e (vs unscaled at 4k: %.2e)\n", md,
+               moved);
+        CHECK(md < 1e-5 && moved > 1e-2, "linear scaling: %.3g / %.3g", md, moved);
+        for (int k = 0; k < 4; k++) free(g0.v[k]), free(g1.v[k]);
+        free(l0);
+        free(l1);
+    }
+    fq_model_free(m1);
+    if (p1) unlink(p1);
+    /* attention biases are added where llama.cpp adds them */
+    const char *p2 = write_variant(&(variant){.add_biases = 1}, "bias");
+    fq_model *m2 = p2 ? fq_model_load(p2, &e) : NULL;
+    CHECK(m2 != NULL, "bias model loads: %s", m2 ? "" : e.msg);
+    if (m0 && m2) {
+        CHECK(fq_node_in_model(m2, FQ_NODE_QCUR_BIASED) && fq_node_in_model(m2, FQ_NODE_VCUR_PROJ) &&
+                  !fq_node_in_model(m0, FQ_NODE_QCUR_BIASED),
+              "bias nodes");
+        grab g0 = {0}, g2 = {0};
+        float *l0 = eval_grab(m0, toks, 4, &g0), *l2 = eval_grab(m2, toks, 4, &g2);
+        const int Q = m2->hp.n_head * m2->hp.head_dim, E = m2->hp.n_embd;
+        int bad = 0;
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < Q; i++)
+                bad += g2.v[2][(size_t)t * Q + i] != g2.v[1][(size_t)t * Q + i] + m2->layers[0].bq[i];
+        CHECK(bad == 0, "Qcur_biased != Qcur_proj + attn_q.bias in %d values", bad);
+        CHECK(m2->layers[0].bo && m2->layers[0].bk && m2->layers[0].bv, "k/v/output biases bound");
+        double dout = 0;
+        for (int i = 0; i < 4 * E; i++) dout = fmax(dout, fabs(g2.v[3][i] - g0.v[3][i]));
+        CHECK(dout > 1e-2, "biases did not reach kqv_out (%.3g)", dout);
+        CHECK(memcmp(l0, l2, 4 * (size_t)m0->hp.n_vocab * 4) != 0, "biases changed nothing");
+        for (int k = 0; k < 4; k++) free(g0.v[k]), free(g2.v[k]);
+        free(l0);
+        free(l2);
+    }
+    fq_model_free(m2);
+    if (p2) unlink(p2);
+    fq_model_free(m0);
+}
+
+/* ---- the same bits with the portable kernels ------------------------------------------- */
+
+#define CHILD_ENV "FQ_TEST_ARCH_CHILD"
+static const char *const det_models[] = {"gemma2-l26-e64-f32", "qwen3-l2-e256-q4_k_m", "phi3-l2-e256-q4_k_m"};
+
+/* Writes the logits of the determinism models to path (child mode). */
+static int write_det_logits(const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 1;
+    const int32_t toks[] = {1, 403, 407, 261, 378, 383, 286, 261};
+    for (size_t i = 0; i < sizeof det_models / sizeof det_models[0]; i++) {
+        char mp[256];
+        snprintf(mp, sizeof mp, ADIR "/models/%s.gguf", det_models[i]);
+        fq_err e;
+        fq_model *m = fq_model_load(mp, &e);
+        if (!m) return 1;
+        float *lg = run_prompt(m, strstr(mp, "qwen3") != NULL, toks, 8, 3);
+        if (!lg) return 1;
+        fwrite(lg, 4, 8 * (size_t)m->hp.n_vocab, f);
+        free(lg);
+        fq_model_free(m);
+    }
+    return fclose(f) != 0;
+}
+
+static void check_generic(const char *self) {
+    char a[256], b[256], cmd[1024];
+    snprintf(a, sizeof a, "/tmp/fqlm_test_arch_%d_simd.f32", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/fqlm_test_arch_%d_generic.f32", (int)getpid());
+    CHECK(write_det_logits(a) == 0, "logits for the generic comparison");
+    snprintf(cmd, sizeof cmd, "FQLM_FORCE_GENERIC=1 " CHILD_ENV "='%s' '%s'", b, self);
+    CHECK(system(cmd) == 0, "child run with FQLM_FORCE_GENERIC=1 failed");
+    size_t na, nb;
+    float *la = tu_read_f32(a, &na), *lb = tu_read_f32(b, &nb);
+    CHECK(la && lb && na == nb && na > 0 && memcmp(la, lb, na * 4) == 0,
+          "FQLM_FORCE_GENERIC=1 logits differ from the SIMD kernels' (gemma2 f32, qwen3/phi3 q4_k_m)");
+    free(la);
+    free(lb);
+    unlink(a);
+    unlink(b);
+}
+
+int main(int argc, char **argv) {
+    const char *child = getenv(CHILD_ENV);
+    if (child) {
+        fq_qtypes_init();
+        return write_det_logits(child);
+    }
     printf("kernels: %s\n", fq_qtypes_init());
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         check_case(&cases[i], "f32");
         check_case(&cases[i], "q4_k_m");
     }
+    check_family_rules();
+    check_item8();
+    if (argc > 0) check_generic(argv[0]);
     return TEST_END();
 }

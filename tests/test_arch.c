@@ -409,6 +409,8 @@ static void check_family_rules(void) {
     if (!m) return;
     fq_fakequant *f = fq_fakequant_new(m, &e);
     CHECK(fq_fakequant_add_rule(f, "attn_post_norm@*=bf16", &e) == 0, "gemma2 rule: %s", e.msg);
+    FILE *log = tmpfile();
+    fq_fakequant_set_log(f, log);
     fq_ctx *c = make_ctx(m, 0, 2, &e);
     fq_fakequant_attach(f, c);
     const int32_t toks[] = {1, 403, 407, 261, 378, 383};
@@ -417,6 +419,13 @@ static void check_family_rules(void) {
     /* one application per layer for the one step */
     CHECK(fq_fakequant_applications(f) == (uint64_t)m->hp.n_layer, "attn_post_norm@*: %llu applications, want %d",
           (unsigned long long)fq_fakequant_applications(f), m->hp.n_layer);
+    /* logged: one first-application line per layer */
+    char logbuf[8192] = {0};
+    rewind(log);
+    size_t ln = fread(logbuf, 1, sizeof logbuf - 1, log);
+    logbuf[ln] = 0;
+    fclose(log);
+    CHECK(strstr(logbuf, "attn_post_norm-0") && strstr(logbuf, "attn_post_norm-25"), "first-application log: %s", logbuf);
     FILE *devnull = fopen("/dev/null", "w");
     CHECK(fq_fakequant_report(f, devnull, 0) == 0, "a target of attn_post_norm@* never fired");
     fclose(devnull);

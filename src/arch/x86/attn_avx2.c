@@ -26,7 +26,6 @@
 
 #define AI static inline __attribute__((always_inline))
 
-#define PB 64    /* keys per block in the weighted sum */
 #define SLAB 256 /* dimensions of a transposed K block (F16 scores) */
 #define RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* F16 rounding: to nearest even */
 
@@ -241,34 +240,63 @@ AI float pv_v1(const void *v, size_t at, int f16) {
 
 AI void pv_body(float *o, size_t os, const float *w, size_t ws, int nh, const void *v, size_t vs, int64_t n,
                 int64_t hd, int f16, int round16) {
-    for (int h = 0; h < nh; h++) {
-        const float *wh = w + (size_t)h * ws;
-        float *oh = o + (size_t)h * os;
-        int64_t d0 = 0;
-        for (; d0 + 8 <= hd; d0 += 8) {
-            __m256 a[8];
-#pragma GCC unroll 8
-            for (int l = 0; l < 8; l++) a[l] = _mm256_setzero_ps();
+    /* the eight lane accumulators of each output live in lacc (up to 512 outputs per pass) */
+    _Alignas(32) float lacc[8 * 512];
+    const int64_t hd8 = hd & ~(int64_t)7;
+    const int hpp = hd8 > 0 ? (int)(512 / hd8 > 0 ? 512 / hd8 : 1) : 1; /* heads per pass */
+    for (int h0 = 0; h0 < nh; h0 += hpp) {
+        const int m = nh - h0 < hpp ? nh - h0 : hpp;
+        const int big = hd8 > 512; /* a head wider than the buffer: one chunk range at a time */
+        for (int64_t c0 = 0; c0 < hd8; c0 += big ? 512 : hd8) {
+            const int64_t cn = big ? (hd8 - c0 < 512 ? hd8 - c0 : 512) : hd8;
+            for (int64_t i = 0; i < 8 * (int64_t)m * cn; i++) lacc[i] = 0.0f;
+            /* eight keys at a time (one per lane), each V row read along its dimensions */
             int64_t p = 0;
-            for (; p + 8 <= n; p += 8) {
-                _Alignas(32) float wb[8];
-                _mm256_store_ps(wb, pv_w8(wh + p, round16));
+            for (; p + 8 <= n; p += 8)
+                for (int hh = 0; hh < m; hh++) {
+                    _Alignas(32) float wb[8];
+                    _mm256_store_ps(wb, pv_w8(w + (size_t)(h0 + hh) * ws + p, round16));
+                    __m256 wv[8];
 #pragma GCC unroll 8
-                for (int l = 0; l < 8; l++)
-                    a[l] = _mm256_fmadd_ps(_mm256_set1_ps(wb[l]), pv_v8(v, (size_t)(p + l) * vs + (size_t)d0, f16), a[l]);
-            }
+                    for (int l = 0; l < 8; l++) wv[l] = _mm256_set1_ps(wb[l]);
+                    for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                        float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8;
+#pragma GCC unroll 8
+                        for (int l = 0; l < 8; l++)
+                            _mm256_store_ps(la + 8 * l,
+                                            _mm256_fmadd_ps(wv[l], pv_v8(v, (size_t)(p + l) * vs + (size_t)(c0 + d0), f16),
+                                                            _mm256_load_ps(la + 8 * l)));
+                    }
+                }
             for (; p < n; p++)
-                a[p & 7] = _mm256_fmadd_ps(_mm256_set1_ps(pv_w1(wh[p], round16)), pv_v8(v, (size_t)p * vs + (size_t)d0, f16),
-                                           a[p & 7]);
-            const __m256 r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
-                                           _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])));
-            _mm256_storeu_ps(oh + d0, r);
+                for (int hh = 0; hh < m; hh++) {
+                    const __m256 wv = _mm256_set1_ps(pv_w1(w[(size_t)(h0 + hh) * ws + p], round16));
+                    for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                        float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8 + 8 * (p & 7);
+                        _mm256_store_ps(la, _mm256_fmadd_ps(wv, pv_v8(v, (size_t)p * vs + (size_t)(c0 + d0), f16),
+                                                            _mm256_load_ps(la)));
+                    }
+                }
+            for (int hh = 0; hh < m; hh++)
+                for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                    const float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8;
+                    __m256 a[8];
+#pragma GCC unroll 8
+                    for (int l = 0; l < 8; l++) a[l] = _mm256_load_ps(la + 8 * l);
+                    const __m256 r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
+                                                   _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])));
+                    _mm256_storeu_ps(o + (size_t)(h0 + hh) * os + c0 + d0, r);
+                }
         }
-        for (; d0 < hd; d0++) {
-            float a[8] = {0};
-            for (int64_t p = 0; p < n; p++)
-                a[p & 7] = fmaf(pv_w1(wh[p], round16), pv_v1(v, (size_t)p * vs + (size_t)d0, f16), a[p & 7]);
-            oh[d0] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+        /* dimensions past the last whole chunk of 8 */
+        for (int hh = 0; hh < m; hh++) {
+            const float *wh = w + (size_t)(h0 + hh) * ws;
+            for (int64_t d = hd8; d < hd; d++) {
+                float a[8] = {0};
+                for (int64_t p = 0; p < n; p++)
+                    a[p & 7] = fmaf(pv_w1(wh[p], round16), pv_v1(v, (size_t)p * vs + (size_t)d, f16), a[p & 7]);
+                o[(size_t)(h0 + hh) * os + d] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+            }
         }
     }
 }

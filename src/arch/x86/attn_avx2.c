@@ -58,9 +58,51 @@ AI float dot_gg(const float *x, const float *y, int64_t n) {
     return sum;
 }
 
+/* two keys at once (shared query loads), each reduced exactly as dot_gg does */
+AI void dot2_gg(const float *x, const float *y0, const float *y1, int64_t n, float *r0, float *r1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t d = 0;
+    for (; d + 32 <= n; d += 32) {
+        const __m256 x0 = _mm256_loadu_ps(x + d), x1 = _mm256_loadu_ps(x + d + 8);
+        const __m256 x2 = _mm256_loadu_ps(x + d + 16), x3 = _mm256_loadu_ps(x + d + 24);
+        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y0 + d), a0);
+        a1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y0 + d + 8), a1);
+        a2 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y0 + d + 16), a2);
+        a3 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y0 + d + 24), a3);
+        b0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y1 + d), b0);
+        b1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y1 + d + 8), b1);
+        b2 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y1 + d + 16), b2);
+        b3 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y1 + d + 24), b3);
+    }
+    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    const __m256 b = _mm256_add_ps(_mm256_add_ps(b0, b2), _mm256_add_ps(b1, b3));
+    const __m128 ta = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 tb = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+    /* hadd(ta, tb) = (ta0+ta1, ta2+ta3, tb0+tb1, tb2+tb3); again: the two sums */
+    __m128 h = _mm_hadd_ps(ta, tb);
+    h = _mm_hadd_ps(h, h);
+    float sa = _mm_cvtss_f32(h), sb = _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1));
+    for (; d < n; d++) {
+        sa += x[d] * y0[d];
+        sb += x[d] * y1[d];
+    }
+    *r0 = sa;
+    *r1 = sb;
+}
+
 static void FN(scores_f32)(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k, size_t ks,
                            int64_t n, int64_t hd, float scale) {
-    for (int64_t p = 0; p < n; p++) {
+    int64_t p = 0;
+    for (; p + 2 <= n; p += 2) {
+        const float *k0 = k + (size_t)p * ks, *k1 = k0 + ks;
+        for (int h = 0; h < nh; h++) {
+            float r0, r1;
+            dot2_gg(q + (size_t)h * qs, k0, k1, hd, &r0, &r1);
+            s[(size_t)h * ss + p] = r0 * scale;
+            s[(size_t)h * ss + p + 1] = r1 * scale;
+        }
+    }
+    for (; p < n; p++) {
         const float *kr = k + (size_t)p * ks;
         for (int h = 0; h < nh; h++) s[(size_t)h * ss + p] = dot_gg(q + (size_t)h * qs, kr, hd) * scale;
     }

@@ -92,7 +92,7 @@ static void selection_free(selection *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int parse_nodes(selection *s, const char *list) {
+static int parse_nodes(selection *s, const char *list, const fq_model *m) {
     char *copy = strdup(list);
     if (!copy) return -1;
     char *save = NULL;
@@ -108,6 +108,7 @@ static int parse_nodes(selection *s, const char *list) {
         int hits = 0;
         int id = fq_node_from_name(t);
         for (int n = 0; n < FQ_NODE_COUNT; n++) {
+            if (!fq_node_in_model(m, n)) continue; /* nodes of other families */
             if (n != id && fnmatch(t, fq_node_name(n), 0) != 0) continue;
             hits++;
             int dup = 0;
@@ -116,10 +117,9 @@ static int parse_nodes(selection *s, const char *list) {
         }
         if (!hits) {
             char names[1024];
-            size_t len = 0;
-            for (int n = 0; n < FQ_NODE_COUNT; n++)
-                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", n ? ", " : "", fq_node_name(n));
-            cli_error("--nodes: unknown node '%s' (nodes: %s)", t, names);
+            fq_node_list(m, names, sizeof names);
+            cli_error("--nodes: %s node '%s' (nodes of this %s model: %s)", id >= 0 ? "this model has no" : "unknown",
+                      t, m->arch->name, names);
             free(copy);
             return -1;
         }
@@ -805,7 +805,7 @@ int cmd_sweep(int argc, char **argv) {
     int handlers = 0;
 
     rc = 2;
-    if (parse_nodes(&sel, nodes_arg) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
+    if (parse_nodes(&sel, nodes_arg, m) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
         goto done;
     /* the combinations, format by format */
     int n_combo = 0;
@@ -848,6 +848,11 @@ int cmd_sweep(int argc, char **argv) {
                   (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
                   o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
+        /* only when given: a sweep directory made without them resumes as before */
+        if (o.cache_type_k != UINT32_MAX || o.cache_type_v != UINT32_MAX)
+            rb_printf(&conf, "cache_type_k=%u\ncache_type_v=%u\n",
+                      o.cache_type_k != UINT32_MAX ? o.cache_type_k : o.cache_type,
+                      o.cache_type_v != UINT32_MAX ? o.cache_type_v : o.cache_type);
     }
     snprintf(path, sizeof path, "%s/results.csv", dir);
     if (csv_load(path, &rows)) goto done;

@@ -70,7 +70,7 @@ static const fq_arch_desc rows[] = {
         .reference = "ik_llama.cpp 8337e4cd build_qwen3",
         .required = T_BASE | T_QKV | T_GLU | T_PRE | T_QKNORM,
         .optional = B(FQ_T_OUTPUT),
-        .flags = FQ_ARCH_V_F16_PLAIN,
+        .flags = FQ_ARCH_V_F16_PLAIN | FQ_ARCH_ACT_Q8_2,
         .rope_mode = FQ_ROPE_NEOX, .ffn_act = FQ_ACT_SILU, .qk_norm = FQ_QKNORM_HEAD,
         .qscale = FQ_QSCALE_SOFTMAX, .rms_eps_default = 1e-6f,
     },
@@ -92,7 +92,7 @@ static const fq_arch_desc rows[] = {
         .required = T_BASE | T_QKV | T_GLU | T_PRE | T_POST | T_QKNORM,
         .optional = B(FQ_T_OUTPUT),
         .flags = FQ_ARCH_EMBD_SCALE | FQ_ARCH_POST_NORMS | FQ_ARCH_V_F16_PLAIN |
-                 FQ_ARCH_SWA_LOCAL_UNSCALED,
+                 FQ_ARCH_SWA_LOCAL_UNSCALED | FQ_ARCH_ACT_Q8_2,
         .rope_mode = FQ_ROPE_NEOX, .ffn_act = FQ_ACT_GELU_F32, .qk_norm = FQ_QKNORM_HEAD,
         .swa_rule = FQ_SWA_PATTERN, .swa_pattern = 6, .swa_key_required = 1,
         .swa_rope_base = 10000.0f, .qscale = FQ_QSCALE_SOFTMAX, .rms_eps_default = 1e-6f,

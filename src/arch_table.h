@@ -91,6 +91,10 @@ enum fq_qscale {
                                             * f32 softmax weights (ik_llama.cpp); else they are
                                             * rounded to F16 first (ggml's mul_mat) */
 #define FQ_ARCH_SWA_LOCAL_UNSCALED (1u << 6) /* local layers: rope scale 1 (gemma3) */
+#define FQ_ARCH_ACT_Q8_2        (1u << 7)  /* the reference rounds activations for Q8_0, Q5_0,
+                                            * Q4_K and Q6_K weights to ik_llama.cpp's Q8_2
+                                            * (blocks of 32, bf16 scale) instead of ggml's
+                                            * Q8_0 / Q8_K partner formats */
 /* Read for every family: attention.key_length / value_length (head size d, default
  * n_embd / n_head), rope.dimension_count, rope.scaling.type (none / linear; others are
  * refused), expert_count (> 0 refused: no MoE). */

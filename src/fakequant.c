@@ -100,12 +100,6 @@ const char *fq_fakequant_dump_error(const fq_fakequant *f) {
     return f->has_dump_err ? f->dump_err : NULL;
 }
 
-static void list_nodes(char *buf, size_t n) {
-    size_t len = 0;
-    buf[0] = 0;
-    for (int i = 0; i < FQ_NODE_COUNT && len + 1 < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", fq_node_name(i));
-}
 
 /* Parses NODES into nodes[] (names, comma lists, globs; "name-L" also fixes the layer,
  * returned in *layer_from_name, else -2). */
@@ -121,9 +115,18 @@ static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, 
         while (*tok == ' ') tok++;
         if (!*tok) continue;
         int hit = 0;
+        /* globs take the nodes this model's family computes; a name of another family's
+         * node is an error that says so */
         for (int i = 0; i < FQ_NODE_COUNT; i++)
-            if (fnmatch(tok, fq_node_name(i), 0) == 0) nodes[i] = 1, hit = 1;
+            if (fq_node_in_model(f->m, i) && fnmatch(tok, fq_node_name(i), 0) == 0) nodes[i] = 1, hit = 1;
         int id = fq_node_from_name(tok);
+        if (id >= 0 && !fq_node_in_model(f->m, id)) {
+            char names[1024];
+            fq_node_list(f->m, names, sizeof names);
+            rc = fq_errf(e, "node '%s' does not exist in this %s model (its nodes: %s)", tok, f->m->arch->name,
+                         names);
+            break;
+        }
         if (id >= 0) nodes[id] = 1, named[id] = 1, hit = 1;
         if (!hit) {
             /* llama.cpp's tensor names: ffn_norm-21 */
@@ -133,6 +136,14 @@ static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, 
                 long L = strtol(dash + 1, &end, 10);
                 *dash = 0;
                 int nid = fq_node_from_name(tok);
+                if (!*end && nid >= 0 && !fq_node_in_model(f->m, nid)) {
+                    char names[1024];
+                    fq_node_list(f->m, names, sizeof names);
+                    rc = fq_errf(e, "node '%s' does not exist in this %s model (its nodes: %s)", tok,
+                                 f->m->arch->name, names);
+                    *dash = '-';
+                    break;
+                }
                 if (!*end && nid >= 0 && fq_node_has_layer(nid)) {
                     if (L < 0 || L >= f->n_layer) {
                         rc = fq_errf(e, "layer %ld out of range: the model has layers 0-%d", L,
@@ -149,8 +160,9 @@ static int parse_nodes(const fq_fakequant *f, const char *spec, uint8_t *nodes, 
         }
         if (!hit) {
             char names[1024];
-            list_nodes(names, sizeof names);
-            rc = fq_errf(e, "unknown node '%s' (nodes: %s; or weight:GLOB for weights)", tok, names);
+            fq_node_list(f->m, names, sizeof names);
+            rc = fq_errf(e, "unknown node '%s' (nodes of this %s model: %s; or weight:GLOB for weights)", tok,
+                         f->m->arch->name, names);
             break;
         }
         any = 1;

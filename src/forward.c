@@ -3,6 +3,7 @@
 #include "forward.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "qtypes.h"
@@ -19,6 +20,14 @@ static const char *const node_names[FQ_NODE_COUNT] = {
     [FQ_NODE_FFN_GATE_PAR] = "ffn_gate_par", [FQ_NODE_FFN_OUT] = "ffn_out",
     [FQ_NODE_L_OUT] = "l_out",               [FQ_NODE_RESULT_NORM] = "result_norm",
     [FQ_NODE_RESULT_OUTPUT] = "result_output",
+    [FQ_NODE_INP_SCALED] = "inp_scaled",     [FQ_NODE_WQKV] = "wqkv",
+    [FQ_NODE_QCUR_PROJ] = "Qcur_proj",       [FQ_NODE_KCUR_PROJ] = "Kcur_proj",
+    [FQ_NODE_VCUR_PROJ] = "Vcur_proj",       [FQ_NODE_QCUR_BIASED] = "Qcur_biased",
+    [FQ_NODE_KCUR_BIASED] = "Kcur_biased",   [FQ_NODE_QCUR_NORMED] = "Qcur_normed",
+    [FQ_NODE_KCUR_NORMED] = "Kcur_normed",   [FQ_NODE_QCUR_SCALED] = "Qcur_scaled",
+    [FQ_NODE_ATTN_POST_NORM] = "attn_post_norm", [FQ_NODE_SA_OUT] = "sa_out",
+    [FQ_NODE_FFN_GELU] = "ffn_gelu",         [FQ_NODE_FFN_MUL] = "ffn_mul",
+    [FQ_NODE_FFN_POST_NORM] = "ffn_post_norm",
 };
 
 const char *fq_node_name(int node) {
@@ -30,11 +39,92 @@ int fq_node_from_name(const char *name) {
         if (!strcmp(name, node_names[i])) return i;
     if (!strcmp(name, "kq_soft_max_ext")) return FQ_NODE_KQ_SOFT_MAX;
     if (!strcmp(name, "kqv_merged_cont") || !strcmp(name, "kqv_merged")) return FQ_NODE_KQV;
+    /* the reference graphs' names for Q/K after RoPE (olmo2 c392e509; qwen3 ik_llama.cpp) */
+    if (!strcmp(name, "Qcur_rope") || !strcmp(name, "Qcur_roped")) return FQ_NODE_QCUR;
+    if (!strcmp(name, "Kcur_rope") || !strcmp(name, "Kcur_roped")) return FQ_NODE_KCUR;
     return -1;
 }
 
 int fq_node_has_layer(int node) {
-    return node != FQ_NODE_INP_EMBD && node != FQ_NODE_RESULT_NORM && node != FQ_NODE_RESULT_OUTPUT;
+    return node != FQ_NODE_INP_EMBD && node != FQ_NODE_INP_SCALED && node != FQ_NODE_RESULT_NORM &&
+           node != FQ_NODE_RESULT_OUTPUT;
+}
+
+/* Every node in the order the forward pass computes it (fused and per-family steps where
+ * they happen). */
+static const int graph_order[FQ_NODE_COUNT] = {
+    FQ_NODE_INP_EMBD,     FQ_NODE_INP_SCALED,   FQ_NODE_ATTN_NORM,    FQ_NODE_WQKV,
+    FQ_NODE_QCUR_PROJ,    FQ_NODE_QCUR_BIASED,  FQ_NODE_KCUR_PROJ,    FQ_NODE_KCUR_BIASED,
+    FQ_NODE_VCUR_PROJ,    FQ_NODE_QCUR_NORMED,  FQ_NODE_KCUR_NORMED,  FQ_NODE_QCUR,
+    FQ_NODE_KCUR,         FQ_NODE_QCUR_SCALED,  FQ_NODE_VCUR,         FQ_NODE_K_CACHE,
+    FQ_NODE_V_CACHE,      FQ_NODE_KQ,           FQ_NODE_KQ_SOFT_MAX,  FQ_NODE_KQV,
+    FQ_NODE_KQV_OUT,      FQ_NODE_ATTN_POST_NORM, FQ_NODE_FFN_INP,    FQ_NODE_SA_OUT,
+    FQ_NODE_FFN_NORM,     FQ_NODE_FFN_GATE,     FQ_NODE_FFN_UP,       FQ_NODE_FFN_SILU,
+    FQ_NODE_FFN_GELU,     FQ_NODE_FFN_GATE_PAR, FQ_NODE_FFN_MUL,      FQ_NODE_FFN_OUT,
+    FQ_NODE_FFN_POST_NORM, FQ_NODE_L_OUT,       FQ_NODE_RESULT_NORM,  FQ_NODE_RESULT_OUTPUT,
+};
+
+int fq_node_in_model(const fq_model *m, int node) {
+    const fq_arch_desc *A = m->arch;
+    const fq_layer *L0 = &m->layers[0];
+    const int fused_ffn = (A->flags & FQ_ARCH_FUSED_GATE_UP) != 0;
+    const int gemma_names = (A->flags & FQ_ARCH_POST_NORMS) && !(A->flags & FQ_ARCH_NO_PRE_NORMS);
+    switch (node) {
+    case FQ_NODE_INP_SCALED: return (A->flags & FQ_ARCH_EMBD_SCALE) != 0;
+    case FQ_NODE_ATTN_NORM:
+    case FQ_NODE_FFN_NORM: return !(A->flags & FQ_ARCH_NO_PRE_NORMS);
+    case FQ_NODE_WQKV: return L0->wqkv.data != NULL;
+    case FQ_NODE_VCUR_PROJ: return L0->bv != NULL;
+    case FQ_NODE_QCUR_BIASED: return L0->bq != NULL;
+    case FQ_NODE_KCUR_BIASED: return L0->bk != NULL;
+    case FQ_NODE_QCUR_NORMED:
+    case FQ_NODE_KCUR_NORMED: return A->qk_norm != FQ_QKNORM_NONE;
+    case FQ_NODE_QCUR_SCALED: return A->qscale != FQ_QSCALE_SOFTMAX;
+    case FQ_NODE_ATTN_POST_NORM:
+    case FQ_NODE_FFN_POST_NORM: return (A->flags & FQ_ARCH_POST_NORMS) != 0;
+    case FQ_NODE_FFN_INP: return !gemma_names;
+    case FQ_NODE_SA_OUT: return gemma_names;
+    case FQ_NODE_FFN_GATE:
+    case FQ_NODE_FFN_GATE_PAR: return !fused_ffn;
+    case FQ_NODE_FFN_SILU: return !fused_ffn && A->ffn_act == FQ_ACT_SILU;
+    case FQ_NODE_FFN_GELU: return A->ffn_act != FQ_ACT_SILU;
+    case FQ_NODE_FFN_MUL: return fused_ffn;
+    default: return node >= 0 && node < FQ_NODE_COUNT;
+    }
+}
+
+int fq_node_order(const fq_model *m, int *out) {
+    int n = 0;
+    for (int i = 0; i < FQ_NODE_COUNT; i++)
+        if (fq_node_in_model(m, graph_order[i])) out[n++] = graph_order[i];
+    return n;
+}
+
+void fq_node_list(const fq_model *m, char *buf, size_t n) {
+    int order[FQ_NODE_COUNT], k = fq_node_order(m, order);
+    size_t len = 0;
+    if (n) buf[0] = 0;
+    for (int i = 0; i < k && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", fq_node_name(order[i]));
+}
+
+int64_t fq_node_cols(const fq_model *m, int node) {
+    const fq_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
+                  KV = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    switch (node) {
+    case FQ_NODE_WQKV: return Q + 2 * KV;
+    case FQ_NODE_QCUR_PROJ: case FQ_NODE_QCUR_BIASED: case FQ_NODE_QCUR_NORMED: case FQ_NODE_QCUR:
+    case FQ_NODE_QCUR_SCALED: case FQ_NODE_KQV: return Q;
+    case FQ_NODE_KCUR_PROJ: case FQ_NODE_KCUR_BIASED: case FQ_NODE_KCUR_NORMED: case FQ_NODE_KCUR:
+    case FQ_NODE_VCUR_PROJ: case FQ_NODE_VCUR: case FQ_NODE_K_CACHE: case FQ_NODE_V_CACHE: return KV;
+    case FQ_NODE_KQ: case FQ_NODE_KQ_SOFT_MAX: return hp->n_head;
+    case FQ_NODE_FFN_UP: return (m->arch->flags & FQ_ARCH_FUSED_GATE_UP) ? 2 * F : F;
+    case FQ_NODE_FFN_GATE: case FQ_NODE_FFN_SILU: case FQ_NODE_FFN_GELU: case FQ_NODE_FFN_GATE_PAR:
+    case FQ_NODE_FFN_MUL: return F;
+    case FQ_NODE_RESULT_OUTPUT: return hp->n_vocab;
+    default: return E;
+    }
 }
 
 #define MM_MAX 3 /* weights that share one input in a matmul job */
@@ -46,13 +136,14 @@ struct fq_ctx {
     int ub;                     /* most tokens per step */
     /* KV cache: per layer n_ctx rows of kv_dim, F32 or F16 */
     void *kv_mem;
-    size_t kv_elem;             /* 4 or 2 */
-    uint64_t kv_bytes;
+    size_t k_elem, v_elem;      /* 4 or 2 */
+    uint64_t k_bytes, kv_bytes; /* the V cache starts at k_bytes */
     /* activations, carved from one allocation */
     float *mem;
     float *x, *xn, *q, *k, *v, *kqv, *t1, *gate, *up, *logits, *scores;
     size_t scores_cap;
     void *qbuf;                 /* activations encoded in a weight's partner format */
+    float *q82;                 /* activations rounded through Q8_2 (FQ_ARCH_ACT_Q8_2) */
     /* hooks */
     fq_hook_fn hook;
     void *hook_ud;
@@ -79,6 +170,9 @@ static void run_hook(fq_ctx *c, int node, int layer, float *data, int64_t nrows,
     c->hook(c->hook_ud, &call);
 }
 
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+static void gelu_table_init(void);
+
 fq_ctx *fq_ctx_new(const fq_model *m, const fq_ctx_params *p, fq_err *e) {
     const fq_hparams *hp = &m->hp;
     if (p->n_ctx < 1) {
@@ -89,9 +183,15 @@ fq_ctx *fq_ctx_new(const fq_model *m, const fq_ctx_params *p, fq_err *e) {
         fq_errf(e, "context size %d is too large (at most %d)", p->n_ctx, 1 << 22);
         return NULL;
     }
-    if (p->cache_type != FQ_TYPE_F32 && p->cache_type != FQ_TYPE_F16) {
-        fq_errf(e, "KV cache type %s is not supported (f32, f16)", fq_type_name(p->cache_type));
-        return NULL;
+    const uint32_t tk = p->kv_split ? p->cache_type_k : p->cache_type,
+                   tv = p->kv_split ? p->cache_type_v : p->cache_type;
+    for (int i = 0; i < 2; i++) {
+        const uint32_t t = i ? tv : tk;
+        if (t != FQ_TYPE_F32 && t != FQ_TYPE_F16) {
+            fq_errf(e, "%s cache type %s is not supported (f32, f16)", p->kv_split ? (i ? "V" : "K") : "KV",
+                    fq_type_name(t));
+            return NULL;
+        }
     }
     fq_ctx *c = fq_calloc(1, sizeof *c, e);
     if (!c) return NULL;
@@ -100,10 +200,13 @@ fq_ctx *fq_ctx_new(const fq_model *m, const fq_ctx_params *p, fq_err *e) {
     c->ub = FQ_MAX(1, FQ_MIN(p->n_batch, p->n_ctx));
     c->pool = fq_pool_new(p->n_threads, e);
     if (!c->pool) goto fail;
+    if (m->arch->ffn_act == FQ_ACT_GELU_FP16) pthread_once(&gelu_once, gelu_table_init);
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
                   KV = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
-    c->kv_elem = p->cache_type == FQ_TYPE_F16 ? 2 : 4;
-    c->kv_bytes = (uint64_t)2 * hp->n_layer * (uint64_t)p->n_ctx * (uint64_t)KV * c->kv_elem;
+    c->k_elem = tk == FQ_TYPE_F16 ? 2 : 4;
+    c->v_elem = tv == FQ_TYPE_F16 ? 2 : 4;
+    c->k_bytes = (uint64_t)hp->n_layer * (uint64_t)p->n_ctx * (uint64_t)KV * c->k_elem;
+    c->kv_bytes = c->k_bytes + (uint64_t)hp->n_layer * (uint64_t)p->n_ctx * (uint64_t)KV * c->v_elem;
     c->kv_mem = calloc(1, c->kv_bytes);
     if (!c->kv_mem) {
         fq_errf(e, "cannot allocate the KV cache: %d tokens x %d layers needs %.1f MiB",
@@ -114,13 +217,17 @@ fq_ctx *fq_ctx_new(const fq_model *m, const fq_ctx_params *p, fq_err *e) {
     c->scores_cap = FQ_MAX((size_t)hp->n_head * p->n_ctx,
                            FQ_MIN(ub * hp->n_head * (size_t)p->n_ctx, (size_t)1 << 22));
     const size_t maxin = (size_t)FQ_MAX(E, FQ_MAX(Q, F));
-    size_t sizes[] = {ub * E, ub * E, ub * Q, ub * KV, ub * KV, ub * Q, ub * E, ub * F, ub * F,
+    /* up also holds a fused gate|up row (2 n_ff) or a fused QKV row; t1 the F16 copies of
+     * K/V rows and the attention residual */
+    const size_t up_n = (size_t)FQ_MAX(2 * F, Q + 2 * KV), t1_n = (size_t)FQ_MAX(E, FQ_MAX(Q, KV));
+    size_t sizes[] = {ub * E, ub * E, ub * Q, ub * KV, ub * KV, ub * Q, ub * t1_n, ub * F, ub * up_n,
                       ub * V, c->scores_cap};
     size_t total = 0;
     for (size_t i = 0; i < FQ_ARRAY_LEN(sizes); i++) total += (sizes[i] + 15) & ~(size_t)15;
     c->mem = fq_malloc(total * sizeof(float), e);
     c->qbuf = fq_malloc(MM_MAX * (ub * (maxin * 4 + 512) + 64), e);
-    if (!c->mem || !c->qbuf) {
+    if (m->arch->flags & FQ_ARCH_ACT_Q8_2) c->q82 = fq_malloc(ub * maxin * sizeof(float), e);
+    if (!c->mem || !c->qbuf || ((m->arch->flags & FQ_ARCH_ACT_Q8_2) && !c->q82)) {
         fq_err_prefix(e, "cannot allocate activations for %zu tokens", ub);
         goto fail;
     }
@@ -145,6 +252,7 @@ void fq_ctx_free(fq_ctx *c) {
     free(c->kv_mem);
     free(c->mem);
     free(c->qbuf);
+    free(c->q82);
     free(c->mask);
     free(c->hidden);
     free(c);
@@ -186,6 +294,7 @@ typedef struct {
     const float *x;                 /* T rows of n_in */
     int64_t n_in, T;
     int silu_mul;                   /* y[0] = silu(y[0]) * y[1] on each chunk's rows */
+    const float *xf[MM_MAX];        /* non-NULL: float input for an exact-path product */
     /* encoding job */
     const fq_type_traits *enc;
     char *enc_dst;
@@ -215,8 +324,9 @@ static void silu_mul_span(float *g, const float *u, int64_t n) {
 
 static void matmul_rows(void *arg, int ith, int nth) {
     matmul_job *j = arg;
-    const int exact = j->c->p.exact;
     for (int k = 0; k < j->n; k++) {
+        const int exact = j->c->p.exact || j->xf[k];
+        const float *xk = j->xf[k] ? j->xf[k] : j->x;
         const fq_weight *w = j->w[k];
         const fq_type_traits *tw = j->tw[k];
         float *y = j->y[k];
@@ -252,7 +362,7 @@ static void matmul_rows(void *arg, int ith, int nth) {
                     const void *wr = wd + (size_t)r * w->row_bytes;
                     if (exact)
                         for (int64_t t = tb; t < te; t++)
-                            tw->vec_dot_f32(w->n_in, &y[t * w->n_out + r], wr, j->x + t * w->n_in);
+                            tw->vec_dot_f32(w->n_in, &y[t * w->n_out + r], wr, xk + t * w->n_in);
                     else
                         for (int64_t t = tb; t < te; t++)
                             tw->vec_dot(w->n_in, &y[t * w->n_out + r], wr, qa + t * qrow);
@@ -269,13 +379,47 @@ static void matmul_rows(void *arg, int ith, int nth) {
     }
 }
 
+/* ik_llama.cpp's Q8_2 activation rounding (its AVX2 quantize_row_q8_2_x4), as values: per
+ * block of 32, d = max|x| / 127 rounded to bf16 (nearest even), q = x * (1/d) rounded to
+ * the nearest integer (ties to even) and saturated to int8; the value is d * q. */
+static int q82_type(uint32_t t) {
+    return t == FQ_TYPE_Q8_0 || t == FQ_TYPE_Q5_0 || t == FQ_TYPE_Q4_K || t == FQ_TYPE_Q6_K;
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t n, T;
+} q82_job;
+
+static void q82_rows(void *arg, int ith, int nth) {
+    q82_job *j = arg;
+    int64_t t0, t1;
+    fq_split(j->T, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *x = j->x + t * j->n;
+        float *y = j->y + t * j->n;
+        for (int64_t b = 0; b < j->n; b += 32) {
+            float amax = 0.0f;
+            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+            const float d = fq_bf16_to_f32(fq_f32_to_bf16(amax / 127.0f));
+            const float id = d > 0.0f ? 1.0f / d : 0.0f;
+            for (int i = 0; i < 32; i++) {
+                float q = nearbyintf(x[b + i] * id);
+                q = q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q;
+                y[b + i] = d * q;
+            }
+        }
+    }
+}
+
 /* y_k[T][n_out_k] = x[T][n_in] W_k^T for n weights with the same n_in, in the context's
  * arithmetic mode. */
 static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *const *y, const float *x, int64_t T,
                          int silu_mul) {
     matmul_job j = {.c = c, .n = n, .x = x, .n_in = w[0]->n_in, .T = T, .silu_mul = silu_mul};
     FQ_ASSERT(!silu_mul || (n == 2 && w[0]->n_out == w[1]->n_out));
-    int enc_types[MM_MAX], n_enc = 0;
+    int enc_types[MM_MAX], n_enc = 0, q82_done = 0;
     char *slot = c->qbuf;
     for (int k = 0; k < n; k++) {
         FQ_ASSERT(w[k]->n_in == j.n_in);
@@ -283,6 +427,20 @@ static void matmul_multi(fq_ctx *c, int n, const fq_weight *const *w, float *con
         j.y[k] = y[k];
         j.tw[k] = fq_type_get(w[k]->type);
         if (c->p.exact) continue;
+        if (c->q82 && q82_type(w[k]->type)) {
+            /* ik_llama.cpp's activation rounding, then the exact product of the decoded
+             * weights with the rounded values */
+            if (j.n_in % 32 == 0) {
+                if (!q82_done) {
+                    q82_job qj = {x, c->q82, j.n_in, T};
+                    if (T == 1) q82_rows(&qj, 0, 1);
+                    else fq_pool_run(c->pool, q82_rows, &qj);
+                    q82_done = 1;
+                }
+                j.xf[k] = c->q82;
+                continue;
+            }
+        }
         const int pt = j.tw[k]->vec_dot_type;
         if (pt == FQ_TYPE_F32) { /* the partner is F32: the activations are used as they are */
             j.xq[k] = (const char *)x;
@@ -335,80 +493,182 @@ typedef struct {
     const float *a;
     const float *w;
     float *y;
+    int64_t n;          /* row length (elements per token) */
+    int64_t sub;        /* OP_RMSNORM: norm groups of sub elements (per head); 0: the row */
+    float f;            /* OP_SCALE / OP_SOFTCAP */
 } rows_job;
 
-enum { OP_RMSNORM, OP_ROPE, OP_SILU, OP_MUL, OP_ADD };
+enum { OP_RMSNORM, OP_ROPE, OP_SILU, OP_MUL, OP_ADD, OP_ADD_VEC, OP_SCALE, OP_SOFTCAP, OP_GELU, OP_GLU_SPLIT };
 
-/* RoPE, llama.cpp's normal mode: pairs (x[2i], x[2i+1]) rotated by pos * base^(-2i/n_rot);
- * the angle advances by repeated multiplication in float, as ggml does. The cos/sin of a
+/* RoPE angles of one position as ggml computes them (rope_yarn without extrapolation):
+ * theta_i = freq_scale * (pos * theta_scale^i / ff_i), theta_scale = powf(base, -2/n_rot),
+ * the power advanced by repeated float multiplication; cos/sin in float. The cos/sin of a
  * position are computed once and applied to every head. */
-static void rope_angles(float *cs, float *sn, int64_t n_rot, float base, int64_t pos) {
+static void rope_angles(float *cs, float *sn, int64_t n_rot, float base, float freq_scale, const float *ff,
+                        int64_t pos) {
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = (float)pos;
     for (int64_t i = 0; i < n_rot / 2; i++) {
-        cs[i] = cosf(theta);
-        sn[i] = sinf(theta);
+        const float th = freq_scale * (theta / (ff ? ff[i] : 1.0f));
+        cs[i] = cosf(th);
+        sn[i] = sinf(th);
         theta *= theta_scale;
     }
 }
 
-static void rope_apply(float *x, int64_t n_heads, int64_t hd, int64_t n_rot, const float *cs, const float *sn) {
+/* Rotates the pairs of each head: (2i, 2i+1) in normal mode (llama), (i, i + n_rot/2) in
+ * NEOX mode; dimensions past n_rot are left as they are. */
+static void rope_apply(float *x, int64_t n_heads, int64_t hd, int64_t n_rot, int neox, const float *cs,
+                       const float *sn) {
+    const int64_t half = n_rot / 2;
     for (int64_t h = 0; h < n_heads; h++) {
         float *v = x + h * hd;
-        for (int64_t i = 0; i < n_rot; i += 2) {
-            const float x0 = v[i], x1 = v[i + 1];
-            v[i] = x0 * cs[i / 2] - x1 * sn[i / 2];
-            v[i + 1] = x0 * sn[i / 2] + x1 * cs[i / 2];
+        for (int64_t i = 0; i < half; i++) {
+            const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+            const float x0 = v[a], x1 = v[b];
+            /* as ggml's rope compiles on x86 (GCC contracts the first product of each sum
+             * into a fused multiply-add) */
+            v[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+            v[b] = fmaf(x0, sn[i], x1 * cs[i]);
         }
     }
+}
+
+/* GELU-tanh as ggml's CPU backend computes it (GGML_GELU_FP16): 0 below -10, x above 10,
+ * else the input rounded to F16 looks up g(h) = 0.5h(1 + tanhf(0.79788456 h (1 + 0.044715 h^2)))
+ * computed in float and stored as F16. The table is built once. */
+static float *gelu_table;
+
+/* g(h) as ggml's gelu compiles on x86: GCC contracts 1 + a*h*h into a fused multiply-add */
+static float gelu_f32(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286535587989211986876f * x * fmaf(0.044715f * x, x, 1.0f)));
+}
+
+static void gelu_table_init(void) {
+    static float table[65536];
+    for (int i = 0; i < 65536; i++) {
+        const float h = fq_fp16_to_f32((uint16_t)i);
+        table[i] = fq_fp16_to_f32(fq_f32_to_fp16(gelu_f32(h)));
+    }
+    gelu_table = table;
+}
+
+static void gelu_row(float *g, int64_t n, int act) {
+    if (act == FQ_ACT_GELU_FP16) {
+        for (int64_t i = 0; i < n; i++) {
+            const float x = g[i];
+            g[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x : gelu_table[fq_f32_to_fp16(x)];
+        }
+    } else {
+        /* float32 GELU-tanh as ik_llama.cpp's SIMD path writes it: x e^{2u} / (e^{2u} + 1) */
+        for (int64_t i = 0; i < n; i++) {
+            const float x = g[i];
+            if (x > 10.0f) continue;
+            const float u = 0.79788456080286535587989211986876f * x * (1.0f + 0.044715f * x * x);
+            const float e2 = expf(2.0f * u);
+            g[i] = x * e2 / (e2 + 1.0f);
+        }
+    }
+}
+
+void fq__gelu_row(float *x, int64_t n, int act) {
+    if (act == FQ_ACT_GELU_FP16) pthread_once(&gelu_once, gelu_table_init);
+    gelu_row(x, n, act);
 }
 
 static void rows_kernel(void *arg, int ith, int nth) {
     rows_job *j = arg;
     fq_ctx *c = j->c;
-    const fq_hparams *hp = &c->m->hp;
+    const fq_model *m = c->m;
+    const fq_hparams *hp = &m->hp;
     int64_t t0, t1;
     fq_split(j->T, ith, nth, &t0, &t1);
-    const int64_t E = hp->n_embd, F = hp->n_ff, Q = (int64_t)hp->n_head * hp->head_dim,
+    const int64_t n = j->n, Q = (int64_t)hp->n_head * hp->head_dim,
                   KV = (int64_t)hp->n_head_kv * hp->head_dim;
     for (int64_t t = t0; t < t1; t++) {
         switch (j->op) {
         case OP_RMSNORM:
-            rmsnorm_row(j->y + t * E, j->a + t * E, j->w, E, hp->rms_eps);
+            if (j->sub)
+                for (int64_t h = 0; h < n; h += j->sub)
+                    rmsnorm_row(j->y + t * n + h, j->a + t * n + h, j->w, j->sub, hp->rms_eps);
+            else
+                rmsnorm_row(j->y + t * n, j->a + t * n, j->w, n, hp->rms_eps);
             break;
         case OP_ROPE: {
+            const fq_layer *L = &m->layers[j->layer];
             float cs[512], sn[512];
-            rope_angles(cs, sn, hp->n_rot, hp->rope_base, j->pos + t);
-            rope_apply(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, cs, sn);
-            rope_apply(c->k + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, cs, sn);
+            rope_angles(cs, sn, hp->n_rot, L->swa ? hp->rope_base_swa : hp->rope_base,
+                        L->swa ? hp->rope_freq_scale_swa : hp->rope_freq_scale, m->rope_freqs, j->pos + t);
+            const int neox = m->arch->rope_mode == FQ_ROPE_NEOX;
+            rope_apply(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, neox, cs, sn);
+            rope_apply(c->k + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, neox, cs, sn);
             break;
         }
         case OP_SILU: {
-            float *g = c->gate + t * F;
-            for (int64_t i = 0; i < F; i++) g[i] = g[i] / (1.0f + expf(-g[i]));
+            float *g = j->y + t * n;
+            for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i]));
             break;
         }
-        case OP_MUL: {
-            float *g = c->gate + t * F;
-            const float *u = c->up + t * F;
-            for (int64_t i = 0; i < F; i++) g[i] *= u[i];
+        case OP_GELU:
+            gelu_row(j->y + t * n, n, m->arch->ffn_act);
+            break;
+        case OP_MUL: { /* y *= a */
+            float *g = j->y + t * n;
+            const float *u = j->a + t * n;
+            for (int64_t i = 0; i < n; i++) g[i] *= u[i];
+            break;
+        }
+        case OP_GLU_SPLIT: { /* y = silu(a[0..n)) * a[n..2n) (fused gate|up rows) */
+            float *g = j->y + t * n;
+            const float *u = j->a + t * 2 * n;
+            for (int64_t i = 0; i < n; i++) {
+                const float s = u[i] / (1.0f + expf(-u[i]));
+                g[i] = s * u[n + i];
+            }
             break;
         }
         case OP_ADD: { /* y += a */
-            float *y = j->y + t * E;
-            const float *a = j->a + t * E;
-            for (int64_t i = 0; i < E; i++) y[i] = a[i] + y[i];
+            float *y = j->y + t * n;
+            const float *a = j->a + t * n;
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + y[i];
+            break;
+        }
+        case OP_ADD_VEC: { /* y += w (a bias, the same for every token) */
+            float *y = j->y + t * n;
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] + j->w[i];
+            break;
+        }
+        case OP_SCALE: {
+            float *y = j->y + t * n;
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] * j->f;
+            break;
+        }
+        case OP_SOFTCAP: { /* ggml: scale by 1/cap, tanh, scale by cap */
+            float *y = j->y + t * n;
+            const float inv = 1.0f / j->f;
+            for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i] * inv) * j->f;
             break;
         }
         }
     }
 }
 
-static void rows_op(fq_ctx *c, int op, int64_t T, int64_t pos, const float *a, const float *w, float *y) {
-    rows_job j = {c, op, 0, T, pos, a, w, y};
+static void rows_run(fq_ctx *c, rows_job *j) {
+    j->c = c;
     /* one token has nothing to split: a pool job would only add a barrier */
-    if (T == 1) rows_kernel(&j, 0, 1);
-    else fq_pool_run(c->pool, rows_kernel, &j);
+    if (j->T == 1) rows_kernel(j, 0, 1);
+    else fq_pool_run(c->pool, rows_kernel, j);
+}
+
+static void rows_op(fq_ctx *c, int op, int64_t T, int64_t pos, const float *a, const float *w, float *y) {
+    rows_job j = {c, op, 0, T, pos, a, w, y, c->m->hp.n_embd, 0, 0.0f};
+    rows_run(c, &j);
+}
+
+/* The same op over rows of n elements. */
+static void rows_op_n(fq_ctx *c, int op, int64_t T, int64_t n, const float *a, const float *w, float *y, float f) {
+    rows_job j = {c, op, 0, T, 0, a, w, y, n, 0, f};
+    rows_run(c, &j);
 }
 
 /* ---- attention ------------------------------------------------------------------------ */
@@ -424,6 +684,9 @@ typedef struct {
     int64_t T, pos;
     int phase;          /* 0: scores, 1: softmax, 2: weighted sum of V, 3: all three */
     int64_t hpu;        /* query heads per unit: a divisor of the heads sharing a KV head */
+    float scale;        /* kq_scale */
+    float softcap;      /* 0: none */
+    int64_t window;     /* sliding window (0: none): key j visible from i iff i - j < window */
 } attn_job;
 
 static inline size_t scores_offset(int64_t pos, int64_t t, int64_t n_head) {
@@ -442,11 +705,14 @@ static void attn_kernel(void *arg, int ith, int nth) {
     const fq_hparams *hp = &c->m->hp;
     const int64_t H = hp->n_head, hd = hp->head_dim, KV = (int64_t)hp->n_head_kv * hd;
     const int64_t Q = H * hd, gq = H / hp->n_head_kv, hpu = j->hpu, upt = H / hpu;
-    const size_t layer_off = (size_t)j->layer * c->p.n_ctx * KV * c->kv_elem;
-    const char *kc = (const char *)c->kv_mem + layer_off;
-    const char *vc = (const char *)c->kv_mem + c->kv_bytes / 2 + layer_off;
-    const int f16 = c->kv_elem == 2, round16 = f16 && !c->p.exact;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const char *kc = (const char *)c->kv_mem + (size_t)j->layer * c->p.n_ctx * KV * c->k_elem;
+    const char *vc = (const char *)c->kv_mem + c->k_bytes + (size_t)j->layer * c->p.n_ctx * KV * c->v_elem;
+    const int f16k = c->k_elem == 2, f16v = c->v_elem == 2;
+    /* llama.cpp rounds Q (and the softmax weights) to F16 to multiply them with an F16
+     * cache; ik_llama.cpp's reference for some families keeps the weights in f32 */
+    const int round_q = f16k && !c->p.exact;
+    const int round_w = f16v && !c->p.exact && !(c->m->arch->flags & FQ_ARCH_V_F16_PLAIN);
+    const float scale = j->scale;
     int64_t u0, u1;
     fq_split(j->T * upt, ith, nth, &u0, &u1);
     for (int64_t u = u0; u < u1; u++) {
@@ -454,9 +720,9 @@ static void attn_kernel(void *arg, int ith, int nth) {
         float *s = c->scores + scores_offset(j->pos, t, H) + (size_t)h0 * n_kv;
         if (j->phase == 0 || j->phase == 3) {
             const float *q = c->q + t * Q + h0 * hd;
-            if (f16) {
+            if (f16k) {
                 float qv[FQ_ATTN_UNIT_MAX];
-                for (int64_t i = 0; i < hpu * hd; i++) qv[i] = round16 ? fq_fp16_to_f32(fq_f32_to_fp16(q[i])) : q[i];
+                for (int64_t i = 0; i < hpu * hd; i++) qv[i] = round_q ? fq_fp16_to_f32(fq_f32_to_fp16(q[i])) : q[i];
                 K->scores_f16(s, (size_t)n_kv, qv, (size_t)hd, (int)hpu, (const uint16_t *)kc + g * hd, (size_t)KV,
                               n_kv, hd, scale);
             } else {
@@ -464,12 +730,23 @@ static void attn_kernel(void *arg, int ith, int nth) {
                               hd, scale);
             }
         }
-        if (j->phase == 1 || j->phase == 3) K->softmax(s, (size_t)n_kv, (int)hpu, n_kv);
+        if (j->phase == 1 || j->phase == 3) {
+            if (j->softcap > 0.0f) { /* ggml: scale by 1/cap, tanh, scale by cap */
+                const float inv = 1.0f / j->softcap;
+                for (int64_t i = 0; i < hpu * n_kv; i++) s[i] = tanhf(s[i] * inv) * j->softcap;
+            }
+            /* keys out of the window get -inf, as llama.cpp's mask gives them: exp() makes
+             * them exact zeros, which leave the softmax sum and the V sum unchanged */
+            const int64_t j0 = j->window > 0 ? FQ_MAX((int64_t)0, n_kv - j->window) : 0;
+            for (int64_t h = 0; h < hpu; h++)
+                for (int64_t i = 0; i < j0; i++) s[h * n_kv + i] = -INFINITY;
+            K->softmax(s, (size_t)n_kv, (int)hpu, n_kv);
+        }
         if (j->phase == 2 || j->phase == 3) {
             float *out = c->kqv + t * Q + h0 * hd;
-            if (f16)
+            if (f16v)
                 K->pv_f16(out, (size_t)hd, s, (size_t)n_kv, (int)hpu, (const uint16_t *)vc + g * hd, (size_t)KV, n_kv,
-                          hd, round16);
+                          hd, round_w);
             else
                 K->pv_f32(out, (size_t)hd, s, (size_t)n_kv, (int)hpu, (const float *)vc + g * hd, (size_t)KV, n_kv, hd);
         }
@@ -480,18 +757,18 @@ static void attn_kernel(void *arg, int ith, int nth) {
 static void store_kv(fq_ctx *c, int il, int64_t T, int64_t pos) {
     const fq_hparams *hp = &c->m->hp;
     const int64_t KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    const size_t layer_off = (size_t)il * c->p.n_ctx * KV * c->kv_elem;
     for (int which = 0; which < 2; which++) {
+        const size_t elem = which ? c->v_elem : c->k_elem;
         float *src = which ? c->v : c->k;
-        char *dst = (char *)c->kv_mem + (which ? c->kv_bytes / 2 : 0) + layer_off +
-                    (size_t)pos * KV * c->kv_elem;
+        char *dst = (char *)c->kv_mem + (which ? c->k_bytes : 0) + (size_t)il * c->p.n_ctx * KV * elem +
+                    (size_t)pos * KV * elem;
         int node = which ? FQ_NODE_V_CACHE : FQ_NODE_K_CACHE;
-        if (c->kv_elem == 4) {
+        if (elem == 4) {
             memcpy(dst, src, (size_t)(T * KV) * sizeof(float));
             run_hook(c, node, il, (float *)dst, T, KV, pos, pos);
         } else {
             /* the hook sees the values as they will be stored (F16), then stores its result */
-            float *tmp = c->t1; /* ub x n_embd >= ub x KV */
+            float *tmp = c->t1; /* ub x max(n_embd, Q, KV) */
             for (int64_t i = 0; i < T * KV; i++) tmp[i] = fq_fp16_to_f32(fq_f32_to_fp16(src[i]));
             run_hook(c, node, il, tmp, T, KV, pos, pos);
             uint16_t *d16 = (uint16_t *)dst;
@@ -512,7 +789,10 @@ static void attention(fq_ctx *c, int il, int64_t T, int64_t pos) {
         while (gq % d) d--;
         hpu = d;
     }
-    attn_job j = {c, fq_attn_get(), il, T, pos, 3, hpu};
+    const fq_layer *L = &c->m->layers[il];
+    attn_job j = {c, fq_attn_get(), il, T, pos, 3, hpu,
+                  c->m->arch->qscale == FQ_QSCALE_SOFTMAX ? hp->q_scale : 1.0f, hp->attn_softcap,
+                  L->swa ? hp->n_swa : 0};
     const int64_t units = T * (H / hpu);
     const int chunks = (int)FQ_MIN(units, (int64_t)16 * nth);
     if (!hooked(c, FQ_NODE_KQ, il) && !hooked(c, FQ_NODE_KQ_SOFT_MAX, il)) {
@@ -543,54 +823,132 @@ static void attention(fq_ctx *c, int il, int64_t T, int64_t pos) {
 static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, int all_logits,
                  int64_t hidden_row) {
     const fq_model *m = c->m;
+    const fq_arch_desc *A = m->arch;
     const fq_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim,
-                  KVd = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
+                  KVd = (int64_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff, V = hp->n_vocab,
+                  D = hp->head_dim;
+    const int resid_node = fq_node_in_model(m, FQ_NODE_SA_OUT) ? FQ_NODE_SA_OUT : FQ_NODE_FFN_INP;
     for (int il = layer0; il < hp->n_layer; il++) {
         const fq_layer *L = &m->layers[il];
         if (c->hidden)
             memcpy(c->hidden + ((size_t)il * c->hidden_n + hidden_row) * E, c->x,
                    (size_t)(T * E) * sizeof(float));
-        rows_op(c, OP_RMSNORM, T, pos, c->x, L->attn_norm, c->xn);
-        run_hook(c, FQ_NODE_ATTN_NORM, il, c->xn, T, E, pos, pos);
-        {
+        /* ---- attention ---- */
+        const float *ain = c->x;
+        if (L->attn_norm) {
+            rows_op(c, OP_RMSNORM, T, pos, c->x, L->attn_norm, c->xn);
+            run_hook(c, FQ_NODE_ATTN_NORM, il, c->xn, T, E, pos, pos);
+            ain = c->xn;
+        }
+        if (L->wqkv.data) {
+            /* one matrix; Q, K, V are its row ranges, copied out (ggml_cont of views) */
+            matmul(c, &L->wqkv, ain, c->up, T);
+            run_hook(c, FQ_NODE_WQKV, il, c->up, T, Q + 2 * KVd, pos, pos);
+            for (int64_t t = 0; t < T; t++) {
+                const float *r = c->up + t * (Q + 2 * KVd);
+                memcpy(c->q + t * Q, r, (size_t)Q * sizeof(float));
+                memcpy(c->k + t * KVd, r + Q, (size_t)KVd * sizeof(float));
+                memcpy(c->v + t * KVd, r + Q + KVd, (size_t)KVd * sizeof(float));
+            }
+        } else {
             const fq_weight *ws[3] = {&L->wq, &L->wk, &L->wv};
             float *ys[3] = {c->q, c->k, c->v};
-            matmul_multi(c, 3, ws, ys, c->xn, T, 0);
+            matmul_multi(c, 3, ws, ys, ain, T, 0);
         }
-        rows_op(c, OP_ROPE, T, pos, NULL, NULL, NULL);
+        run_hook(c, FQ_NODE_QCUR_PROJ, il, c->q, T, Q, pos, pos);
+        if (L->bq) {
+            rows_op_n(c, OP_ADD_VEC, T, Q, NULL, L->bq, c->q, 0.0f);
+            run_hook(c, FQ_NODE_QCUR_BIASED, il, c->q, T, Q, pos, pos);
+        }
+        run_hook(c, FQ_NODE_KCUR_PROJ, il, c->k, T, KVd, pos, pos);
+        if (L->bk) {
+            rows_op_n(c, OP_ADD_VEC, T, KVd, NULL, L->bk, c->k, 0.0f);
+            run_hook(c, FQ_NODE_KCUR_BIASED, il, c->k, T, KVd, pos, pos);
+        }
+        if (L->bv) {
+            run_hook(c, FQ_NODE_VCUR_PROJ, il, c->v, T, KVd, pos, pos);
+            rows_op_n(c, OP_ADD_VEC, T, KVd, NULL, L->bv, c->v, 0.0f);
+        }
+        if (L->q_norm) { /* per head (one weight of D for all heads) or over the projection */
+            const int per_head = A->qk_norm == FQ_QKNORM_HEAD;
+            rows_job jq = {c, OP_RMSNORM, il, T, pos, c->q, L->q_norm, c->q, Q, per_head ? D : 0, 0.0f};
+            rows_run(c, &jq);
+            run_hook(c, FQ_NODE_QCUR_NORMED, il, c->q, T, Q, pos, pos);
+            rows_job jk = {c, OP_RMSNORM, il, T, pos, c->k, L->k_norm, c->k, KVd, per_head ? D : 0, 0.0f};
+            rows_run(c, &jk);
+            run_hook(c, FQ_NODE_KCUR_NORMED, il, c->k, T, KVd, pos, pos);
+        }
+        {
+            rows_job jr = {c, OP_ROPE, il, T, pos, NULL, NULL, NULL, 0, 0, 0.0f};
+            rows_run(c, &jr);
+        }
         run_hook(c, FQ_NODE_QCUR, il, c->q, T, Q, pos, pos);
         run_hook(c, FQ_NODE_KCUR, il, c->k, T, KVd, pos, pos);
+        if (A->qscale != FQ_QSCALE_SOFTMAX) {
+            rows_op_n(c, OP_SCALE, T, Q, NULL, NULL, c->q, hp->q_scale);
+            run_hook(c, FQ_NODE_QCUR_SCALED, il, c->q, T, Q, pos, pos);
+        }
         run_hook(c, FQ_NODE_VCUR, il, c->v, T, KVd, pos, pos);
         store_kv(c, il, T, pos);
         attention(c, il, T, pos);
         run_hook(c, FQ_NODE_KQV, il, c->kqv, T, Q, pos, pos);
         matmul(c, &L->wo, c->kqv, c->t1, T);
+        if (L->bo) rows_op_n(c, OP_ADD_VEC, T, E, NULL, L->bo, c->t1, 0.0f);
         run_hook(c, FQ_NODE_KQV_OUT, il, c->t1, T, E, pos, pos);
-        rows_op(c, OP_ADD, T, pos, c->x, NULL, c->t1); /* t1 = kqv_out + x: ffn_inp */
-        run_hook(c, FQ_NODE_FFN_INP, il, c->t1, T, E, pos, pos);
-        rows_op(c, OP_RMSNORM, T, pos, c->t1, L->ffn_norm, c->xn);
-        run_hook(c, FQ_NODE_FFN_NORM, il, c->xn, T, E, pos, pos);
-        {
+        if (L->attn_post_norm) {
+            rows_op(c, OP_RMSNORM, T, pos, c->t1, L->attn_post_norm, c->t1);
+            run_hook(c, FQ_NODE_ATTN_POST_NORM, il, c->t1, T, E, pos, pos);
+        }
+        rows_op(c, OP_ADD, T, pos, c->x, NULL, c->t1); /* t1 = attention + x: ffn_inp / sa_out */
+        run_hook(c, resid_node, il, c->t1, T, E, pos, pos);
+        /* ---- feed-forward ---- */
+        const float *fin = c->t1;
+        if (L->ffn_norm) {
+            rows_op(c, OP_RMSNORM, T, pos, c->t1, L->ffn_norm, c->xn);
+            run_hook(c, FQ_NODE_FFN_NORM, il, c->xn, T, E, pos, pos);
+            fin = c->xn;
+        }
+        if (!L->w_gate.data) {
+            /* fused W_up: gate rows then up rows (phi3) */
+            matmul(c, &L->w_up, fin, c->up, T);
+            run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, 2 * F, pos, pos);
+            rows_op_n(c, OP_GLU_SPLIT, T, F, c->up, NULL, c->gate, 0.0f);
+            run_hook(c, FQ_NODE_FFN_MUL, il, c->gate, T, F, pos, pos);
+        } else if (A->ffn_act == FQ_ACT_SILU) {
             /* with no hook between them, SiLU and the product run in the matmul's chunks
              * (same operations per element; no extra pass, no barrier) */
             const int fuse = !hooked(c, FQ_NODE_FFN_GATE, il) && !hooked(c, FQ_NODE_FFN_UP, il) &&
                              !hooked(c, FQ_NODE_FFN_SILU, il);
             const fq_weight *ws[2] = {&L->w_gate, &L->w_up};
             float *ys[2] = {c->gate, c->up};
-            matmul_multi(c, 2, ws, ys, c->xn, T, fuse);
+            matmul_multi(c, 2, ws, ys, fin, T, fuse);
             if (!fuse) {
                 run_hook(c, FQ_NODE_FFN_GATE, il, c->gate, T, F, pos, pos);
                 run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, F, pos, pos);
-                rows_op(c, OP_SILU, T, pos, NULL, NULL, NULL);
+                rows_op_n(c, OP_SILU, T, F, NULL, NULL, c->gate, 0.0f);
                 run_hook(c, FQ_NODE_FFN_SILU, il, c->gate, T, F, pos, pos);
-                rows_op(c, OP_MUL, T, pos, NULL, NULL, NULL);
+                rows_op_n(c, OP_MUL, T, F, c->up, NULL, c->gate, 0.0f);
             }
+            run_hook(c, FQ_NODE_FFN_GATE_PAR, il, c->gate, T, F, pos, pos);
+        } else {
+            const fq_weight *ws[2] = {&L->w_gate, &L->w_up};
+            float *ys[2] = {c->gate, c->up};
+            matmul_multi(c, 2, ws, ys, fin, T, 0);
+            run_hook(c, FQ_NODE_FFN_GATE, il, c->gate, T, F, pos, pos);
+            run_hook(c, FQ_NODE_FFN_UP, il, c->up, T, F, pos, pos);
+            rows_op_n(c, OP_GELU, T, F, NULL, NULL, c->gate, 0.0f);
+            run_hook(c, FQ_NODE_FFN_GELU, il, c->gate, T, F, pos, pos);
+            rows_op_n(c, OP_MUL, T, F, c->up, NULL, c->gate, 0.0f);
+            run_hook(c, FQ_NODE_FFN_GATE_PAR, il, c->gate, T, F, pos, pos);
         }
-        run_hook(c, FQ_NODE_FFN_GATE_PAR, il, c->gate, T, F, pos, pos);
         matmul(c, &L->w_down, c->gate, c->x, T);
         run_hook(c, FQ_NODE_FFN_OUT, il, c->x, T, E, pos, pos);
-        rows_op(c, OP_ADD, T, pos, c->t1, NULL, c->x); /* x = ffn_out + ffn_inp: l_out */
+        if (L->ffn_post_norm) {
+            rows_op(c, OP_RMSNORM, T, pos, c->x, L->ffn_post_norm, c->x);
+            run_hook(c, FQ_NODE_FFN_POST_NORM, il, c->x, T, E, pos, pos);
+        }
+        rows_op(c, OP_ADD, T, pos, c->t1, NULL, c->x); /* x = ffn + residual: l_out */
         run_hook(c, FQ_NODE_L_OUT, il, c->x, T, E, pos, pos);
     }
     if (c->hidden)
@@ -603,6 +961,7 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
     rows_op(c, OP_RMSNORM, n_out, pos, xin, m->output_norm, c->xn);
     run_hook(c, FQ_NODE_RESULT_NORM, -1, c->xn, n_out, E, pos + T - n_out, pos + T - n_out);
     matmul(c, &m->output, c->xn, c->logits, n_out);
+    if (hp->final_softcap > 0.0f) rows_op_n(c, OP_SOFTCAP, n_out, V, NULL, NULL, c->logits, hp->final_softcap);
     run_hook(c, FQ_NODE_RESULT_OUTPUT, -1, c->logits, n_out, V, pos + T - n_out, pos + T - n_out);
     memcpy(logits, c->logits, (size_t)(n_out * V) * sizeof(float));
 }
@@ -654,6 +1013,10 @@ static int eval_common(fq_ctx *c, int layer0, const int32_t *tokens, const float
                 tt->to_float((const char *)te->data + (size_t)tokens[done + t] * te->row_bytes,
                              c->x + t * E, E);
             run_hook(c, FQ_NODE_INP_EMBD, -1, c->x, T, E, p0, p0);
+            if (m->arch->flags & FQ_ARCH_EMBD_SCALE) {
+                rows_op_n(c, OP_SCALE, T, E, NULL, NULL, c->x, sqrtf((float)E));
+                run_hook(c, FQ_NODE_INP_SCALED, -1, c->x, T, E, p0, p0);
+            }
         } else {
             memcpy(c->x, h + (size_t)done * E, (size_t)(T * E) * sizeof(float));
         }

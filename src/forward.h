@@ -39,15 +39,42 @@ enum fq_node {
     FQ_NODE_FFN_OUT,       /* [T][n_embd] after W_down */
     FQ_NODE_L_OUT,         /* [T][n_embd] layer output */
     FQ_NODE_RESULT_NORM,   /* [T_out][n_embd] (no layer) */
-    FQ_NODE_RESULT_OUTPUT, /* [T_out][n_vocab] logits (no layer) */
+    FQ_NODE_RESULT_OUTPUT, /* [T_out][n_vocab] logits (after the final soft-cap, if any) */
+    /* nodes of the other families (and of llama files with biases) */
+    FQ_NODE_INP_SCALED,    /* [T][n_embd] inp_embd * sqrt(n_embd) (gemma; no layer) */
+    FQ_NODE_WQKV,          /* [T][(n_head + 2 n_head_kv) hd] fused projection (phi3) */
+    FQ_NODE_QCUR_PROJ,     /* [T][n_head hd] W_q x (llama.cpp: the first write of Qcur) */
+    FQ_NODE_KCUR_PROJ,     /* [T][n_head_kv hd] W_k x */
+    FQ_NODE_VCUR_PROJ,     /* [T][n_head_kv hd] W_v x, before its bias (only with a V bias) */
+    FQ_NODE_QCUR_BIASED,   /* [T][n_head hd] W_q x + b_q */
+    FQ_NODE_KCUR_BIASED,   /* [T][n_head_kv hd] W_k x + b_k */
+    FQ_NODE_QCUR_NORMED,   /* Q after its RMSNorm (per head or over the projection) */
+    FQ_NODE_KCUR_NORMED,
+    FQ_NODE_QCUR_SCALED,   /* Q after RoPE times the query scale (gemma2, phi3) */
+    FQ_NODE_ATTN_POST_NORM,/* [T][n_embd] RMSNorm of kqv_out */
+    FQ_NODE_SA_OUT,        /* [T][n_embd] attention residual (gemma's name for ffn_inp) */
+    FQ_NODE_FFN_GELU,      /* [T][n_ff] gelu(ffn_gate) */
+    FQ_NODE_FFN_MUL,       /* [T][n_ff] silu(gate rows) * up rows of a fused W_up (phi3) */
+    FQ_NODE_FFN_POST_NORM, /* [T][n_embd] RMSNorm of ffn_out */
     FQ_NODE_COUNT
 };
 
-/* llama.cpp's name ("ffn_norm"); fq_node_from_name also accepts llama.cpp's long names
+/* fqlm's name of a node ("ffn_norm"): llama.cpp's for the family, keeping mainline
+ * llama.cpp's meaning of a name in every family (see tests/data/arch/README.md for where a
+ * reference graph differs). fq_node_from_name also accepts llama.cpp's long names
  * (kq_soft_max_ext, kqv_merged_cont). Returns -1 for an unknown name. */
 const char *fq_node_name(int node);
 int fq_node_from_name(const char *name);
 int fq_node_has_layer(int node);
+/* 1 when the model's family (and its optional tensors) computes the node. */
+int fq_node_in_model(const fq_model *m, int node);
+/* The model's node names, in graph order, as "name, name, ..." into buf. */
+void fq_node_list(const fq_model *m, char *buf, size_t n);
+/* The model's nodes in graph order (at most FQ_NODE_COUNT); returns the count. */
+int fq_node_order(const fq_model *m, int *out);
+/* Values per token (columns) a node has in model m (kq, kq_soft_max: n_head x n_kv, given
+ * as n_head here). */
+int64_t fq_node_cols(const fq_model *m, int node);
 
 typedef struct fq_hook_call {
     int node;            /* enum fq_node */
@@ -65,7 +92,9 @@ typedef struct fq_ctx_params {
     int n_ctx;           /* KV cache length (tokens) */
     int n_threads;       /* >= 1 */
     int exact;           /* 1: --exact */
-    uint32_t cache_type; /* FQ_TYPE_F32 or FQ_TYPE_F16 */
+    uint32_t cache_type; /* FQ_TYPE_F32 or FQ_TYPE_F16: K and V (unless set below) */
+    int kv_split;        /* 1: K and V take cache_type_k / cache_type_v instead */
+    uint32_t cache_type_k, cache_type_v;
     int n_batch;         /* most tokens per forward step (prompts are split), >= 1 */
 } fq_ctx_params;
 
@@ -102,5 +131,9 @@ const fq_model *fq_ctx_model(const fq_ctx *c);
 fq_pool *fq_ctx_pool(fq_ctx *c);
 int fq_ctx_n_ctx(const fq_ctx *c);
 uint64_t fq_ctx_kv_bytes(const fq_ctx *c);
+
+/* internal (tests): the FFN activation of enum fq_ffn_act, in place, as the forward pass
+ * computes it */
+void fq__gelu_row(float *x, int64_t n, int act);
 
 #endif

@@ -189,7 +189,8 @@ FQ__KERNELS(q2_K) FQ__KERNELS(q3_K) FQ__KERNELS(q4_K) FQ__KERNELS(q5_K) FQ__KERN
 FQ__KERNELS(q8_K)
 #undef FQ__KERNELS
 #undef FQ__CODEC
-/* F32 weights in exact mode: the same as fq_vec_dot_f32_f32, typed for vec_dot_f32 */
+/* F32 weights in exact mode: products rounded then added (fq_vec_dot_f32_f32, the default
+ * mode, uses fused multiply-adds as llama.cpp does) */
 void fq_vec_dot_f32_f32x(int64_t n, float *s, const void *x, const float *y);
 
 void fq_encode_act_f16(const float *src, void *dst, int64_t n);

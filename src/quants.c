@@ -50,13 +50,24 @@ void fq_decode_f32(const void *src, float *dst, int64_t n) {
 void fq_encode_f32(const float *src, void *dst, int64_t n) {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
-void fq_vec_dot_f32_f32(int64_t n, float *s, const void *x, const void *y) {
+/* F32 weights, default mode: as llama.cpp's CPU backend multiplies F32 matrices
+ * (llamafile's tinyBLAS on AVX2): 8 lanes, lane j accumulating x[i+j]*y[i+j] with a fused
+ * multiply-add in i order, then the lanes summed as fq__hsum8 does. fmaf is exact, so this
+ * equals the AVX2/AVX-512 variants bit for bit. */
+void fq_vec_dot_f32_f32(int64_t n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] = fmaf(x[i + j], y[i + j], acc[j]);
+    for (; i < n; i++) acc[i & 7] = fmaf(x[i], y[i], acc[i & 7]);
+    *s = fq__hsum8(acc);
+}
+/* exact mode: products rounded, then added (the order every decoded-type exact dot uses) */
+void fq_vec_dot_f32_f32x(int64_t n, float *s, const void *x, const float *y) {
     float acc[8] = {0};
     fq__dot8_acc(acc, x, y, n);
     *s = fq__hsum8(acc);
-}
-void fq_vec_dot_f32_f32x(int64_t n, float *s, const void *x, const float *y) {
-    fq_vec_dot_f32_f32(n, s, x, y);
 }
 
 /* ---- F16 / BF16 ----------------------------------------------------------------------- */

@@ -26,8 +26,35 @@ static int sh(const char *args, char **out, char **err) {
     return WEXITSTATUS(st);
 }
 
+/* Model families on the command line: --list-nodes, the separate K/V cache types, a
+ * family-specific --fq rule and one on a node the family lacks. */
+static void check_families(void) {
+    char *out, *err;
+    int rc = sh("run --list-nodes -m tests/data/arch/models/gemma2-l26-e64-f32.gguf", &out, &err);
+    CHECK(rc == 0 && out && strstr(out, "gemma2 model") && strstr(out, "attn_post_norm   [T][64]") &&
+              strstr(out, "ffn_post_norm") && strstr(out, "inp_scaled       [T][64]            no layer") &&
+              strstr(out, "kq_soft_max      [T][4][n_kv]") && !strstr(out, "ffn_silu"),
+          "--list-nodes gemma2 (exit %d): %s %s", rc, out ? out : "", err ? err : "");
+    free(out), free(err);
+    rc = sh("run -m tests/data/arch/models/qwen3-l2-e256-f32.gguf -p 'Once upon a time' -n 3 --temp 0 -t 2 "
+            "--cache-type-k f32 --cache-type-v f16 --fq 'Qcur_normed@1=bf16'",
+            &out, &err);
+    CHECK(rc == 0 && err && strstr(err, "Qcur_normed-1"), "qwen3 with -ctv f16 and a Qcur_normed rule (exit %d): %s", rc,
+          err ? err : "");
+    free(out), free(err);
+    rc = sh("run -m tests/data/arch/models/qwen3-l2-e256-f32.gguf -p hi -n 1 -ctv q4_0", &out, &err);
+    CHECK(rc == 2 && err && strstr(err, "unknown cache type 'q4_0'"), "-ctv q4_0 (exit %d): %s", rc, err ? err : "");
+    free(out), free(err);
+    rc = sh("run -m tests/data/arch/models/olmo2-l2-e256-f32.gguf -p hi -n 1 --fq 'ffn_norm@0=bf16'", &out, &err);
+    CHECK(rc == 2 && err && strstr(err, "node 'ffn_norm' does not exist in this olmo2 model") &&
+              strstr(err, "Qcur_normed"),
+          "olmo2 ffn_norm rule (exit %d): %s", rc, err ? err : "");
+    free(out), free(err);
+}
+
 int main(void) {
     char *out, *err;
+    check_families();
     /* the golden greedy continuation, and llama.cpp-style timing lines */
     int rc = sh("run -p 'Once upon a time' -n 64 --temp 0 -t 2", &out, &err);
     CHECK(rc == 0, "run exit %d: %s", rc, err ? err : "");

@@ -486,8 +486,8 @@ static void kill_and_resume(void) {
     snprintf(csv, sizeof csv, "%s/results.csv", dir);
     char *argv[] = {"fqlm", "sweep", "-f", "data/eval.txt", "-c", "64", "--chunks", "1", "-t", "1", "--nodes", "*",
                     "--formats", "bf16,int8", "-o", dir, NULL};
-    /* 18 layered nodes x 5 layers + 3 layerless, x 2 formats */
-    const int total = (18 * 5 + 3) * 2;
+    /* 20 layered nodes (llama: Qcur_proj, Kcur_proj too) x 5 layers + 3 layerless, x 2 formats */
+    const int total = (20 * 5 + 3) * 2;
     pid_t pid = spawn(argv);
     int bad = 0, rows = 0;
     for (int i = 0; i < 3000; i++) { /* up to 30 s */

@@ -390,7 +390,7 @@ static void test_golden_dequant(void) {
             for (long long r = 0; r < ne1; r += 17) {
                 float a, b;
                 tt->vec_dot_f32(ne0, &a, src + r * rs, y);
-                fq_vec_dot_f32_f32(ne0, &b, got + r * ne0, y);
+                fq_vec_dot_f32_f32x(ne0, &b, got + r * ne0, y); /* the exact-mode F32 dot */
                 nbad_dot += bits_of(a) != bits_of(b);
             }
             CHECK(nbad_dot == 0, "%s: vec_dot_f32 differs from decode+dot on %d rows", file, nbad_dot);

@@ -21,7 +21,9 @@ static void usage(FILE *f) {
                "                          context is full)\n"
                "  --chat [-sys TEXT]      wrap the prompt in the model's chat template\n"
                "  --chat-template NAME    use this template kind (zephyr, llama2, chatml)\n"
-               "  --json FILE             write prompt tokens, generated tokens, text, timings\n");
+               "  --json FILE             write prompt tokens, generated tokens, text, timings\n"
+               "  --list-nodes            print the model's node names (for --fq, --dump, sweep)\n"
+               "                          with their shapes, then exit\n");
     cli_opts_help(f);
 }
 
@@ -87,13 +89,45 @@ static int write_json(const char *path, const int32_t *ptoks, size_t np, const i
     return rc;
 }
 
+/* --list-nodes: the loaded model's nodes in graph order with their shapes per token. */
+static int print_nodes(const cli_opts *o) {
+    fq_err e;
+    fq_model *m = fq_model_load(o->model ? o->model : cli_default_model(), &e);
+    if (!m) {
+        cli_error("%s", e.msg);
+        return 1;
+    }
+    const fq_hparams *hp = &m->hp;
+    printf("# %s model (%s): %d layers; shapes per token, T = tokens of a step, n_kv = cached positions\n",
+           m->arch->name, m->arch->reference, hp->n_layer);
+    int order[FQ_NODE_COUNT];
+    const int n = fq_node_order(m, order);
+    for (int i = 0; i < n; i++) {
+        const int node = order[i];
+        char shape[64];
+        if (node == FQ_NODE_KQ || node == FQ_NODE_KQ_SOFT_MAX)
+            snprintf(shape, sizeof shape, "[T][%d][n_kv]", hp->n_head);
+        else
+            snprintf(shape, sizeof shape, "[T][%lld]", (long long)fq_node_cols(m, node));
+        if (fq_node_has_layer(node)) printf("%-16s %-18s layers 0-%d\n", fq_node_name(node), shape, hp->n_layer - 1);
+        else printf("%-16s %-18s no layer\n", fq_node_name(node), shape);
+    }
+    fq_model_free(m);
+    return 0;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_opts o;
     cli_opts_defaults(&o);
+    int list_nodes = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--list-nodes")) {
+            list_nodes = 1;
+            continue;
         }
         int r = cli_opts_parse(&o, argc, argv, &i);
         if (r < 0) return 2;
@@ -102,6 +136,7 @@ int cmd_run(int argc, char **argv) {
             return 2;
         }
     }
+    if (list_nodes) return print_nodes(&o);
     int64_t t_start = fq_time_us();
     cli_session s;
     int rc = cli_session_open(&s, &o, 1);

@@ -90,7 +90,7 @@ static void selection_free(selection *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int parse_nodes(selection *s, const char *list) {
+static int parse_nodes(selection *s, const char *list, const fq_model *m) {
     char *copy = strdup(list);
     if (!copy) return -1;
     char *save = NULL;
@@ -106,6 +106,7 @@ static int parse_nodes(selection *s, const char *list) {
         int hits = 0;
         int id = fq_node_from_name(t);
         for (int n = 0; n < FQ_NODE_COUNT; n++) {
+            if (!fq_node_in_model(m, n)) continue; /* nodes of other families */
             if (n != id && fnmatch(t, fq_node_name(n), 0) != 0) continue;
             hits++;
             int dup = 0;
@@ -114,10 +115,9 @@ static int parse_nodes(selection *s, const char *list) {
         }
         if (!hits) {
             char names[1024];
-            size_t len = 0;
-            for (int n = 0; n < FQ_NODE_COUNT; n++)
-                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", n ? ", " : "", fq_node_name(n));
-            cli_error("--nodes: unknown node '%s' (nodes: %s)", t, names);
+            fq_node_list(m, names, sizeof names);
+            cli_error("--nodes: %s node '%s' (nodes of this %s model: %s)", id >= 0 ? "this model has no" : "unknown",
+                      t, m->arch->name, names);
             free(copy);
             return -1;
         }
@@ -799,7 +799,7 @@ int cmd_sweep(int argc, char **argv) {
     int handlers = 0;
 
     rc = 2;
-    if (parse_nodes(&sel, nodes_arg) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
+    if (parse_nodes(&sel, nodes_arg, m) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
         goto done;
     /* the combinations, format by format */
     int n_combo = 0;

@@ -19,6 +19,7 @@ void cli_opts_defaults(cli_opts *o) {
     o->n_ctx = 0; /* 0: the model's training context, capped at 4096 */
     o->n_batch = 512;
     o->cache_type = FQ_TYPE_F32;
+    o->cache_type_k = o->cache_type_v = UINT32_MAX;
     fq_sampler_defaults(&o->sp);
 }
 
@@ -94,6 +95,9 @@ void cli_opts_help(FILE *f) {
             "  --exact                 keep activations in F32 (default: mirror llama.cpp's CPU\n"
             "                          backend, which rounds them to the weight type's partner)\n"
             "  --cache-type T          KV cache type: f32 (default) or f16\n"
+            "  -ctk, --cache-type-k T  K cache type alone (f32, f16), as llama.cpp names it\n"
+            "  -ctv, --cache-type-v T  V cache type alone (f32, f16); ik_llama.cpp keeps V in\n"
+            "                          f16 (its qwen3/gemma3 outputs need --cache-type-v f16)\n"
             "sampling:\n"
             "  -s, --seed N            RNG seed (default 42)\n"
             "  --temp T                temperature (default 0.8; 0 = greedy)\n"
@@ -198,14 +202,18 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
         return 1;
     }
     if (IS("--exact")) { o->exact = 1; return 1; }
-    if (IS("--cache-type") || IS("-ctk")) {
+    if (IS("--cache-type") || IS("--cache-type-k") || IS("-ctk") || IS("--cache-type-v") || IS("-ctv")) {
         NEED();
-        if (!strcmp(val, "f32")) o->cache_type = FQ_TYPE_F32;
-        else if (!strcmp(val, "f16")) o->cache_type = FQ_TYPE_F16;
+        uint32_t t;
+        if (!strcmp(val, "f32")) t = FQ_TYPE_F32;
+        else if (!strcmp(val, "f16")) t = FQ_TYPE_F16;
         else {
             cli_error("%s: unknown cache type '%s' (known: f32, f16)", a, val);
             return -1;
         }
+        if (IS("--cache-type")) o->cache_type = t;
+        else if (IS("--cache-type-k") || IS("-ctk")) o->cache_type_k = t;
+        else o->cache_type_v = t;
         return 1;
     }
     if (IS("--chat")) { o->chat = 1; return 1; }

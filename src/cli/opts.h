@@ -18,7 +18,8 @@ typedef struct cli_opts {
     int n_ctx;               /* -c */
     int n_batch;             /* -b */
     int exact;               /* --exact */
-    uint32_t cache_type;     /* --cache-type */
+    uint32_t cache_type;     /* --cache-type (K and V) */
+    uint32_t cache_type_k, cache_type_v; /* --cache-type-k / -v; UINT32_MAX: as cache_type */
     int chat;                /* --chat */
     const char *chat_template; /* --chat-template NAME */
     const char *sys;         /* -sys */

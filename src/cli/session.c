@@ -72,6 +72,11 @@ int cli_session_open(cli_session *s, const cli_opts *o, int with_fq) {
     s->n_ctx = o->n_ctx > 0 ? o->n_ctx : FQ_MIN(s->m->hp.n_ctx_train, 4096);
     fq_ctx_params cp = {.n_ctx = s->n_ctx, .n_threads = o->n_threads, .exact = o->exact,
                         .cache_type = o->cache_type, .n_batch = o->n_batch};
+    if (o->cache_type_k != UINT32_MAX || o->cache_type_v != UINT32_MAX) {
+        cp.kv_split = 1;
+        cp.cache_type_k = o->cache_type_k != UINT32_MAX ? o->cache_type_k : o->cache_type;
+        cp.cache_type_v = o->cache_type_v != UINT32_MAX ? o->cache_type_v : o->cache_type;
+    }
     s->ctx = fq_ctx_new(s->m, &cp, &e);
     if (!s->ctx) {
         cli_error("%s", e.msg);

@@ -82,7 +82,20 @@ static inline __m256 scales_8(const uint8_t *first, size_t stride) {
 
 /* ---- F32 / F16 / BF16 ----------------------------------------------------------------- */
 
+/* default mode: fused multiply-adds, as fq_vec_dot_f32_f32 (llama.cpp's tinyBLAS order) */
 static void FN(dot_f32)(int64_t n, float *s, const void *vx, const void *vy) {
+    const float *x = vx, *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc);
+    float a[8];
+    _mm256_storeu_ps(a, acc);
+    for (; i < n; i++) a[i & 7] = fmaf(x[i], y[i], a[i & 7]);
+    *s = fq__hsum8(a);
+}
+
+/* exact mode: products rounded, then added */
+static void FN(dot_f32_mul_add)(int64_t n, float *s, const void *vx, const void *vy) {
     const float *x = vx, *y = vy;
     __m256 acc = _mm256_setzero_ps();
     int64_t i = 0;
@@ -687,7 +700,7 @@ DOT_F32(q6_K, fq_block_q6_K, FQ_QK_K)
 #undef DOT_F32
 
 static void FN(dotf_f32)(int64_t n, float *s, const void *x, const float *y) {
-    FN(dot_f32)(n, s, x, y);
+    FN(dot_f32_mul_add)(n, s, x, y);
 }
 
 /* ---- multi-row dots: loops over this level's vec_dot where no tiled kernel exists ------ */

@@ -24,9 +24,9 @@
 #define STORIES "models/stories260K.gguf"
 
 static const char *tmp_path(const char *tag) {
-    static char p[64][256]; /* distinct per call: a test holds several paths at once */
+    static char p[256][256]; /* distinct per call: a test holds several paths at once */
     static int k;
-    FQ_ASSERT(k < 64);
+    FQ_ASSERT(k < 256);
     char *s = p[k++];
     snprintf(s, 256, "/tmp/fqlm_test_synth_%ld_%s.gguf", (long)getpid(), tag);
     return s;
@@ -407,6 +407,46 @@ static void test_families(void) {
     free(all);
 }
 
+/* Every family at its test shape, in three types, loads with the loader and evaluates
+ * finite logits; a padded vocabulary loads too. */
+static void test_families_run(void) {
+    static const char *const types[] = {"f32", "q8_0", "q4_k_m"};
+    for (size_t ci = 0; ci < FQ_ARRAY_LEN(fam_cases); ci++) {
+        const fam_case *c = &fam_cases[ci];
+        for (size_t k = 0; k < FQ_ARRAY_LEN(types); k++) {
+            fq_synth_params p;
+            fq_err e;
+            const char *path = tmp_path("run");
+            fam_params(&p, c, types[k]);
+            if (k == 2) p.n_vocab = 600; /* the padded vocabulary once per family */
+            if (fq_synth_write(&p, path, NULL, &e)) {
+                CHECK(0, "%s %s: %s", c->name, types[k], e.msg);
+                continue;
+            }
+            fq_model *m = fq_model_load(path, &e);
+            CHECK(m != NULL, "%s %s: load: %s", c->name, types[k], m ? "" : e.msg);
+            if (m) {
+                const int nv = m->hp.n_vocab;
+                CHECK(m->hp.n_layer == c->layers && nv == (k == 2 ? 600 : 512), "%s: hparams", c->name);
+                fq_ctx_params cp = {.n_ctx = 32, .n_threads = 2, .cache_type = FQ_TYPE_F32, .n_batch = 32};
+                fq_ctx *x = fq_ctx_new(m, &cp, &e);
+                int32_t toks[6] = {1, 403, 407, 261, 378, 383};
+                float *lg = malloc((size_t)nv * sizeof(float));
+                int ok = x && fq_ctx_eval(x, toks, 6, 0, lg, 0, &e) == 0;
+                CHECK(ok, "%s %s: eval: %s", c->name, types[k], e.msg);
+                int finite = 1;
+                double s2 = 0;
+                for (int i = 0; ok && i < nv; i++) finite &= isfinite(lg[i]), s2 += (double)lg[i] * lg[i];
+                CHECK(ok && finite && s2 > 0, "%s %s: logits finite and not all zero", c->name, types[k]);
+                free(lg);
+                fq_ctx_free(x);
+                fq_model_free(m);
+            }
+            unlink(path);
+        }
+    }
+}
+
 /* The real models' shapes: parameter counts as their model cards give them, and the
  * options each family refuses. */
 static void test_real_shapes(void) {
@@ -738,6 +778,20 @@ static void test_cli(void) {
         unlink(json);
     }
     free(out);
+    /* bench on family models: gemma2 (26 layers, soft-caps, windows) and qwen2 (biases) */
+    for (int ci = 0; ci < 2; ci++) {
+        const fam_case *c = &fam_cases[ci == 0 ? 3 : 0];
+        fq_synth_params p;
+        const char *fm = tmp_path("benchfam");
+        fam_params(&p, c, "q4_k_m");
+        CHECK(fq_synth_write(&p, fm, NULL, &e) == 0, "%s: %s", c->name, e.msg);
+        snprintf(args, sizeof args, "bench -m %s -p 16 -n 4 -t 2 -r 1 --bw-mib 0", fm);
+        rc = run(bin, args, &out);
+        CHECK(rc == 0 && strstr(out, " pp16 |") && strstr(out, " tg4 |") && strstr(out, "logits hash"),
+              "bench on %s (rc %d):\n%s", c->name, rc, out);
+        free(out);
+        unlink(fm);
+    }
     snprintf(args, sizeof args, "bench -m %s -p 0 -n 0", model);
     CHECK(run(bin, args, NULL) == 2, "bench with nothing to do: usage error");
     CHECK(run(bin, "bench -m /nonexistent.gguf -p 4 -n 2", NULL) == 1, "bench missing model: runtime error");
@@ -750,6 +804,7 @@ int main(void) {
     test_tiny_model();
     test_vocab_and_errors();
     test_families();
+    test_families_run();
     test_real_shapes();
     test_cli();
     return TEST_END();

@@ -24,10 +24,9 @@
 #define STORIES "models/stories260K.gguf"
 
 static const char *tmp_path(const char *tag) {
-    static char p[256][256]; /* distinct per call: a test holds several paths at once */
+    static char p[256][256]; /* distinct for 256 calls: a test holds several paths at once */
     static int k;
-    FQ_ASSERT(k < 256);
-    char *s = p[k++];
+    char *s = p[k++ % 256];
     snprintf(s, 256, "/tmp/fqlm_test_synth_%ld_%s.gguf", (long)getpid(), tag);
     return s;
 }
@@ -447,6 +446,36 @@ static void test_families_run(void) {
     }
 }
 
+/* Every llama-quantize mix on every family: written, loaded, 3 tokens evaluated. */
+static void test_families_mixes(void) {
+    static const char *const mixes[] = {"f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k",
+                                        "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q5_k_s",
+                                        "q5_k_m", "q6_k", "q3_k", "q4_k", "q5_k"};
+    int n_ok = 0, n = 0;
+    for (size_t ci = 0; ci < FQ_ARRAY_LEN(fam_cases); ci++)
+        for (size_t k = 0; k < FQ_ARRAY_LEN(mixes); k++) {
+            fq_synth_params p;
+            fq_err e;
+            const char *path = tmp_path("mix");
+            fam_params(&p, &fam_cases[ci], mixes[k]);
+            n++;
+            fq_model *m = NULL;
+            fq_ctx *x = NULL;
+            float lg[512];
+            int32_t toks[3] = {1, 403, 407};
+            fq_ctx_params cp = {.n_ctx = 8, .n_threads = 2, .cache_type = FQ_TYPE_F32, .n_batch = 8};
+            int ok = fq_synth_write(&p, path, NULL, &e) == 0 && (m = fq_model_load(path, &e)) &&
+                     (x = fq_ctx_new(m, &cp, &e)) && fq_ctx_eval(x, toks, 3, 0, lg, 0, &e) == 0;
+            for (int i = 0; ok && i < 512; i++) ok &= isfinite(lg[i]) != 0;
+            CHECK(ok, "%s %s: %s", fam_cases[ci].name, mixes[k], e.msg);
+            n_ok += ok;
+            fq_ctx_free(x);
+            fq_model_free(m);
+            unlink(path);
+        }
+    CHECK(n_ok == n && n == 8 * 17, "%d of %d family x mix models ran", n_ok, n);
+}
+
 /* The real models' shapes: parameter counts as their model cards give them, and the
  * options each family refuses. */
 static void test_real_shapes(void) {
@@ -805,6 +834,7 @@ int main(void) {
     test_vocab_and_errors();
     test_families();
     test_families_run();
+    test_families_mixes();
     test_real_shapes();
     test_cli();
     return TEST_END();

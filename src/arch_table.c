@@ -83,7 +83,7 @@ static const fq_arch_desc rows[] = {
         .rope_mode = FQ_ROPE_NEOX, .ffn_act = FQ_ACT_GELU_FP16,
         .swa_rule = FQ_SWA_PATTERN, .swa_pattern = 2, .swa_default = 4096,
         .attn_softcap_default = 50.0f, .final_softcap_default = 30.0f,
-        .qscale = FQ_QSCALE_Q_SCALED, .tied_output = 1, .rms_eps_default = 1e-6f,
+        .qscale = FQ_QSCALE_Q_SCALED, .qscale_embd_layers = 46, .tied_output = 1, .rms_eps_default = 1e-6f,
     },
     {
         .name = "gemma3",
@@ -95,7 +95,8 @@ static const fq_arch_desc rows[] = {
                  FQ_ARCH_SWA_LOCAL_UNSCALED | FQ_ARCH_ACT_Q8_2,
         .rope_mode = FQ_ROPE_NEOX, .ffn_act = FQ_ACT_GELU_F32, .qk_norm = FQ_QKNORM_HEAD,
         .swa_rule = FQ_SWA_PATTERN, .swa_pattern = 6, .swa_key_required = 1,
-        .swa_rope_base = 10000.0f, .qscale = FQ_QSCALE_SOFTMAX, .rms_eps_default = 1e-6f,
+        .swa_rope_base = 10000.0f, .qscale = FQ_QSCALE_SOFTMAX, .qscale_embd_layers = 62,
+        .rms_eps_default = 1e-6f,
     },
     {
         .name = "phi3",

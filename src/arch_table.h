@@ -75,10 +75,9 @@ enum fq_swa_rule {
 /* Where the 1/sqrt(.) query scale is applied. */
 enum fq_qscale {
     FQ_QSCALE_SOFTMAX,      /* kq_scale = 1/sqrt(d) inside the softmax (llama) */
-    FQ_QSCALE_Q_AFTER_ROPE, /* Q *= 1/sqrt(d) after RoPE, kq_scale 1 (phi3; node stays Qcur) */
-    FQ_QSCALE_Q_SCALED,     /* Qcur_scaled = Q * 1/sqrt(s), kq_scale 1 (gemma2: s = d, or
-                             * n_embd/n_head for the 46-layer 27B model, as llama.cpp derives
-                             * Gemma 2's query_pre_attn_scalar from the model type) */
+    FQ_QSCALE_Q_AFTER_ROPE, /* Q *= 1/sqrt(d) after RoPE, kq_scale 1 (phi3: llama.cpp names the
+                             * scaled Q "Qcur" again; fqlm's node is Qcur_scaled) */
+    FQ_QSCALE_Q_SCALED,     /* Qcur_scaled = Q * 1/sqrt(d) after RoPE, kq_scale 1 (gemma2) */
 };
 
 /* flags */
@@ -117,6 +116,9 @@ typedef struct fq_arch_desc {
     float attn_softcap_default; /* <key prefix>.attn_logit_softcapping when absent (0: none) */
     float final_softcap_default;/* <key prefix>.final_logit_softcapping when absent (0: none) */
     int qscale;                 /* enum fq_qscale */
+    int qscale_embd_layers;     /* a model of this many layers (Gemma 2/3 27B: 46 / 62) scales
+                                 * queries by 1/sqrt(n_embd / n_head), not 1/sqrt(d), as
+                                 * llama.cpp derives query_pre_attn_scalar from the model type */
     int tied_output;            /* 0: output.weight optional (tied when absent);
                                  * 1: always token_embd (output.weight ignored: gemma2);
                                  * 2: output.weight required */

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "attn.h"
 #include "qtypes.h"
 
 static const char *const node_names[FQ_NODE_COUNT] = {
@@ -309,13 +310,6 @@ static void matmul_encode(void *arg, int ith, int nth) {
         j->enc->from_float_act(j->x + t * j->n_in, j->enc_dst + t * j->enc_row, j->n_in);
 }
 
-/* SwiGLU's elementwise part as ggml computes it: g = g / (1 + expf(-g)), then g *= u. */
-static void silu_mul_span(float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float s = g[i] / (1.0f + expf(-g[i]));
-        g[i] = s * u[i];
-    }
-}
 
 /* Tiles of rows x tokens small enough that a tile's weight rows and activation rows stay
  * in L2 while each weight row is reused from L1 across the tile's tokens. */
@@ -374,8 +368,9 @@ static void matmul_rows(void *arg, int ith, int nth) {
         const int64_t F = j->w[0]->n_out;
         int64_t r0, r1;
         fq_split(F, ith, nth, &r0, &r1);
-        for (int64_t t = 0; t < j->T; t++)
-            silu_mul_span(j->y[0] + t * F + r0, j->y[1] + t * F + r0, r1 - r0);
+        /* SwiGLU's elementwise part as ggml computes it (attn.h's silu), then g *= u */
+        const fq_attn_kernels *K = fq_attn_get();
+        for (int64_t t = 0; t < j->T; t++) K->silu(j->y[0] + t * F, j->y[1] + t * F, r0, r1, F & ~(int64_t)7);
     }
 }
 
@@ -604,11 +599,9 @@ static void rows_kernel(void *arg, int ith, int nth) {
             rope_apply(c->k + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, neox, cs, sn);
             break;
         }
-        case OP_SILU: {
-            float *g = j->y + t * n;
-            for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i]));
+        case OP_SILU:
+            fq_attn_get()->silu(j->y + t * n, NULL, 0, n, n & ~(int64_t)7);
             break;
-        }
         case OP_GELU:
             gelu_row(j->y + t * n, n, m->arch->ffn_act);
             break;
@@ -618,13 +611,11 @@ static void rows_kernel(void *arg, int ith, int nth) {
             for (int64_t i = 0; i < n; i++) g[i] *= u[i];
             break;
         }
-        case OP_GLU_SPLIT: { /* y = silu(a[0..n)) * a[n..2n) (fused gate|up rows) */
+        case OP_GLU_SPLIT: { /* y = silu(a[0..n)) * a[n..2n) (fused gate|up rows, copied out first) */
             float *g = j->y + t * n;
             const float *u = j->a + t * 2 * n;
-            for (int64_t i = 0; i < n; i++) {
-                const float s = u[i] / (1.0f + expf(-u[i]));
-                g[i] = s * u[n + i];
-            }
+            memcpy(g, u, (size_t)n * sizeof(float));
+            fq_attn_get()->silu(g, u + n, 0, n, n & ~(int64_t)7);
             break;
         }
         case OP_ADD: { /* y += a */
@@ -673,7 +664,6 @@ static void rows_op_n(fq_ctx *c, int op, int64_t T, int64_t n, const float *a, c
 
 /* ---- attention ------------------------------------------------------------------------ */
 
-#include "attn.h"
 
 #define FQ_ATTN_UNIT_MAX 4096 /* most query values (heads x head_dim) in one unit */
 

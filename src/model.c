@@ -201,9 +201,9 @@ static int load_hparams(fq_model *m, fq_err *e) {
                               "finite and not negative",
                            P, hp->attn_softcap, hp->final_softcap);
     }
-    /* gemma2: llama.cpp derives the query scale from the model type; 46 layers is 27B,
-     * whose query_pre_attn_scalar is n_embd / n_head */
-    if (A->qscale == FQ_QSCALE_Q_SCALED && hp->n_layer == 46)
+    /* Gemma 2/3: llama.cpp derives the query scale from the model type; the 27B models
+     * (46 / 62 layers) have query_pre_attn_scalar = n_embd / n_head */
+    if (A->qscale_embd_layers && hp->n_layer == A->qscale_embd_layers)
         hp->q_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     else
         hp->q_scale = 1.0f / sqrtf((float)hp->head_dim);

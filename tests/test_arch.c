@@ -12,16 +12,14 @@
  * node the family lacks is refused with the family's node list, and the loader refuses
  * settings it would otherwise ignore (issue 11 item 8).
  *
- * Measured exceptions, kept visible here rather than hidden in loose bounds:
- *  - gemma2 F32 (26 layers): 1.1e-3 in the logits. Its GELU goes through ggml's fp16 table
- *    (an input one ulp away from an fp16 rounding boundary moves the output a whole fp16
- *    step, 2e-3 at 4), and the remaining ulp-level differences upstream (ggml's
- *    ggml_vec_dot_f32 order for kq, its vectorised expf in the softmax, tinyBLAS order
- *    for kqv; every matrix product and RoPE here are bit-identical to llama.cpp's) cross
- *    such boundaries in later layers. The test checks that our GELU applied to the
- *    reference's own ffn_gate gives its ffn_gelu bit for bit in every layer, and bounds
- *    the logits and tensors at 2e-3 (an engine with the exact GELU lands at 1.6e-3 in the
- *    float64 reference and fails the bit-exact GELU check).
+ * gemma2's GELU goes through ggml's fp16 table, where an input one ulp away from an fp16
+ * rounding boundary moves the output a whole fp16 step (2e-3 at 4): over 26 layers only a
+ * bit-identical graph stays within 1e-4, which is why every kernel here mirrors ggml's
+ * operation order (measured: the gemma2 F32 logits and every dumped tensor are identical
+ * to llama.cpp's, max|diff| 0). The test also applies our GELU to the reference's own
+ * ffn_gate and asks for its ffn_gelu bit for bit in every layer.
+ *
+ * Measured exception, kept visible here rather than hidden in a loose bound:
  *  - rounding-tie cases (tie_flip_cases): positions before the flip match to KL 1e-10, one
  *    activation rounding flip at a position moves that position and, through the KV cache,
  *    the later ones. Bound: top-1 >= 95%, mirroring beats the exact engine, the positions
@@ -56,13 +54,14 @@ static const family_case cases[] = {
     {"gemma3-l6-e64", 1, "Qcur@0=Qcur_proj Kcur@0=Kcur_proj ffn_norm=sa_out"},
 };
 
-/* case, first position that differs (evidence measured: positions before it at KL <= 6e-14,
- * max|diff| <= 1.5e-6; from it on KL 1e-4 .. 2.5e-4) */
+/* case, first position that differs (positions before it within KL 1e-10). None at
+ * present: llama3rope-l2-e256-q4_k_m was one (a flip at position 11, KL 1e-4 .. 2.5e-4 after
+ * it) until SiLU began to mirror ggml's vectorised expf. */
 static const struct {
     const char *name;
     int flip_pos;
 } tie_flip_cases[] = {
-    {"llama3rope-l2-e256-q4_k_m", 11},
+    {"(none)", 0},
 };
 
 static int tie_flip_pos(const char *name) {
@@ -241,7 +240,7 @@ static void check_tensors(const family_case *fc, fq_model *m, const int32_t *tok
         const double rel = maxd / fmax(1.0, maxg);
         if (verbose()) printf("  %-24s -> %-16s max|diff| %.3g (max|golden| %.3g)\n", name, fq_node_name(node), maxd, maxg);
         if (rel > worst) worst = rel, snprintf(worst_name, sizeof worst_name, "%s", name);
-        const double bound = !strcmp(fc->name, "gemma2-l26-e64") ? 2e-3 : 1e-4;
+        const double bound = 1e-4;
         CHECK(rel <= bound, "%s: %s (fqlm %s-%d) max|diff| %.3g (max|golden| %.3g)", fc->name, name, fq_node_name(node),
               layer, maxd, maxg);
         if (node == FQ_NODE_FFN_GELU && m->arch->ffn_act == FQ_ACT_GELU_FP16) {
@@ -349,8 +348,7 @@ static void check_case(const family_case *fc, const char *type) {
         snprintf(cname, sizeof cname, "%s-%s", fc->name, type);
         const int flip = tie_flip_pos(cname);
         if (f32) {
-            const double bound = !strcmp(fc->name, "gemma2-l26-e64") ? 2e-3 : 1e-4;
-            CHECK(r.max_diff <= bound, "%s-%s: max|diff| %.3e (bound %.0e)", fc->name, type, r.max_diff, bound);
+            CHECK(r.max_diff <= 1e-4, "%s-%s: max|diff| %.3e (bound 1e-4)", fc->name, type, r.max_diff);
         } else if (flip >= 0) {
             float *lx = run_prompt_mode(m, fc->ik, toks, n, 2, 1);
             cmp_result rx = lx ? compare_logits(gold, lx, n, V) : (cmp_result){0, 0, 0};
@@ -411,6 +409,8 @@ static void check_family_rules(void) {
     if (!m) return;
     fq_fakequant *f = fq_fakequant_new(m, &e);
     CHECK(fq_fakequant_add_rule(f, "attn_post_norm@*=bf16", &e) == 0, "gemma2 rule: %s", e.msg);
+    FILE *log = tmpfile();
+    fq_fakequant_set_log(f, log);
     fq_ctx *c = make_ctx(m, 0, 2, &e);
     fq_fakequant_attach(f, c);
     const int32_t toks[] = {1, 403, 407, 261, 378, 383};
@@ -419,6 +419,13 @@ static void check_family_rules(void) {
     /* one application per layer for the one step */
     CHECK(fq_fakequant_applications(f) == (uint64_t)m->hp.n_layer, "attn_post_norm@*: %llu applications, want %d",
           (unsigned long long)fq_fakequant_applications(f), m->hp.n_layer);
+    /* logged: one first-application line per layer */
+    char logbuf[8192] = {0};
+    rewind(log);
+    size_t ln = fread(logbuf, 1, sizeof logbuf - 1, log);
+    logbuf[ln] = 0;
+    fclose(log);
+    CHECK(strstr(logbuf, "attn_post_norm-0") && strstr(logbuf, "attn_post_norm-25"), "first-application log: %s", logbuf);
     FILE *devnull = fopen("/dev/null", "w");
     CHECK(fq_fakequant_report(f, devnull, 0) == 0, "a target of attn_post_norm@* never fired");
     fclose(devnull);

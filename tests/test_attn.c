@@ -1,6 +1,6 @@
 /* test_attn.c - the attention kernels (attn.h) of every ISA level this CPU runs against a
- * plain reference written from their definitions (the loops forward.c had before the
- * kernels), bit for bit: head sizes 64/128 and odd ones, 1..600 keys, several heads,
+ * plain reference written from their definitions (llama.cpp's orders: ggml_vec_dot_f32
+ * for the scores, ggml_v_expf and block sums in the softmax, tinyBLAS lanes for V), bit for bit: head sizes 64/128 and odd ones, 1..600 keys, several heads,
  * strided rows, sentinels around every output that must stay untouched. */
 #include "attn.h"
 #include "harness.h"
@@ -45,14 +45,17 @@ static void ref_scores_f32(float *s, size_t ss, const float *q, size_t qs, int n
     for (int h = 0; h < nh; h++)
         for (int64_t p = 0; p < n; p++) {
             const float *qh = q + (size_t)h * qs, *kr = k + (size_t)p * ks;
-            float acc[16] = {0};
+            float A[4][8] = {{0}};
             int64_t d = 0;
-            for (; d + 16 <= hd; d += 16)
-                for (int l = 0; l < 16; l++) acc[l] += qh[d + l] * kr[d + l];
-            for (; d < hd; d++) acc[d & 15] += qh[d] * kr[d];
-            for (int w = 8; w >= 1; w /= 2)
-                for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-            s[(size_t)h * ss + p] = acc[0] * scale;
+            for (; d + 32 <= hd; d += 32)
+                for (int j = 0; j < 4; j++)
+                    for (int l = 0; l < 8; l++) A[j][l] = fmaf(qh[d + 8 * j + l], kr[d + 8 * j + l], A[j][l]);
+            float a[8], t[4];
+            for (int l = 0; l < 8; l++) a[l] = (A[0][l] + A[2][l]) + (A[1][l] + A[3][l]);
+            for (int i = 0; i < 4; i++) t[i] = a[i] + a[i + 4];
+            float sum = (t[0] + t[1]) + (t[2] + t[3]);
+            for (; d < hd; d++) sum += qh[d] * kr[d];
+            s[(size_t)h * ss + p] = sum * scale;
         }
 }
 
@@ -66,16 +69,35 @@ static void ref_scores_f16(float *s, size_t ss, const float *q, size_t qs, int n
         }
 }
 
+/* ggml's AVX2 ggml_v_expf, written out per value (as its definition reads) */
+static float ref_expf(float x) {
+    union { float f; uint32_t u; } zb, kb, s1, s2;
+    const float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f);
+    const float nn = z - 0x1.8p23f;
+    const float b = fmaf(-nn, 0x1.7f7d1cp-20f, fmaf(-nn, 0x1.62e4p-1f, x));
+    zb.f = z;
+    const uint32_t e = zb.u << 23;
+    kb.u = e + 0x3f800000u;
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         0x1.ffffecp-1f * b);
+    if (fabsf(nn) <= 126.0f || isnan(nn)) return fmaf(kb.f, j, kb.f);
+    const uint32_t g = nn <= 0.0f ? 0x82000000u : 0u;
+    s1.u = g + 0x7f000000u;
+    s2.u = e - g;
+    return fabsf(nn) > 192.0f ? s1.f * s1.f : fmaf(s2.f, j, s2.f) * s1.f;
+}
+
 static void ref_softmax(float *s, size_t ss, int nh, int64_t n) {
     for (int h = 0; h < nh; h++) {
         float *r = s + (size_t)h * ss;
         float mx = -INFINITY;
         for (int64_t p = 0; p < n; p++) mx = r[p] > mx ? r[p] : mx;
         double sum = 0.0;
-        for (int64_t p = 0; p < n; p++) {
-            const float ev = expf(r[p] - mx);
-            r[p] = ev;
-            sum += (double)ev;
+        for (int64_t p0 = 0; p0 < n; p0 += 8) {
+            float e[8] = {0};
+            for (int64_t i = 0; i < 8 && p0 + i < n; i++) r[p0 + i] = e[i] = ref_expf(r[p0 + i] - mx);
+            sum += (double)(((e[0] + e[4]) + (e[2] + e[6])) + ((e[1] + e[5]) + (e[3] + e[7])));
         }
         const float inv = (float)(1.0 / sum);
         for (int64_t p = 0; p < n; p++) r[p] *= inv;
@@ -86,15 +108,15 @@ static void ref_pv(float *o, size_t os, const float *w, size_t ws, int nh, const
                    int64_t n, int64_t hd, int round16) {
     for (int h = 0; h < nh; h++)
         for (int64_t d = 0; d < hd; d++) {
-            float acc = 0.0f;
+            float a[8] = {0};
             for (int64_t p = 0; p < n; p++) {
                 float wp = w[(size_t)h * ws + p];
                 if (round16) wp = fq_fp16_to_f32(fq_f32_to_fp16(wp));
                 const float vd = f16 ? fq_fp16_to_f32(((const uint16_t *)v)[(size_t)p * vs + d])
                                      : ((const float *)v)[(size_t)p * vs + d];
-                acc += wp * vd;
+                a[p & 7] = fmaf(wp, vd, a[p & 7]);
             }
-            o[(size_t)h * os + d] = acc;
+            o[(size_t)h * os + d] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
         }
 }
 

@@ -842,6 +842,11 @@ int cmd_sweep(int argc, char **argv) {
                   (unsigned long long)fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
                   o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
+        /* only when given: a sweep directory made without them resumes as before */
+        if (o.cache_type_k != UINT32_MAX || o.cache_type_v != UINT32_MAX)
+            rb_printf(&conf, "cache_type_k=%u\ncache_type_v=%u\n",
+                      o.cache_type_k != UINT32_MAX ? o.cache_type_k : o.cache_type,
+                      o.cache_type_v != UINT32_MAX ? o.cache_type_v : o.cache_type);
     }
     snprintf(path, sizeof path, "%s/results.csv", dir);
     if (csv_load(path, &rows)) goto done;

@@ -26,7 +26,6 @@
 
 #define AI static inline __attribute__((always_inline))
 
-#define PB 64    /* keys per block in the weighted sum */
 #define SLAB 256 /* dimensions of a transposed K block (F16 scores) */
 #define RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC) /* F16 rounding: to nearest even */
 
@@ -38,68 +37,75 @@ AI __m256i lanes8(int64_t r) {
 
 /* ---- F32 scores ---------------------------------------------------------------------- */
 
-/* A key's lanes 0-7 and 8-15 (lo, hi) summed by the tree's first step (w = 8). Lanes past
- * the tail add +0, which leaves them unchanged: a lane that starts at +0 is never -0. */
-AI __m256 dot16(const float *q, const float *k, int64_t hd, __m256i mlo, __m256i mhi) {
-    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+/* ggml_vec_dot_f32's order (attn.h): four accumulators over blocks of 32 dimensions, their
+ * reduction, then the leftover dimensions one product and one add at a time. */
+AI float dot_gg(const float *x, const float *y, int64_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t d = 0;
-#pragma GCC unroll 8
-    for (; d + 16 <= hd; d += 16) {
-        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d)));
-        hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(k + d + 8)));
+    for (; d + 32 <= n; d += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d + 8), _mm256_loadu_ps(y + d + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d + 16), _mm256_loadu_ps(y + d + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + d + 24), _mm256_loadu_ps(y + d + 24), a3);
     }
-    if (d < hd) {
-        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_maskload_ps(q + d, mlo), _mm256_maskload_ps(k + d, mlo)));
-        hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_maskload_ps(q + d + 8, mhi), _mm256_maskload_ps(k + d + 8, mhi)));
+    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    __m128 t = _mm256_castps256_ps128(a);
+    t = _mm_add_ps(t, _mm256_extractf128_ps(a, 1));
+    t = _mm_hadd_ps(t, t);
+    t = _mm_hadd_ps(t, t);
+    float sum = _mm_cvtss_f32(t);
+    for (; d < n; d++) sum += x[d] * y[d];
+    return sum;
+}
+
+/* two keys at once (shared query loads), each reduced exactly as dot_gg does */
+AI void dot2_gg(const float *x, const float *y0, const float *y1, int64_t n, float *r0, float *r1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t d = 0;
+    for (; d + 32 <= n; d += 32) {
+        const __m256 x0 = _mm256_loadu_ps(x + d), x1 = _mm256_loadu_ps(x + d + 8);
+        const __m256 x2 = _mm256_loadu_ps(x + d + 16), x3 = _mm256_loadu_ps(x + d + 24);
+        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y0 + d), a0);
+        a1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y0 + d + 8), a1);
+        a2 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y0 + d + 16), a2);
+        a3 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y0 + d + 24), a3);
+        b0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(y1 + d), b0);
+        b1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(y1 + d + 8), b1);
+        b2 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(y1 + d + 16), b2);
+        b3 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(y1 + d + 24), b3);
     }
-    return _mm256_add_ps(lo, hi);
-}
-
-/* The rest of the tree (w = 4, 2, 1) for eight keys; lane 4j + m of the result is key 2m + j. */
-AI __m256 tree8(const __m256 b[8]) {
-    __m256 c[4], d[2];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        c[i] = _mm256_add_ps(_mm256_permute2f128_ps(b[2 * i], b[2 * i + 1], 0x20),
-                             _mm256_permute2f128_ps(b[2 * i], b[2 * i + 1], 0x31));
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-        d[i] = _mm256_add_ps(_mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
-                             _mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
-    return _mm256_add_ps(_mm256_shuffle_ps(d[0], d[1], 0x88), _mm256_shuffle_ps(d[0], d[1], 0xDD));
-}
-
-AI void scores_blk8(float *s, const float *q, const float *k, size_t ks, int nk, int64_t hd, __m256i mlo,
-                    __m256i mhi, __m256 vscale, __m256i perm) {
-    __m256 b[8];
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j++) b[j] = dot16(q, k + (size_t)(j < nk ? j : nk - 1) * ks, hd, mlo, mhi);
-    const __m256 r = _mm256_permutevar8x32_ps(_mm256_mul_ps(tree8(b), vscale), perm);
-    if (nk == 8) _mm256_storeu_ps(s, r);
-    else _mm256_maskstore_ps(s, lanes8(nk), r);
-}
-
-AI void scores_f32_body(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k, size_t ks,
-                        int64_t n, int64_t hd, float scale) {
-    const __m256i mlo = lanes8(hd & 15), mhi = lanes8((hd & 15) - 8);
-    const __m256 vscale = _mm256_set1_ps(scale);
-    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    int64_t p = 0;
-    for (; p + 8 <= n; p += 8)
-        for (int h = 0; h < nh; h++)
-            scores_blk8(s + (size_t)h * ss + p, q + (size_t)h * qs, k + (size_t)p * ks, ks, 8, hd, mlo, mhi, vscale,
-                        perm);
-    if (p < n)
-        for (int h = 0; h < nh; h++)
-            scores_blk8(s + (size_t)h * ss + p, q + (size_t)h * qs, k + (size_t)p * ks, ks, (int)(n - p), hd, mlo, mhi,
-                        vscale, perm);
+    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    const __m256 b = _mm256_add_ps(_mm256_add_ps(b0, b2), _mm256_add_ps(b1, b3));
+    const __m128 ta = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 tb = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+    /* hadd(ta, tb) = (ta0+ta1, ta2+ta3, tb0+tb1, tb2+tb3); again: the two sums */
+    __m128 h = _mm_hadd_ps(ta, tb);
+    h = _mm_hadd_ps(h, h);
+    float sa = _mm_cvtss_f32(h), sb = _mm_cvtss_f32(_mm_shuffle_ps(h, h, 1));
+    for (; d < n; d++) {
+        sa += x[d] * y0[d];
+        sb += x[d] * y1[d];
+    }
+    *r0 = sa;
+    *r1 = sb;
 }
 
 static void FN(scores_f32)(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k, size_t ks,
                            int64_t n, int64_t hd, float scale) {
-    if (hd == 64) scores_f32_body(s, ss, q, qs, nh, k, ks, n, 64, scale);
-    else if (hd == 128) scores_f32_body(s, ss, q, qs, nh, k, ks, n, 128, scale);
-    else scores_f32_body(s, ss, q, qs, nh, k, ks, n, hd, scale);
+    int64_t p = 0;
+    for (; p + 2 <= n; p += 2) {
+        const float *k0 = k + (size_t)p * ks, *k1 = k0 + ks;
+        for (int h = 0; h < nh; h++) {
+            float r0, r1;
+            dot2_gg(q + (size_t)h * qs, k0, k1, hd, &r0, &r1);
+            s[(size_t)h * ss + p] = r0 * scale;
+            s[(size_t)h * ss + p + 1] = r1 * scale;
+        }
+    }
+    for (; p < n; p++) {
+        const float *kr = k + (size_t)p * ks;
+        for (int h = 0; h < nh; h++) s[(size_t)h * ss + p] = dot_gg(q + (size_t)h * qs, kr, hd) * scale;
+    }
 }
 
 /* ---- F16 scores ---------------------------------------------------------------------- */
@@ -189,138 +195,149 @@ static void FN(scores_f16)(float *s, size_t ss, const float *q, size_t qs, int n
 
 /* ---- softmax ------------------------------------------------------------------------- */
 
+/* fq__attn_expf for eight values (ggml's AVX2 ggml_v_expf operations) */
+AI __m256 v_expf8(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 normal = _mm256_fmadd_ps(k, j, k);
+    if (!_mm256_movemask_ps(c)) return normal;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 dd = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 big = _mm256_blendv_ps(normal, _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1), c);
+    return _mm256_blendv_ps(big, _mm256_mul_ps(s1, s1), dd);
+}
+
 static void FN(softmax)(float *s, size_t ss, int nh, int64_t n) {
-    for (int h0 = 0; h0 < nh; h0 += 16) {
-        const int m = nh - h0 < 16 ? nh - h0 : 16;
-        float mx[16], inv[16];
-        float *s0 = s + (size_t)h0 * ss;
-        for (int h = 0; h < m; h++) {
-            const float *r = s0 + (size_t)h * ss;
-            /* max(x, m) keeps m when x is NaN, as the scalar x > m ? x : m does */
-            __m256 vm = _mm256_set1_ps(-INFINITY);
-            int64_t p = 0;
-            for (; p + 8 <= n; p += 8) vm = _mm256_max_ps(_mm256_loadu_ps(r + p), vm);
-            _Alignas(32) float l[8];
-            _mm256_store_ps(l, vm);
-            float x = -INFINITY;
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) x = l[i] > x ? l[i] : x;
-            for (; p < n; p++) x = r[p] > x ? r[p] : x;
-            mx[h] = x;
+    for (int h = 0; h < nh; h++) {
+        float *r = s + (size_t)h * ss;
+        /* max(x, m) keeps m when x is NaN, as the scalar x > m ? x : m does */
+        __m256 vm = _mm256_set1_ps(-INFINITY);
+        int64_t p = 0;
+        for (; p + 8 <= n; p += 8) vm = _mm256_max_ps(_mm256_loadu_ps(r + p), vm);
+        _Alignas(32) float l[8];
+        _mm256_store_ps(l, vm);
+        float mx = -INFINITY;
+        for (int i = 0; i < 8; i++) mx = l[i] > mx ? l[i] : mx;
+        for (; p < n; p++) mx = r[p] > mx ? r[p] : mx;
+        /* exponentials and their sum as attn.h defines them */
+        const __m256 vmx = _mm256_set1_ps(mx);
+        double sum = 0.0;
+        for (p = 0; p + 8 <= n; p += 8) {
+            const __m256 ev = v_expf8(_mm256_sub_ps(_mm256_loadu_ps(r + p), vmx));
+            _mm256_storeu_ps(r + p, ev);
+            __m128 t = _mm_add_ps(_mm256_extractf128_ps(ev, 1), _mm256_castps256_ps128(ev));
+            t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+            t = _mm_add_ss(t, _mm_movehdup_ps(t));
+            sum += (double)_mm_cvtss_f32(t);
         }
-        fq__attn_softmax_exp(s0, ss, m, n, mx, inv);
-        for (int h = 0; h < m; h++) {
-            float *r = s0 + (size_t)h * ss;
-            const __m256 vi = _mm256_set1_ps(inv[h]);
-            int64_t p = 0;
-            for (; p + 8 <= n; p += 8) _mm256_storeu_ps(r + p, _mm256_mul_ps(_mm256_loadu_ps(r + p), vi));
-            for (; p < n; p++) r[p] *= inv[h];
+        if (p < n) {
+            float e8[8] = {0};
+            for (int64_t i = 0; i < n - p; i++) r[p + i] = e8[i] = fq__attn_expf(r[p + i] - mx);
+            sum += (double)(((e8[0] + e8[4]) + (e8[2] + e8[6])) + ((e8[1] + e8[5]) + (e8[3] + e8[7])));
         }
+        const float inv = (float)(1.0 / sum);
+        const __m256 vi = _mm256_set1_ps(inv);
+        for (p = 0; p + 8 <= n; p += 8) _mm256_storeu_ps(r + p, _mm256_mul_ps(_mm256_loadu_ps(r + p), vi));
+        for (; p < n; p++) r[p] *= inv;
     }
 }
 
 /* ---- weighted sum of V --------------------------------------------------------------- */
 
-/* NH heads x NC chunks of 8 dimensions over keys [0, np) of a block: accumulators from o
- * (or +0 on the first block), weights w[hh * PB + p]. With TAIL the last chunk has only
- * lmn < 8 dimensions (lane mask lm). */
-AI __m256 pv_load(const void *v, int f16, int tail, __m256i lm, int lmn) {
-    if (f16) return load8h((const uint16_t *)v, tail ? lmn : 8);
-    return tail ? _mm256_maskload_ps((const float *)v, lm) : _mm256_loadu_ps((const float *)v);
+/* tinyBLAS's order (attn.h): per output, lane p % 8 accumulates with fused multiply-adds in
+ * key order; here eight dimensions at a time, eight accumulators (one per lane). */
+AI __m256 pv_w8(const float *w, int round16) {
+    const __m256 x = _mm256_loadu_ps(w);
+    return round16 ? _mm256_cvtph_ps(_mm256_cvtps_ph(x, RNE)) : x;
 }
 
-AI void pv_tile(float *o, size_t os, const float *w, int NH, const void *v, size_t vs, int f16, int np, int NC,
-                int TAIL, __m256i lm, int lmn, int first) {
-    __m256 acc[2][4];
-#pragma GCC unroll 4
-    for (int hh = 0; hh < NH; hh++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++)
-            acc[hh][c] = first ? _mm256_setzero_ps()
-                               : pv_load(o + (size_t)hh * os + c * 8, 0, TAIL && c == NC - 1, lm, lmn);
-    for (int p = 0; p < np; p++) {
-        __m256 vv[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++)
-            vv[c] = pv_load((const char *)v + ((size_t)p * vs + (size_t)c * 8) * (f16 ? 2 : 4), f16,
-                            TAIL && c == NC - 1, lm, lmn);
-#pragma GCC unroll 4
-        for (int hh = 0; hh < NH; hh++) {
-            const __m256 wv = _mm256_broadcast_ss(w + hh * PB + p);
-#pragma GCC unroll 4
-            for (int c = 0; c < NC; c++) acc[hh][c] = _mm256_add_ps(acc[hh][c], _mm256_mul_ps(wv, vv[c]));
-        }
-    }
-#pragma GCC unroll 4
-    for (int hh = 0; hh < NH; hh++)
-#pragma GCC unroll 4
-        for (int c = 0; c < NC; c++) {
-            float *oc = o + (size_t)hh * os + c * 8;
-            if (TAIL && c == NC - 1) _mm256_maskstore_ps(oc, lm, acc[hh][c]);
-            else _mm256_storeu_ps(oc, acc[hh][c]);
-        }
+AI float pv_w1(float w, int round16) {
+    return round16 ? _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(w), RNE))) : w;
 }
 
-#define PV_NC(NH, NC, F16)                                                          \
-    do {                                                                            \
-        if (lmn == 8) pv_tile(o, os, w, NH, v, vs, F16, np, NC, 0, lm, lmn, first); \
-        else pv_tile(o, os, w, NH, v, vs, F16, np, NC, 1, lm, lmn, first);          \
-    } while (0)
-#define PV_NH(NH, F16)                   \
-    switch (nc) {                        \
-    case 1: PV_NC(NH, 1, F16); break;    \
-    case 2: PV_NC(NH, 2, F16); break;    \
-    case 3: PV_NC(NH, 3, F16); break;    \
-    default: PV_NC(NH, 4, F16); break;   \
-    }
-#define PV_ANY(F16)                      \
-    if (nh == 1) PV_NH(1, F16) else PV_NH(2, F16)
-
-static void FN(pv_tile_f32)(float *o, size_t os, const float *w, int nh, const void *v, size_t vs, int np, int nc,
-                            __m256i lm, int lmn, int first) {
-    PV_ANY(0)
+AI __m256 pv_v8(const void *v, size_t at, int f16) {
+    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)v + at)));
+    return _mm256_loadu_ps((const float *)v + at);
 }
 
-static void FN(pv_tile_f16)(float *o, size_t os, const float *w, int nh, const void *v, size_t vs, int np, int nc,
-                            __m256i lm, int lmn, int first) {
-    PV_ANY(1)
+AI float pv_v1(const void *v, size_t at, int f16) {
+    if (f16) return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(((const uint16_t *)v)[at])));
+    return ((const float *)v)[at];
 }
 
 AI void pv_body(float *o, size_t os, const float *w, size_t ws, int nh, const void *v, size_t vs, int64_t n,
                 int64_t hd, int f16, int round16) {
-    _Alignas(32) float wb[2 * PB];
-    const size_t esz = f16 ? 2 : 4;
-    if (n == 0) {
-        for (int h = 0; h < nh; h++)
-            for (int64_t d = 0; d < hd; d++) o[(size_t)h * os + d] = 0.0f;
-        return;
-    }
-    for (int64_t p0 = 0; p0 < n; p0 += PB) {
-        const int np = n - p0 < PB ? (int)(n - p0) : PB;
-        const char *vb = (const char *)v + (size_t)p0 * vs * esz;
-        for (int h0 = 0; h0 < nh; h0 += 2) {
-            const int m = nh - h0 < 2 ? nh - h0 : 2;
-            for (int hh = 0; hh < m; hh++) {
-                const float *wr = w + (size_t)(h0 + hh) * ws + p0;
-                if (round16) {
-                    int p = 0;
-                    for (; p + 8 <= np; p += 8) {
-                        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(wr + p), RNE);
-                        _mm256_store_ps(wb + hh * PB + p, _mm256_cvtph_ps(h));
+    /* the eight lane accumulators of each output live in lacc (up to 512 outputs per pass) */
+    _Alignas(32) float lacc[8 * 512];
+    const int64_t hd8 = hd & ~(int64_t)7;
+    const int hpp = hd8 > 0 ? (int)(512 / hd8 > 0 ? 512 / hd8 : 1) : 1; /* heads per pass */
+    for (int h0 = 0; h0 < nh; h0 += hpp) {
+        const int m = nh - h0 < hpp ? nh - h0 : hpp;
+        const int big = hd8 > 512; /* a head wider than the buffer: one chunk range at a time */
+        for (int64_t c0 = 0; c0 < hd8; c0 += big ? 512 : hd8) {
+            const int64_t cn = big ? (hd8 - c0 < 512 ? hd8 - c0 : 512) : hd8;
+            for (int64_t i = 0; i < 8 * (int64_t)m * cn; i++) lacc[i] = 0.0f;
+            /* eight keys at a time (one per lane), each V row read along its dimensions */
+            int64_t p = 0;
+            for (; p + 8 <= n; p += 8)
+                for (int hh = 0; hh < m; hh++) {
+                    _Alignas(32) float wb[8];
+                    _mm256_store_ps(wb, pv_w8(w + (size_t)(h0 + hh) * ws + p, round16));
+                    __m256 wv[8];
+#pragma GCC unroll 8
+                    for (int l = 0; l < 8; l++) wv[l] = _mm256_set1_ps(wb[l]);
+                    for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                        float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8;
+#pragma GCC unroll 8
+                        for (int l = 0; l < 8; l++)
+                            _mm256_store_ps(la + 8 * l,
+                                            _mm256_fmadd_ps(wv[l], pv_v8(v, (size_t)(p + l) * vs + (size_t)(c0 + d0), f16),
+                                                            _mm256_load_ps(la + 8 * l)));
                     }
-                    for (; p < np; p++)
-                        wb[hh * PB + p] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(wr[p]), RNE)));
-                } else {
-                    memcpy(wb + hh * PB, wr, (size_t)np * sizeof(float));
                 }
-            }
-            for (int64_t d0 = 0; d0 < hd; d0 += 32) {
-                const int64_t left = hd - d0;
-                const int nc = left >= 32 ? 4 : (int)((left + 7) / 8);
-                const int lmn = left >= 32 || (left & 7) == 0 ? 8 : (int)(left & 7);
-                const __m256i lm = lanes8(lmn);
-                (f16 ? FN(pv_tile_f16) : FN(pv_tile_f32))(o + (size_t)h0 * os + d0, os, wb, m, vb + (size_t)d0 * esz,
-                                                          vs, np, nc, lm, lmn, p0 == 0);
+            for (; p < n; p++)
+                for (int hh = 0; hh < m; hh++) {
+                    const __m256 wv = _mm256_set1_ps(pv_w1(w[(size_t)(h0 + hh) * ws + p], round16));
+                    for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                        float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8 + 8 * (p & 7);
+                        _mm256_store_ps(la, _mm256_fmadd_ps(wv, pv_v8(v, (size_t)p * vs + (size_t)(c0 + d0), f16),
+                                                            _mm256_load_ps(la)));
+                    }
+                }
+            for (int hh = 0; hh < m; hh++)
+                for (int64_t d0 = 0; d0 < cn; d0 += 8) {
+                    const float *la = lacc + ((size_t)hh * cn + (size_t)d0) * 8;
+                    __m256 a[8];
+#pragma GCC unroll 8
+                    for (int l = 0; l < 8; l++) a[l] = _mm256_load_ps(la + 8 * l);
+                    const __m256 r = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6])),
+                                                   _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7])));
+                    _mm256_storeu_ps(o + (size_t)(h0 + hh) * os + c0 + d0, r);
+                }
+        }
+        /* dimensions past the last whole chunk of 8 */
+        for (int hh = 0; hh < m; hh++) {
+            const float *wh = w + (size_t)(h0 + hh) * ws;
+            for (int64_t d = hd8; d < hd; d++) {
+                float a[8] = {0};
+                for (int64_t p = 0; p < n; p++)
+                    a[p & 7] = fmaf(pv_w1(wh[p], round16), pv_v1(v, (size_t)p * vs + (size_t)d, f16), a[p & 7]);
+                o[(size_t)(h0 + hh) * os + d] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
             }
         }
     }
@@ -336,12 +353,32 @@ static void FN(pv_f16)(float *o, size_t os, const float *w, size_t ws, int nh, c
     pv_body(o, os, w, ws, nh, v, vs, n, hd, 1, round16);
 }
 
+/* ---- SiLU ----------------------------------------------------------------------------- */
+
+static void FN(silu)(float *g, const float *u, int64_t i0, int64_t i1, int64_t nfull) {
+    int64_t i = i0;
+    const int64_t vend = i1 < nfull ? i1 : nfull;
+    for (; i + 8 <= vend; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = v_expf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        if (u) s = _mm256_mul_ps(s, _mm256_loadu_ps(u + i));
+        _mm256_storeu_ps(g + i, s);
+    }
+    for (; i < i1; i++) {
+        const float x = g[i];
+        const float s = i < nfull ? x / (1.0f + fq__attn_expf(0.0f - x)) : x / (1.0f + expf(-x));
+        g[i] = u ? s * u[i] : s;
+    }
+}
+
 static void FN(fill)(fq_attn_kernels *k) {
     k->scores_f32 = FN(scores_f32);
     k->scores_f16 = FN(scores_f16);
     k->softmax = FN(softmax);
     k->pv_f32 = FN(pv_f32);
     k->pv_f16 = FN(pv_f16);
+    k->silu = FN(silu);
 }
 
 #ifndef FQ_ATTN_AVX2_INCLUDED

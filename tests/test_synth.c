@@ -679,6 +679,23 @@ static void test_inspect_families(const char *bin) {
         free(out);
         unlink(path);
     }
+    /* Gemma 2 27B's rule: a 46-layer gemma2 scales queries by 1/sqrt(n_embd / n_head) */
+    {
+        fq_synth_params p;
+        fq_err e;
+        const char *path = tmp_path("g27");
+        fam_params(&p, &fam_cases[3], "f32");
+        p.n_layer = 46;
+        p.n_embd = 128;
+        p.head_dim = 16;
+        char args[512], *out = NULL;
+        snprintf(args, sizeof args, "inspect %s", path);
+        CHECK(fq_synth_write(&p, path, NULL, &e) == 0 && run(bin, args, &out) == 0 &&
+                  strstr(out, "query scale        1/sqrt(32) on Q after RoPE, node Qcur_scaled"),
+              "46-layer gemma2 query scale:\n%s", out ? out : e.msg);
+        free(out);
+        unlink(path);
+    }
     /* an architecture fqlm does not run: said so in text, null in JSON */
     fq_err e;
     fq_gguf_writer *w = fq_gguf_writer_new(&e);

@@ -386,8 +386,9 @@ static void gather_family(const fq_gguf *g, const facts *F, family *fm) {
     fm->embd_scale = (d->flags & FQ_ARCH_EMBD_SCALE) ? sqrt(E) : 0;
     fm->q_scale_of = fm->head_k;
     /* llama.cpp derives Gemma 2's query_pre_attn_scalar from the model type: 27B (46
-     * layers) scales by n_embd / n_head, the others by the head size */
-    if (d->qscale == FQ_QSCALE_Q_SCALED && F->hp[HP_LAYER].v == 46 && H > 0) fm->q_scale_of = floor(E / H);
+     * layers) scales by n_embd / n_head, the others by the head size (the row's field) */
+    if (d->qscale_embd_layers > 0 && F->hp[HP_LAYER].v == d->qscale_embd_layers && H > 0)
+        fm->q_scale_of = floor(E / H);
 }
 
 static const char *rope_mode_name(int m) { return m == FQ_ROPE_NEOX ? "neox" : "norm"; }

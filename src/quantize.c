@@ -65,7 +65,7 @@ int fq_qmix_find(const char *name, fq_qmix *out, fq_err *e) {
     return fq_errf(e, "unknown type '%s' (known: %s)", name ? name : "", fq_qmix_names());
 }
 
-/* ---- the planner: llama.cpp's llama_tensor_get_type for llama, no imatrix ------------ */
+/* ---- the planner: llama.cpp's llama_tensor_get_type (c392e509), no imatrix ---------- */
 
 enum cat { C_TOKEN_EMBD, C_ATTN_Q, C_ATTN_V, C_ATTN_K, C_ATTN_QKV, C_ATTN_KV_B, C_ATTN_OUTPUT,
            C_FFN_UP, C_FFN_GATE, C_FFN_DOWN, C_OUTPUT, C_OTHER };
@@ -129,7 +129,7 @@ static uint32_t mix_rules(plan_state *s, uint32_t ft, uint32_t t, const fq_qtens
         else if (t != FQ_TYPE_Q8_0) t = FQ_TYPE_Q6_K;
     } else if (c == C_TOKEN_EMBD) {
         /* only the IQ and ternary types change it */
-    } else if (is_attn_v(c)) {
+    } else if (c == C_ATTN_V) {
         if (ft == FT_Q2_K) t = s->n_gqa >= 4 ? FQ_TYPE_Q4_K : FQ_TYPE_Q3_K;
         else if (ft == FT_Q3_K_M) t = s->i_attn_wv < 2 ? FQ_TYPE_Q5_K : FQ_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = FQ_TYPE_Q5_K;
@@ -152,6 +152,13 @@ static uint32_t mix_rules(plan_state *s, uint32_t ft, uint32_t t, const fq_qtens
         if (ft == FT_Q2_K) t = FQ_TYPE_Q3_K;
         else if (ft == FT_Q3_K_M) t = FQ_TYPE_Q4_K;
         else if (ft == FT_Q3_K_L) t = FQ_TYPE_Q5_K;
+    } else if (c == C_ATTN_QKV) {
+        /* a fused QKV matrix (phi3) has its own rule in c392e509: it counts as an attn_v
+         * for n_attention_wv but never takes the attn_v branch (Q4_K_M gives Q5_K, as in
+         * llama-quantize's phi3 files) */
+        if (ft == FT_Q3_K_M || ft == FT_Q3_K_L) t = FQ_TYPE_Q4_K;
+        else if (ft == FT_Q4_K_M) t = FQ_TYPE_Q5_K;
+        else if (ft == FT_Q5_K_M) t = FQ_TYPE_Q6_K;
     }
     return t;
 }

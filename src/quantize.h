@@ -3,8 +3,9 @@
  * A "mix" is what llama.cpp calls a file type (LLAMA_FTYPE_MOSTLY_Q4_K_M, ...): one base
  * type for most weights plus rules that give some tensors more bits (output.weight in
  * Q6_K, about half of the attn_v / ffn_down tensors chosen by layer, ...). fq_qmix_plan
- * reproduces llama.cpp's llama_tensor_get_type (src/llama-quant.cpp) for the llama
- * architecture without an importance matrix, so a model converted here has the tensor
+ * reproduces llama.cpp's llama_tensor_get_type (src/llama-quant.cpp, c392e509) for the
+ * families fqlm runs (a fused attn_qkv has its own rule) without an importance matrix,
+ * so a model converted here has the tensor
  * types llama-quantize gives it; the encoders are the reference ones (quantize_row_*_ref),
  * as llama-quantize uses without an imatrix, so the bytes agree too.
  *

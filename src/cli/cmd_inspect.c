@@ -1,11 +1,13 @@
 /* cmd_inspect.c - `fqlm inspect MODEL [--json] [--full]`: a GGUF file's header,
- * metadata, llama hyperparameters, tensor table, per-type summary and file type, as text
- * (in the spirit of llama.cpp's model-loader log) or as JSON with the same content. */
+ * metadata, hyperparameters, the model family's graph choices (from its row in
+ * arch_table.h), tensor table, per-type summary and file type, as text (in the spirit of
+ * llama.cpp's model-loader log) or as JSON with the same content. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "arch_table.h"
 #include "cli.h"
 #include "gguf.h"
 #include "qtypes.h"
@@ -25,8 +27,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm inspect MODEL [--json] [--full]\n"
             "\n"
-            "Shows a GGUF file's header, metadata, llama hyperparameters, tensors, a per-type\n"
-            "summary and the file type.\n"
+            "Shows a GGUF file's header, metadata, hyperparameters, the family's graph choices\n"
+            "(head size, rope, biases, Q/K norms, soft-caps, sliding window, activation, tied\n"
+            "output, ...), tensors, a per-type summary and the file type.\n"
             "\n"
             "  --json   print the same information as one JSON object\n"
             "  --full   print every element of metadata arrays (default: the first few)\n"
@@ -312,6 +315,237 @@ static void gather(const fq_gguf *g, facts *F) {
     F->ftype = rc == 0 ? ft : 0;
 }
 
+/* ---- the family: its arch_table.h row read against this file ----------------------- */
+
+typedef struct {
+    const fq_arch_desc *d;  /* NULL: not a family fqlm runs (or no hyperparameters) */
+    int head_k, head_v;     /* attention.key_length / value_length, else n_embd / n_head */
+    int rope_dims;
+    float rope_base, rope_scale;
+    char rope_scaling[32];  /* rope.scaling.type, "" when absent */
+    bool rope_freqs;        /* rope_freqs.weight present */
+    bool bias_q, bias_k, bias_v, bias_o;
+    int window;             /* effective sliding window, 0: none */
+    bool window_from_file;
+    float attn_cap, final_cap;
+    bool caps_from_file;
+    bool tied;              /* the output projection is token_embd */
+    double embd_scale;      /* 0: none */
+    double q_scale_of;      /* the query scale is 1/sqrt(q_scale_of) */
+} family;
+
+static bool arch_key_f32(const fq_gguf *g, const char *arch, const char *k, float *v) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return fq_gguf_get_f32(g, key, v, NULL) == 0;
+}
+
+static bool arch_key_u32(const fq_gguf *g, const char *arch, const char *k, uint32_t *v) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, k);
+    return fq_gguf_get_u32(g, key, v, NULL) == 0;
+}
+
+static void gather_family(const fq_gguf *g, const facts *F, family *fm) {
+    memset(fm, 0, sizeof *fm);
+    fm->d = F->has_hp ? fq_arch_find(F->arch, strlen(F->arch)) : NULL;
+    if (!fm->d) return;
+    const fq_arch_desc *d = fm->d;
+    const char *a = d->name;
+    const double E = F->hp[HP_EMBD].v, H = F->hp[HP_HEAD].v;
+    fm->head_k = F->hp[HP_HEAD_DIM].status ? (int)F->hp[HP_HEAD_DIM].v : 0;
+    uint32_t u;
+    fm->head_v = arch_key_u32(g, a, "attention.value_length", &u) ? (int)u : fm->head_k;
+    fm->rope_dims = F->hp[HP_ROPE_DIMS].status ? (int)F->hp[HP_ROPE_DIMS].v : fm->head_k;
+    fm->rope_base = (float)F->hp[HP_ROPE_BASE].v;
+    fm->rope_scale = 1.0f;
+    char key[160];
+    fq_str sv;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (fq_gguf_get_str(g, key, &sv, NULL) == 0) {
+        /* shown through text_str / json_str: the value is file content */
+        size_t n = FQ_MIN(sv.len, sizeof fm->rope_scaling - 1);
+        memcpy(fm->rope_scaling, sv.ptr, n);
+        fm->rope_scaling[n] = 0;
+    }
+    float f;
+    if (arch_key_f32(g, a, "rope.scaling.factor", &f)) fm->rope_scale = f;
+    fm->rope_freqs = fq_gguf_find_tensor(g, "rope_freqs.weight") != NULL;
+    fm->bias_q = fq_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    fm->bias_k = fq_gguf_find_tensor(g, "blk.0.attn_k.bias") != NULL;
+    fm->bias_v = fq_gguf_find_tensor(g, "blk.0.attn_v.bias") != NULL;
+    fm->bias_o = fq_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
+    if (d->swa_rule != FQ_SWA_NONE) {
+        fm->window_from_file = arch_key_u32(g, a, "attention.sliding_window", &u);
+        fm->window = fm->window_from_file ? (int)FQ_MIN(u, (uint32_t)INT32_MAX) : d->swa_default;
+    }
+    fm->attn_cap = d->attn_softcap_default;
+    fm->final_cap = d->final_softcap_default;
+    if (d->attn_softcap_default > 0 || d->final_softcap_default > 0) {
+        bool a1 = arch_key_f32(g, a, "attn_logit_softcapping", &f);
+        if (a1) fm->attn_cap = f;
+        bool a2 = arch_key_f32(g, a, "final_logit_softcapping", &f);
+        if (a2) fm->final_cap = f;
+        fm->caps_from_file = a1 || a2;
+    }
+    fm->tied = d->tied_output == 1 || (d->tied_output == 0 && !fq_gguf_find_tensor(g, "output.weight"));
+    fm->embd_scale = (d->flags & FQ_ARCH_EMBD_SCALE) ? sqrt(E) : 0;
+    fm->q_scale_of = fm->head_k;
+    /* llama.cpp derives Gemma 2's query_pre_attn_scalar from the model type: 27B (46
+     * layers) scales by n_embd / n_head, the others by the head size (the row's field) */
+    if (d->qscale_embd_layers > 0 && F->hp[HP_LAYER].v == d->qscale_embd_layers && H > 0)
+        fm->q_scale_of = floor(E / H);
+}
+
+static const char *rope_mode_name(int m) { return m == FQ_ROPE_NEOX ? "neox" : "norm"; }
+
+static const char *act_text(int a) {
+    return a == FQ_ACT_GELU_FP16 ? "GeGLU, gelu-tanh through ggml's fp16 table"
+           : a == FQ_ACT_GELU_F32 ? "GeGLU, gelu-tanh in float32"
+                                  : "SwiGLU (silu)";
+}
+
+static const char *act_id(int a) {
+    return a == FQ_ACT_GELU_FP16 ? "gelu_fp16" : a == FQ_ACT_GELU_F32 ? "gelu" : "silu";
+}
+
+static const char *qk_norm_id(int q) {
+    return q == FQ_QKNORM_HEAD ? "head" : q == FQ_QKNORM_FULL ? "full" : "none";
+}
+
+static const char *qk_norm_text(int q) {
+    return q == FQ_QKNORM_HEAD ? "per head (RMSNorm of each head, one weight shared by all)"
+           : q == FQ_QKNORM_FULL ? "over the projection (RMSNorm of all heads of a token)"
+                                 : "none";
+}
+
+static const char *qscale_id(int q) {
+    return q == FQ_QSCALE_Q_AFTER_ROPE ? "q_after_rope" : q == FQ_QSCALE_Q_SCALED ? "qcur_scaled" : "softmax";
+}
+
+static const char *qscale_text(int q) {
+    return q == FQ_QSCALE_Q_AFTER_ROPE ? "on Q after RoPE (kq_scale 1)"
+           : q == FQ_QSCALE_Q_SCALED   ? "on Q after RoPE, node Qcur_scaled (kq_scale 1)"
+                                       : "in the softmax (kq_scale)";
+}
+
+static const char *swa_id(int r) {
+    return r == FQ_SWA_ALL ? "all" : r == FQ_SWA_PATTERN ? "pattern" : "none";
+}
+
+static void text_family(FILE *f, const facts *F, const family *fm) {
+    if (!F->has_hp) return;
+    if (!fm->d) {
+        fputs("\nfamily: ", f);
+        text_str(f, F->arch, strlen(F->arch), 64);
+        fprintf(f, " is not one fqlm runs (it runs: %s)\n", fq_arch_names());
+        return;
+    }
+    const fq_arch_desc *d = fm->d;
+    fprintf(f, "\nfamily (%s):\n", d->name);
+    fprintf(f, "  %-18s %s\n", "covers", d->covers);
+    fprintf(f, "  %-18s %s\n", "graph of", d->reference);
+    fprintf(f, "  %-18s %d (K), %d (V)%s\n", "head size", fm->head_k, fm->head_v,
+            F->hp[HP_HEAD_DIM].status == 1 ? " from attention.key_length" : " = n_embd / n_head");
+    fprintf(f, "  %-18s %s, %d dims, base %g", "rope", rope_mode_name(d->rope_mode), fm->rope_dims,
+            fm->rope_base);
+    if (fm->rope_scaling[0]) {
+        fputs(", scaling ", f);
+        text_str_q(f, fm->rope_scaling, strlen(fm->rope_scaling), 31, false);
+        fprintf(f, " x%g", fm->rope_scale);
+    }
+    fputc('\n', f);
+    fprintf(f, "  %-18s %s\n", "rope freq factors", fm->rope_freqs ? "yes (rope_freqs.weight)" : "no");
+    if (fm->bias_q || fm->bias_k || fm->bias_v || fm->bias_o)
+        fprintf(f, "  %-18s%s%s%s%s\n", "attention biases", fm->bias_q ? " q" : "", fm->bias_k ? " k" : "",
+                fm->bias_v ? " v" : "", fm->bias_o ? " output" : "");
+    else
+        fprintf(f, "  %-18s none\n", "attention biases");
+    fprintf(f, "  %-18s %s\n", "Q/K norm", qk_norm_text(d->qk_norm));
+    fprintf(f, "  %-18s 1/sqrt(%g) %s\n", "query scale", fm->q_scale_of, qscale_text(d->qscale));
+    if (fm->attn_cap > 0 || fm->final_cap > 0)
+        fprintf(f, "  %-18s attention %g, final %g%s\n", "logit soft-caps", fm->attn_cap, fm->final_cap,
+                fm->caps_from_file ? "" : " (defaults)");
+    else
+        fprintf(f, "  %-18s none\n", "logit soft-caps");
+    if (d->swa_rule == FQ_SWA_NONE || fm->window <= 0)
+        fprintf(f, "  %-18s none\n", "sliding window");
+    else if (d->swa_rule == FQ_SWA_ALL)
+        fprintf(f, "  %-18s %d on every layer%s\n", "sliding window", fm->window,
+                fm->window_from_file ? "" : " (default)");
+    else
+        fprintf(f, "  %-18s %d%s; layer L global iff (L + 1) %% %d == 0, the others local\n",
+                "sliding window", fm->window, fm->window_from_file ? "" : " (default)", d->swa_pattern);
+    if (d->swa_rule == FQ_SWA_PATTERN && fm->window > 0)
+        fprintf(f, "  %-18s base %g, scale %s\n", "local-layer rope",
+                d->swa_rope_base > 0 ? d->swa_rope_base : fm->rope_base,
+                (d->flags & FQ_ARCH_SWA_LOCAL_UNSCALED) ? "1" : "as global layers");
+    if (fm->embd_scale > 0) fprintf(f, "  %-18s x sqrt(n_embd) = %g\n", "embedding scale", fm->embd_scale);
+    else fprintf(f, "  %-18s none\n", "embedding scale");
+    fprintf(f, "  %-18s %s\n", "activation", act_text(d->ffn_act));
+    fprintf(f, "  %-18s %s\n", "norms",
+            (d->flags & FQ_ARCH_NO_PRE_NORMS) ? "post-attention and post-FFN only (no pre-norms)"
+            : (d->flags & FQ_ARCH_POST_NORMS) ? "pre- and post-norms (attention and FFN)"
+                                              : "pre-norms");
+    fprintf(f, "  %-18s %s\n", "fused matrices",
+            (d->flags & FQ_ARCH_FUSED_QKV) && (d->flags & FQ_ARCH_FUSED_GATE_UP) ? "attn_qkv, gate|up in ffn_up"
+            : (d->flags & FQ_ARCH_FUSED_QKV)                                      ? "attn_qkv"
+            : (d->flags & FQ_ARCH_FUSED_GATE_UP)                                  ? "gate|up in ffn_up"
+                                                                                  : "none");
+    fprintf(f, "  %-18s %s\n", "tied output",
+            !fm->tied ? "no (output.weight)"
+            : d->tied_output == 1 ? "yes (the family always uses token_embd)"
+                                  : "yes (no output.weight)");
+}
+
+static void json_opt_num(FILE *f, const char *key, bool present, double v, bool is_f32) {
+    fprintf(f, ", \"%s\": ", key);
+    if (present) json_num(f, v, is_f32);
+    else fputs("null", f);
+}
+
+static void json_family(FILE *f, const family *fm) {
+    fputs("  \"family\": ", f);
+    if (!fm->d) {
+        fputs("null,\n", f);
+        return;
+    }
+    const fq_arch_desc *d = fm->d;
+    fputs("{\"name\": ", f);
+    json_cstr(f, d->name);
+    fputs(", \"covers\": ", f);
+    json_cstr(f, d->covers);
+    fputs(", \"reference\": ", f);
+    json_cstr(f, d->reference);
+    fprintf(f, ", \"head_size_k\": %d, \"head_size_v\": %d, \"rope_mode\": \"%s\", \"rope_dims\": %d",
+            fm->head_k, fm->head_v, rope_mode_name(d->rope_mode), fm->rope_dims);
+    json_opt_num(f, "rope_base", true, fm->rope_base, true);
+    fputs(", \"rope_scaling\": ", f);
+    if (fm->rope_scaling[0]) json_cstr(f, fm->rope_scaling);
+    else fputs("null", f);
+    json_opt_num(f, "rope_scale", true, fm->rope_scale, true);
+    fprintf(f, ", \"rope_freq_factors\": %s, \"biases\": {\"q\": %s, \"k\": %s, \"v\": %s, \"output\": %s}",
+            fm->rope_freqs ? "true" : "false", fm->bias_q ? "true" : "false", fm->bias_k ? "true" : "false",
+            fm->bias_v ? "true" : "false", fm->bias_o ? "true" : "false");
+    fprintf(f, ", \"qk_norm\": \"%s\"", qk_norm_id(d->qk_norm));
+    json_opt_num(f, "query_scale", fm->q_scale_of > 0, fm->q_scale_of > 0 ? 1.0 / sqrt(fm->q_scale_of) : 0, false);
+    fprintf(f, ", \"query_scale_at\": \"%s\"", qscale_id(d->qscale));
+    json_opt_num(f, "attn_softcap", fm->attn_cap > 0, fm->attn_cap, true);
+    json_opt_num(f, "final_softcap", fm->final_cap > 0, fm->final_cap, true);
+    json_opt_num(f, "sliding_window", fm->window > 0, fm->window, false);
+    fprintf(f, ", \"swa_layers\": \"%s\"", swa_id(fm->window > 0 ? d->swa_rule : FQ_SWA_NONE));
+    json_opt_num(f, "swa_pattern", d->swa_rule == FQ_SWA_PATTERN && fm->window > 0, d->swa_pattern, false);
+    json_opt_num(f, "swa_rope_base", d->swa_rule == FQ_SWA_PATTERN && fm->window > 0,
+                 d->swa_rope_base > 0 ? d->swa_rope_base : fm->rope_base, true);
+    json_opt_num(f, "embedding_scale", fm->embd_scale > 0, fm->embd_scale, false);
+    fprintf(f, ", \"activation\": \"%s\", \"pre_norms\": %s, \"post_norms\": %s, \"fused_qkv\": %s, "
+               "\"fused_gate_up\": %s, \"tied_output\": %s},\n",
+            act_id(d->ffn_act), (d->flags & FQ_ARCH_NO_PRE_NORMS) ? "false" : "true",
+            (d->flags & FQ_ARCH_POST_NORMS) ? "true" : "false",
+            (d->flags & FQ_ARCH_FUSED_QKV) ? "true" : "false",
+            (d->flags & FQ_ARCH_FUSED_GATE_UP) ? "true" : "false", fm->tied ? "true" : "false");
+}
+
 static void shape_str(char *buf, size_t cap, const fq_gguf_tensor *t) {
     size_t o = (size_t)snprintf(buf, cap, "[");
     for (uint32_t d = 0; d < t->n_dims && o < cap; d++)
@@ -328,7 +562,7 @@ static void human_count(char *buf, size_t cap, uint64_t n) {
 
 /* ---- text and JSON reports --------------------------------------------------------- */
 
-static void text_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
+static void text_report(FILE *f, const fq_gguf *g, const facts *F, const family *fm, bool full) {
     fprintf(f, "file:          %s\n", g->path);
     fprintf(f, "GGUF version:  %u\n", g->version);
     fprintf(f, "file size:     %llu bytes (%.2f MiB)\n", LLU(g->size), MIB(g->size));
@@ -366,6 +600,7 @@ static void text_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
             fputc('\n', f);
         }
     }
+    text_family(f, F, fm);
 
     int nw = 20;
     for (uint64_t i = 0; i < g->n_tensors; i++)
@@ -410,7 +645,7 @@ static void text_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
     if (F->params) fprintf(f, "bits/weight:   %.2f\n", (double)F->bytes * 8.0 / (double)F->params);
 }
 
-static void json_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
+static void json_report(FILE *f, const fq_gguf *g, const facts *F, const family *fm, bool full) {
     fputs("{\n  \"file\": ", f);
     json_cstr(f, g->path);
     fprintf(f, ",\n  \"version\": %u,\n  \"size\": %llu,\n  \"n_kv\": %llu,\n  \"n_tensors\": %llu,\n"
@@ -447,6 +682,7 @@ static void json_report(FILE *f, const fq_gguf *g, const facts *F, bool full) {
     } else {
         fputs("null,\n", f);
     }
+    json_family(f, fm);
 
     fputs("  \"tensors\": [", f);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -515,8 +751,10 @@ int cmd_inspect(int argc, char **argv) {
     }
     facts F;
     gather(&g, &F);
-    if (json) json_report(stdout, &g, &F, full);
-    else text_report(stdout, &g, &F, full);
+    family fm;
+    gather_family(&g, &F, &fm);
+    if (json) json_report(stdout, &g, &F, &fm, full);
+    else text_report(stdout, &g, &F, &fm, full);
     fq_gguf_close(&g);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("inspect: cannot write output");

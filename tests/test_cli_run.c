@@ -109,6 +109,12 @@ int main(void) {
         } else {
             printf("test_cli_run: no pseudo-terminal: skipping the terminal check\n");
         }
+        const char *cargs[] = {"compare", "-p", "A\x1b[2JB", "-n", "2", "--fq", "ffn_norm=bf16", "-t", "1", NULL};
+        tty = run_on_pty(cargs);
+        if (tty) {
+            CHECK(strstr(tty, "baseline    A\\x1b[2JB") && !strchr(tty, '\x1b'), "compare on a terminal: '%s'", tty);
+            free(tty);
+        }
         int rc = sh("run -p \"$(printf 'A\\033[2JB')\" -n 2 --temp 0 -t 1", &out, &err);
         CHECK(rc == 0 && out && strstr(out, "A\x1b[2JB"), "run to a file keeps the bytes: rc %d '%s'", rc, out);
         free(out), free(err);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- buffer ----------------------------------------------------------------------------- */
 
@@ -181,9 +182,13 @@ static void fmt_pct(char *buf, size_t n, double frac) {
 static const char *diff_line(const report_compare *r, char *buf, size_t n) {
     if (r->first_diff < 0)
         snprintf(buf, n, "identical: all %d generated tokens agree", r->n_gen_base);
-    else
+    else {
+        /* the tokens are model output, quoted: shown escaped (fq_show) */
+        char a[64], b[64];
+        const char *da = r->diff_base ? r->diff_base : "", *db = r->diff_fq ? r->diff_fq : "";
         snprintf(buf, n, "first difference at generated token %d (baseline \"%s\", fake-quant \"%s\")",
-                 r->first_diff, r->diff_base ? r->diff_base : "", r->diff_fq ? r->diff_fq : "");
+                 r->first_diff, fq_show(a, sizeof a, da, strlen(da)), fq_show(b, sizeof b, db, strlen(db)));
+    }
     return buf;
 }
 
@@ -198,8 +203,13 @@ void report_compare_text(FILE *f, const report_compare *r) {
     if (r->has_gen) {
         fprintf(f, "\ngeneration (%d tokens asked, seed %llu, temp %.2f; same sampling for both)\n",
                 r->n_predict, r->seed, r->temp);
-        fprintf(f, "  baseline    %s\n", r->text_base);
-        fprintf(f, "  fake-quant  %s\n", r->text_fq);
+        /* generated text as run prints it: escaped on a terminal (fq_write_text) */
+        const int term = isatty(fileno(f));
+        fputs("  baseline    ", f);
+        fq_write_text(f, r->text_base, strlen(r->text_base), term);
+        fputs("\n  fake-quant  ", f);
+        fq_write_text(f, r->text_fq, strlen(r->text_fq), term);
+        fputc('\n', f);
         fprintf(f, "  %s\n", diff_line(r, buf, sizeof buf));
     }
     fprintf(f, "\ndistribution metrics, teacher-forced over %s\n", r->scored);

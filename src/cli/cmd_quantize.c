@@ -6,6 +6,7 @@
 #include "opts.h"
 #include "qtypes.h"
 #include "quantize.h"
+#include "session.h"
 #include "threadpool.h"
 
 static void usage(FILE *f) {
@@ -77,6 +78,7 @@ int cmd_quantize(int argc, char **argv) {
         cli_error("quantize: %s", e.msg);
         return 1;
     }
+    cli_summary_after_stdout_file(pos[1]);
     printf("fqlm quantize: wrote %s (%s%s): %d tensors (%d converted), %.2f MiB -> %.2f MiB in "
            "%.2f s (%d threads)\n  types:",
            pos[1], mix.name, p.pure ? ", pure" : "", st.n_tensors, st.n_converted,

@@ -7,6 +7,7 @@
 #include "opts.h"
 #include "qtypes.h"
 #include "quantize.h"
+#include "session.h"
 #include "synth.h"
 #include "threadpool.h"
 
@@ -192,6 +193,7 @@ int cmd_synth(int argc, char **argv) {
         cli_error("synth: %s", e.msg);
         return 1;
     }
+    cli_summary_after_stdout_file(out);
     printf("fqlm synth: %s %s: %d layers, n_embd %d, n_ff %d, %d heads (%d KV), n_vocab %d "
            "(from %s)\n",
            p.dry_run ? "would write" : "wrote", out ? out : "(dry run)", p.n_layer, p.n_embd, p.n_ff, p.n_head, p.n_head_kv, st.n_vocab, p.vocab);

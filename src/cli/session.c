@@ -1,7 +1,10 @@
 /* session.c - model, context and fake-quant set-up shared by the commands. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chat.h"
+#include "outfile.h"
 #include "cli.h"
 #include "session.h"
 #include "qtypes.h"
@@ -122,9 +125,17 @@ char *cli_prompt_text(const cli_opts *o, size_t *len) {
     char *text;
     fq_err e;
     if (o->prompt_file) {
+        /* a pipe or FIFO is read until its writer closes it (`-f <(cmd)`, `-f /dev/stdin`);
+         * a FIFO that nobody writes reads as empty at once instead of waiting */
         text = fq_read_file(o->prompt_file, len, &e);
         if (!text) {
             cli_error("%s", e.msg);
+            return NULL;
+        }
+        struct stat st;
+        if (*len == 0 && stat(o->prompt_file, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            cli_error("'%s' is a FIFO that no program is writing to: nothing to read", o->prompt_file);
+            free(text);
             return NULL;
         }
     } else if (o->prompt) {
@@ -199,4 +210,10 @@ int cli_fq_outputs(const fq_fakequant *fq, const cli_opts *o) {
         rc = 1;
     }
     return rc;
+}
+
+void cli_summary_after_stdout_file(const char *path) {
+    if (!path || !fq_out_is_stream(path) || !strcmp(path, "/dev/stderr")) return;
+    fflush(stdout);
+    dup2(2, 1); /* the file went to stdout: what follows must not be appended to it */
 }

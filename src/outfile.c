@@ -189,6 +189,13 @@ int fq_out_open(fq_out *o, const char *path, fq_err *e) {
     return 0;
 }
 
+int fq_out_check(const char *path, fq_err *e) {
+    fq_out o;
+    if (fq_out_open(&o, path, e)) return -1;
+    fq_out_abort(&o);
+    return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n) {
     while (n > 0) {
         ssize_t w = write(fd, p, n);

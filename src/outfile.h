@@ -37,6 +37,11 @@ typedef struct fq_out {
  * Returns 0, or -1 with e set (nothing is created then). */
 int fq_out_open(fq_out *o, const char *path, fq_err *e);
 
+/* Checks that path can be written by these rules before long work starts (it creates and
+ * removes the temporary file, so a directory without write permission shows too).
+ * Returns 0, or -1 with e set. */
+int fq_out_check(const char *path, fq_err *e);
+
 /* Appends n bytes. Returns 0, or -1 once a write failed (the error is kept for close). */
 int fq_out_write(fq_out *o, const void *p, size_t n);
 

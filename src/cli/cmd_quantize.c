@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "opts.h"
+#include "outfile.h"
 #include "qtypes.h"
 #include "quantize.h"
 #include "session.h"
@@ -72,6 +73,11 @@ int cmd_quantize(int argc, char **argv) {
     p.type = pos[2];
     p.log = quiet ? NULL : stderr;
     fq_qtypes_init();
+    /* a path that cannot take the result fails now, not after the conversion */
+    if (fq_out_check(pos[1], &e)) {
+        cli_error("quantize: %s", e.msg);
+        return 1;
+    }
     fq_quantize_stats st;
     int64_t t0 = fq_time_us();
     if (fq_quantize_file(pos[0], pos[1], &p, &st, &e)) {

@@ -12,7 +12,9 @@
  * line, and skips what is done. results.json, heatmap.svg and report.html are rebuilt
  * from the rows and replaced whole (temporary file + rename). DIR/sweep.conf records what
  * the numbers depend on (model, text, context, chunks, arithmetic, seed) so that a rerun
- * with other settings is refused instead of mixing results. Ctrl-C abandons the running
+ * with other settings is refused instead of mixing results; the model is identified by a
+ * hash of its bytes, not its path. DIR/sweep.lock (flock) keeps a second sweep out of the
+ * directory while one runs. Ctrl-C abandons the running
  * combination, rewrites the summaries and exits with 130: every file stays valid. */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +54,9 @@ static void usage(FILE *f) {
             "  DIR/report.html    one self-contained page: heatmaps, the most and least sensitive\n"
             "                     points, every result, and the command that made it\n"
             "Rerunning the same command skips the combinations already in results.csv (Ctrl-C\n"
-            "leaves every file valid). The baseline's hidden state entering each layer is computed\n"
+            "leaves every file valid); DIR/sweep.conf records the settings and a hash of the model's\n"
+            "bytes, and a rerun with others is refused. DIR/sweep.lock keeps a second sweep out of\n"
+            "DIR while one runs. The baseline's hidden state entering each layer is computed\n"
             "once and each combination recomputes only from its first layer on.\n\n"
             "  --nodes LIST            node names or globs, comma-separated (ffn_norm,attn_norm,\n"
             "                          'ffn_*', '*'); inp_embd, result_norm and result_output have no layer\n"

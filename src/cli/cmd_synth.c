@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "opts.h"
+#include "outfile.h"
 #include "qtypes.h"
 #include "quantize.h"
 #include "session.h"
@@ -188,6 +189,10 @@ int cmd_synth(int argc, char **argv) {
     p.name = name ? name : shape ? shape : "synthetic-llama";
     p.log = verbose ? stderr : NULL;
     fq_qtypes_init();
+    if (!p.dry_run && fq_out_check(out, &e)) { /* before the weights are generated */
+        cli_error("synth: %s", e.msg);
+        return 1;
+    }
     fq_synth_stats st;
     if (fq_synth_write(&p, out, &st, &e)) {
         cli_error("synth: %s", e.msg);

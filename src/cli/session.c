@@ -56,6 +56,13 @@ usage:
 int cli_session_open(cli_session *s, const cli_opts *o, int with_fq) {
     memset(s, 0, sizeof *s);
     fq_err e;
+    /* output paths that cannot be written fail before the model is run, not after */
+    const char *outs[2] = {o->json, with_fq ? o->fq_stats : NULL}, *flag[2] = {"--json", "--fq-stats"};
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && fq_out_check(outs[i], &e)) {
+            cli_error("%s: %s", flag[i], e.msg);
+            return 1;
+        }
     const char *path = o->model ? o->model : cli_default_model();
     s->m = fq_model_load(path, &e);
     if (!s->m) {

@@ -1,5 +1,6 @@
 /* common.c - error messages, checked allocation, time, whole-file I/O. */
 #include "common.h"
+#include "outfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,113 +170,80 @@ int64_t fq_time_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Writes all of buf to fd; 0 or -1 with errno set. */
-static int write_all(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e) {
+    fq_out o;
+    if (fq_out_open(&o, path, e)) return -1;
+    fq_out_write(&o, data, n);
+    return fq_out_close(&o, e);
 }
 
-int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e) {
-    /* a symbolic link is written through: the file it names is replaced, the link stays */
-    char *target = NULL;
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        target = realpath(path, NULL);
-        if (!target) return fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-    }
-    const char *dst = target ? target : path;
-    if (stat(dst, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if (S_ISDIR(st.st_mode)) {
-            free(target);
-            return fq_errf(e, "cannot write '%s': it is a directory", path);
+/* Reads what fd holds until end of file (the size a file reports is not trusted: files
+ * under /proc report 0). At most `cap` bytes. */
+static char *read_all(int fd, size_t hint, size_t cap, const char *path, size_t *len, fq_err *e) {
+    size_t n = 0, size = hint + 2 > 4096 ? hint + 2 : 4096; /* +2: the last read sees the end */
+    char *buf = fq_malloc(size, e);
+    if (!buf) return NULL;
+    for (;;) {
+        if (n + 1 >= size) {
+            if (size > cap) {
+                free(buf);
+                fq_errf(e, "'%s' holds more than %zu MiB", path, cap >> 20);
+                return NULL;
+            }
+            size_t ns = size * 2;
+            char *nb = realloc(buf, ns);
+            if (!nb) {
+                free(buf);
+                fq_errf(e, "out of memory reading '%s'", path);
+                return NULL;
+            }
+            buf = nb;
+            size = ns;
         }
-        /* a device or pipe cannot be replaced by a rename: write it directly */
-        int fd = open(dst, O_WRONLY | O_TRUNC);
-        int rc = fd < 0 || write_all(fd, data, n) != 0 ? -1 : 0;
-        int err = errno;
-        if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -1, err = errno;
-        free(target);
-        if (rc) return fq_errf(e, "cannot write '%s': %s", path, strerror(err));
-        return 0;
+        ssize_t r = read(fd, buf + n, size - n - 1);
+        if (r == 0) break;
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            fq_errf(e, "cannot read '%s': %s", path, strerror(errno));
+            free(buf);
+            return NULL;
+        }
+        n += (size_t)r;
     }
-    size_t plen = strlen(dst);
-    char *tmp = fq_malloc(plen + 32, e);
-    if (!tmp) {
-        free(target);
-        return -1;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", dst, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        fq_errf(e, "cannot create '%s': %s", path, strerror(errno));
-        free(tmp);
-        free(target);
-        return -1;
-    }
-    if (write_all(fd, data, n) != 0) {
-        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS) {
-        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, dst) != 0) {
-        fq_errf(e, "cannot write '%s': %s", path, strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    free(target);
-    return 0;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    free(tmp);
-    free(target);
-    return -1;
+    buf[n] = 0;
+    *len = n;
+    return buf;
 }
 
 char *fq_read_file(const char *path, size_t *len, fq_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         fq_errf(e, "cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fq_errf(e, "'%s' is not a regular file", path);
-        fclose(f);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = fq_malloc(n + 1, e);
-    if (!buf) {
-        fclose(f);
-        return NULL;
-    }
-    if (n && fread(buf, 1, n, f) != n) {
+    if (fstat(fd, &st) != 0) {
         fq_errf(e, "cannot read '%s': %s", path, strerror(errno));
-        free(buf);
-        fclose(f);
+        close(fd);
         return NULL;
     }
-    fclose(f);
-    buf[n] = 0;
-    if (len) *len = n;
+    int stream = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || (S_ISCHR(st.st_mode) && isatty(fd));
+    if (!S_ISREG(st.st_mode) && !stream) {
+        fq_errf(e, "'%s' is not a regular file (%s)", path,
+                S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) ? "a character device"
+                : S_ISBLK(st.st_mode) ? "a block device" : "unknown type");
+        close(fd);
+        return NULL;
+    }
+    /* a pipe or terminal is read until its writer closes it; one without a writer reads
+     * as empty at once */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    size_t n = 0;
+    size_t cap = S_ISREG(st.st_mode) ? SIZE_MAX / 4 : (size_t)1 << 30;
+    char *buf = read_all(fd, S_ISREG(st.st_mode) ? (size_t)st.st_size : 0, cap, path, &n, e);
+    close(fd);
+    if (buf && len) *len = n;
     return buf;
 }

@@ -105,11 +105,15 @@ void *fq_calloc(size_t n, size_t size, fq_err *e);
 /* Monotonic wall-clock time in microseconds. */
 int64_t fq_time_us(void);
 
-/* Writes `n` bytes to `path` whole or not at all: a temporary file beside it, fsync'd
- * and renamed into place. Returns 0, or -1 with e set. */
+/* Writes `n` bytes to `path` whole or not at all, by the rules of outfile.h (a temporary
+ * file beside it, fsync'd and renamed into place; devices, FIFOs and directories refused;
+ * "-", /dev/stdout, /dev/stderr written in place). Returns 0, or -1 with e set. */
 int fq_write_file_atomic(const char *path, const void *data, size_t n, fq_err *e);
 
-/* Reads a whole file into a malloc'd NUL-terminated buffer. Returns NULL with e set. */
+/* Reads a whole file into a malloc'd NUL-terminated buffer, until end of file (not
+ * trusting the size a file reports: /proc files say 0). A FIFO, pipe or terminal is read
+ * until its writer closes it (a FIFO is opened without waiting: one with no writer reads
+ * as empty); directories and other devices are refused. Returns NULL with e set. */
 char *fq_read_file(const char *path, size_t *len, fq_err *e);
 
 #endif

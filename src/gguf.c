@@ -1,10 +1,11 @@
 /* gguf.c - GGUF v2/v3 reader (read-only mmap, every byte distrusted) and writer
- * (streamed to a temporary file, fsync'd and renamed into place).
+ * (through outfile.h: a temporary file, fsync'd and renamed into place).
  *
  * Layout (ggml docs/gguf.md): "GGUF", u32 version, u64 n_tensors, u64 n_kv, n_kv
  * key/value pairs, n_tensors tensor infos, zero padding to general.alignment, data.
  * All integers little-endian; this code assumes a little-endian host (x86-64). */
 #include "gguf.h"
+#include "outfile.h"
 #include "qtypes.h"
 
 #include <errno.h>
@@ -930,10 +931,10 @@ static int writer_alignment(const fq_gguf_writer *w, uint64_t *al, fq_err *e) {
 }
 
 /* Writes n bytes unless an earlier write failed; *ok records failure. */
-static void put(FILE *f, const void *p, size_t n, int *ok) {
-    if (*ok && n && fwrite(p, 1, n, f) != n) *ok = 0;
+static void put(fq_out *f, const void *p, size_t n, int *ok) {
+    if (*ok && n && fq_out_write(f, p, n) != 0) *ok = 0;
 }
-static void put_pad(FILE *f, uint64_t pos, uint64_t al, int *ok) {
+static void put_pad(fq_out *f, uint64_t pos, uint64_t al, int *ok) {
     static const uint8_t zeros[256];
     uint64_t pad = (al - pos % al) % al;
     while (pad > 0 && *ok) {
@@ -954,16 +955,10 @@ int fq_gguf_writer_write(fq_gguf_writer *w, const char *path, fq_err *e) {
         if (!fq_add_ok(off, w->t[i].nbytes, &off) || !fq_add_ok(off, pad, &off))
             return fq_errf(e, "%s: total tensor size overflows", path);
     }
-    size_t plen = strlen(path);
-    char *tmp = fq_malloc(plen + 32, e);
-    if (!tmp) return -1;
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        fq_errf(e, "%s: cannot create temporary file '%s': %s", path, tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
+    /* the output rules of every writer (outfile.h): devices, FIFOs and directories are
+     * refused, a regular file is replaced whole or not at all */
+    fq_out out, *f = &out;
+    if (fq_out_open(f, path, e)) return -1;
     int ok = 1;
     uint32_t version = 3;
     uint64_t nt = w->n_t, nk = w->n_kv, pos = 0;
@@ -1006,16 +1001,5 @@ int fq_gguf_writer_write(fq_gguf_writer *w, const char *path, fq_err *e) {
         }
         put_pad(f, w->t[i].nbytes, al, &ok);
     }
-    int err = ok ? 0 : errno;
-    if (ok && fflush(f) != 0) ok = 0, err = errno;
-    if (ok && fsync(fileno(f)) != 0 && errno != EINVAL && errno != EROFS) ok = 0, err = errno;
-    if (fclose(f) != 0 && ok) ok = 0, err = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return fq_errf(e, "%s: cannot write: %s", path, err ? strerror(err) : "I/O error");
-    }
-    free(tmp);
-    return 0;
+    return fq_out_close(f, e);
 }

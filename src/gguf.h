@@ -111,7 +111,7 @@ int fq_gguf_writer_set_arr_str(fq_gguf_writer *w, const char *key, const char *c
 /* Adds a tensor; data holds nbytes (computed from type and shape) bytes. */
 int fq_gguf_writer_add_tensor(fq_gguf_writer *w, const char *name, uint32_t type,
                               uint32_t n_dims, const int64_t *ne, const void *data, fq_err *e);
-/* Writes version 3, alignment 32, whole or not at all (temp file + rename). */
+/* Writes version 3, alignment 32, whole or not at all, by the rules of outfile.h. */
 int fq_gguf_writer_write(fq_gguf_writer *w, const char *path, fq_err *e);
 
 #endif

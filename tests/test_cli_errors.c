@@ -13,9 +13,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -44,7 +47,20 @@ typedef struct {
     int sigint_after_ms; /* send SIGINT once this many ms passed and ... */
     const char *sigint_file; /* ... this file (default: stdout) has at least ... */
     int sigint_lines;        /* ... this many lines (default: 41 bytes: past the prompt echo) */
+    size_t fsize_limit;      /* RLIMIT_FSIZE for the child (0: none): a disk that fills up */
+    int out_append;          /* stdout opened O_APPEND on the existing stdout file (`>> log`) */
+    const char *sigterm_when_temp_in; /* send SIGTERM once this directory holds a *.fqlm-tmp.* file */
 } run_opts;
+
+/* 1 when dir holds an output's temporary file (NAME.fqlm-tmp.PID.N, or an older NAME.tmp.PID). */
+static int has_temp(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) n += strstr(de->d_name, "tmp.") != NULL;
+    if (d) closedir(d);
+    return n > 0;
+}
 
 static int count_lines(const char *path) {
     char *t = tu_read(path, NULL);
@@ -77,7 +93,7 @@ static result run_argv(const char *const *args, const run_opts *ro) {
     pid_t pid = fork();
     FQ_ASSERT(pid >= 0);
     if (pid == 0) {
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int o = open(outp, O_WRONLY | O_CREAT | (ro && ro->out_append ? O_APPEND : O_TRUNC), 0600);
         int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int in = open("/dev/null", O_RDONLY);
         if (o < 0 || e < 0 || in < 0) _exit(99);
@@ -85,6 +101,11 @@ static result run_argv(const char *const *args, const run_opts *ro) {
         if (ro && ro->as_limit) {
             struct rlimit rl = {ro->as_limit, ro->as_limit};
             setrlimit(RLIMIT_AS, &rl);
+        }
+        if (ro && ro->fsize_limit) {
+            struct rlimit rl = {ro->fsize_limit, ro->fsize_limit};
+            setrlimit(RLIMIT_FSIZE, &rl);
+            signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG, as on a full disk */
         }
         signal(SIGINT, SIG_DFL);
         execv(g_bin, argv);
@@ -97,6 +118,10 @@ static result run_argv(const char *const *args, const run_opts *ro) {
         if (w == pid) break;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double el = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (ro && ro->sigterm_when_temp_in && !sent && has_temp(ro->sigterm_when_temp_in)) {
+            kill(pid, SIGTERM);
+            sent = 1;
+        }
         if (ro && ro->sigint_after_ms && !sent && el * 1000 >= ro->sigint_after_ms) {
             struct stat so;
             int ready = ro->sigint_file ? count_lines(ro->sigint_file) >= ro->sigint_lines
@@ -281,6 +306,46 @@ static void test_prompts(void) {
     expect_error(ARGS("run", "-f", tmp("bad.txt")), 2, "bad.txt is not valid UTF-8 (byte 0x80 at offset 9)");
     expect_error(ARGS("run", "-f", "/nonexistent-dir/prompt.txt"), 2, "cannot open");
     expect_error(ARGS("run", "-f", "tests/data"), 2, "not a regular file");
+    /* issue 11 item 18: a file that reports size 0 but has content is read to its end */
+    if (exists("/proc/version")) {
+        result r = run_argv(ARGS("run", "-f", "/proc/version", "-n", "1", "-t", "1"), NULL);
+        CHECK(r.status == 0 && strstr(r.out, "Linux"), "-f /proc/version read as empty: exit %d: %s%s", r.status, r.out,
+              r.err);
+        free_result(&r);
+    }
+    /* item 5: a FIFO nobody writes to is an error at once (no hang), a FIFO with a writer
+     * is read to its end (what `-f <(cmd)` and `-f /dev/stdin` give) */
+    const char *fifo = tmp("prompt.fifo");
+    FQ_ASSERT(mkfifo(fifo, 0600) == 0);
+    expect_error(ARGS("run", "-f", fifo, "-n", "1"), 2, "no program is writing to");
+    int ready[2];
+    FQ_ASSERT(pipe(ready) == 0);
+    pid_t wr = fork();
+    FQ_ASSERT(wr >= 0);
+    if (wr == 0) {
+        /* O_RDWR opens at once and counts as a writer; the text waits in the FIFO until
+         * the program has read it, then closing the FIFO gives it end of file */
+        int fd = open(fifo, O_RDWR);
+        if (fd < 0 || write(fd, "Once upon a time", 16) != 16) _exit(1);
+        if (write(ready[1], "x", 1) != 1) _exit(1);
+        for (int i = 0; i < 20000; i++) {
+            int left = 0;
+            if (ioctl(fd, FIONREAD, &left) != 0 || left == 0) break;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        close(fd);
+        _exit(0);
+    }
+    char c;
+    FQ_ASSERT(read(ready[0], &c, 1) == 1);
+    close(ready[0]);
+    close(ready[1]);
+    result fr = run_argv(ARGS("run", "-f", fifo, "-n", "2", "-t", "1"), NULL);
+    waitpid(wr, NULL, 0);
+    CHECK(fr.status == 0 && strstr(fr.out, "Once upon a time"), "-f FIFO with a writer: exit %d: %s%s", fr.status,
+          fr.out, fr.err);
+    free_result(&fr);
     /* an empty prompt: BOS alone starts the text (as llama.cpp does) ... */
     expect_ok(ARGS("run", "-p", "", "-n", "4", "-t", "1"), "eval time");
     write_text(tmp("empty.txt"), "", 0);
@@ -443,34 +508,48 @@ static void test_outputs(void) {
     expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--fq", "ffn_norm=bf16", "--fq-stats",
                            "/nonexistent-dir/stats.json"),
                       NULL, NULL, "/nonexistent-dir/stats.json");
-    /* a full device: a link to /dev/full in a scratch directory (so that a program that
-     * replaced its output by rename would replace the link, not the system's device);
-     * the write must fail with ENOSPC and leave the link and no temporary file */
+    /* issue 11 item 2: devices, FIFOs and links to them are refused, never replaced by
+     * a file nor written: a link to /dev/full in a scratch directory, /dev/full itself
+     * (it is only written if the program opens it, which would fail with ENOSPC: never
+     * renamed over, so the test cannot harm the system's device), a FIFO (no reader:
+     * opening it for writing would block forever) */
     char dir[400];
     snprintf(dir, sizeof dir, "%s/full", g_tmp);
     FQ_ASSERT(mkdir(dir, 0700) == 0);
-    const char *keep[] = {"run.json", "stats.json", NULL};
-    char json[500], stats[500];
+    const char *keep[] = {"run.json", "stats.json", "fifo.json", NULL};
+    char json[500], stats[500], fifo[500];
     snprintf(json, sizeof json, "%s/run.json", dir);
     snprintf(stats, sizeof stats, "%s/stats.json", dir);
-    int have_full = exists("/dev/full") && symlink("/dev/full", json) == 0 && symlink("/dev/full", stats) == 0;
-    if (have_full) {
+    snprintf(fifo, sizeof fifo, "%s/fifo.json", dir);
+    struct stat st;
+    if (exists("/dev/full") && symlink("/dev/full", json) == 0 && symlink("/dev/full", stats) == 0) {
         expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--json", json), dir, keep,
-                          "No space left on device");
-        struct stat st;
-        int still_link = lstat(json, &st) == 0 && S_ISLNK(st.st_mode);
-        CHECK(still_link, "--json to a link to /dev/full replaced the link with a file");
+                          "character device");
+        CHECK(lstat(json, &st) == 0 && S_ISLNK(st.st_mode), "--json to a link to /dev/full replaced the link");
         expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--fq", "ffn_norm=bf16", "--fq-stats", stats),
-                          dir, keep, "No space left on device");
-        CHECK(lstat(stats, &st) == 0 && S_ISLNK(st.st_mode),
-              "--fq-stats to a link to /dev/full replaced the link with a file");
-        /* /dev/full itself, only once the program is known to write it in place (a
-         * program that renames a temporary file over it would replace the device) */
-        if (still_link && stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
+                          dir, keep, "character device");
+        CHECK(lstat(stats, &st) == 0 && S_ISLNK(st.st_mode), "--fq-stats to a link to /dev/full replaced the link");
+        if (stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode)) {
             expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--json", "/dev/full"), NULL, NULL,
-                              "No space left on device");
+                              "character device");
             CHECK(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode), "/dev/full is no longer a device");
         }
+    }
+    FQ_ASSERT(mkfifo(fifo, 0600) == 0);
+    expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--json", fifo), dir, keep, "FIFO");
+    expect_write_fail(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--fq", "ffn_norm=bf16", "--fq-stats", fifo), dir,
+                      keep, "FIFO");
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "a FIFO was replaced");
+    /* --json /dev/stdout on `>> log` appends to the log (the old writer truncated it) */
+    {
+        char outp[300];
+        snprintf(outp, sizeof outp, "%s/stdout", g_tmp);
+        write_text(outp, "earlier line\n", 13);
+        run_opts ro = {.out_append = 1};
+        result r = run_argv(ARGS("run", "-p", "hi", "-n", "2", "-t", "1", "--json", "/dev/stdout"), &ro);
+        CHECK(r.status == 0 && !strncmp(r.out, "earlier line\n", 13) && strstr(r.out, "\"generated_tokens\""),
+              "--json /dev/stdout >> log: exit %d, log now: %.200s", r.status, r.out);
+        free_result(&r);
     }
     /* an existing result is kept whole when the new one cannot be written: a directory in
      * the way of the temporary file's rename */
@@ -567,7 +646,7 @@ static void test_compare_ppl(void) {
         if (mkdir(dir, 0700) == 0 && exists("/dev/full") && symlink("/dev/full", link) == 0)
             expect_write_fail(ARGS("compare", "--fake-quant-ffn-norm", "bf16", "-p", "Once upon a time", "-n", "4",
                                    "-t", "1", "--json", link),
-                              dir, keep, "No space left on device");
+                              dir, keep, "character device");
     }
     if (have_command("ppl")) {
         expect_write_fail(ARGS("ppl", "-f", text_file(), "-c", "64", "--chunks", "2", "-t", "1", "--json",
@@ -575,6 +654,120 @@ static void test_compare_ppl(void) {
                           NULL, NULL, "/nonexistent-dir/p.json");
         expect_error(ARGS("ppl", "-f", "/nonexistent-dir/text.txt"), 0, "cannot open");
     }
+}
+
+/* Lines of a file, and whether it holds a NUL byte. */
+static int csv_lines(const char *path, int *has_nul) {
+    size_t n = 0;
+    char *t = tu_read(path, &n);
+    int k = 0;
+    for (size_t i = 0; t && i < n; i++) k += t[i] == '\n';
+    if (has_nul) *has_nul = t && memchr(t, 0, n) != NULL;
+    free(t);
+    return t ? k : -1;
+}
+
+/* Issue 11 items 3, 4, 6, 7, 13, 14, 15: what a sweep directory can hold and who may
+ * write it. dir is a finished sweep of `text` whose rows are in csv. */
+static void test_sweep_dirs(const char *text, const char *dir, const char *csv) {
+    /* item 3: an empty directory name */
+    expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-o", ""), 2, "empty");
+    expect_error(ARGS("demo", "-o", ""), 1, "directory");
+    /* item 4: a NUL byte in results.csv cuts the file there, and reruns do not grow it */
+    const char *args[] = {"sweep", "-f", text, "--nodes", "*", "--formats", "bf16,int4,fp8_e4m3", "-c", "64",
+                          "--chunks", "4", "-t", "1", "-o", dir, NULL};
+    int full = csv_lines(csv, NULL);
+    size_t n = 0;
+    char *t = tu_read(csv, &n);
+    FQ_ASSERT(t && full > 6);
+    char *line3 = t;
+    for (int k = 0; k < 3; k++) line3 = strchr(line3, '\n') + 1;
+    line3[4] = 0; /* inside the fourth line: that line and the rest go */
+    write_text(csv, t, n);
+    free(t);
+    result r = run_argv(args, NULL);
+    int nul = 1, after = csv_lines(csv, &nul);
+    CHECK(r.status == 0 && strstr(r.err, "NUL byte") && strstr(r.err, "run again"),
+          "NUL in results.csv: exit %d: %s", r.status, r.err);
+    CHECK(after == full && !nul, "NUL in results.csv: %d lines after the rerun (had %d), NUL left %d", after, full, nul);
+    free_result(&r);
+    r = run_argv(args, NULL);
+    CHECK(r.status == 0 && csv_lines(csv, NULL) == full, "a second rerun changed results.csv: %d lines (had %d)",
+          csv_lines(csv, NULL), full);
+    free_result(&r);
+
+    /* items 14 and 15: a partial last line, and rows with absurd integers (1e300, inf,
+     * -1e300) are dropped with one readable message; no float-to-int overflow (UBSan) */
+    char d3[400], c3[500];
+    snprintf(d3, sizeof d3, "%s/sweep-absurd", g_tmp);
+    snprintf(c3, sizeof c3, "%s/results.csv", d3);
+    FQ_ASSERT(mkdir(d3, 0700) == 0);
+    t = tu_read(csv, &n);
+    char *l1 = strchr(t, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+    char hdr[2048], row[2048];
+    snprintf(hdr, sizeof hdr, "%.*s", (int)(l1 - t), t);
+    snprintf(row, sizeof row, "%.*s", (int)(l2 - l1 - 1), l1);
+    free(t);
+    char *f2 = strchr(row, ',') + 1, *f3 = strchr(f2, ',') + 1, *f4 = strchr(strchr(f3, ',') + 1, ',') + 1;
+    char body[8192];
+    /* node,1e300,...  node,L,fmt,inf,...  node,L,fmt,F,-1e300,...  and a cut line */
+    int bl = snprintf(body, sizeof body, "%s%.*s1e300%s\n%.*sinf%s\n%.*s-1e300%s\n%.20s", hdr, (int)(f2 - row), row,
+                      strchr(f2, ','), (int)(strchr(f3, ',') + 1 - row), row, strchr(strchr(f3, ',') + 1, ','),
+                      (int)(f4 - row), row, strchr(f4, ','), row);
+    write_text(c3, body, (size_t)bl);
+    r = run_argv(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--layers", "0", "--formats", "bf16", "-c", "64",
+                      "--chunks", "1", "-t", "1", "-o", d3),
+                 NULL);
+    CHECK(clean_exit(&r) && r.status == 0 && strstr(r.err, "dropping a partial last line and 3 unreadable") &&
+              !strstr(r.err, "line0"),
+          "absurd rows: exit %d: %s", r.status, r.err);
+    CHECK(csv_lines(c3, NULL) == 2, "absurd rows: results.csv has %d lines", csv_lines(c3, NULL));
+    free_result(&r);
+
+    /* item 6: a directory another sweep holds is refused (the lock is held here) */
+    char lockp[500];
+    snprintf(lockp, sizeof lockp, "%s/sweep.lock", d3);
+    int lfd = open(lockp, O_RDWR | O_CREAT, 0600);
+    FQ_ASSERT(lfd >= 0 && flock(lfd, LOCK_EX) == 0);
+    expect_error(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--layers", "0,1", "--formats", "bf16", "-c", "64",
+                      "--chunks", "1", "-t", "1", "-o", d3),
+                 1, "another fqlm sweep");
+    close(lfd);
+    CHECK(csv_lines(c3, NULL) == 2, "a refused sweep wrote rows");
+
+    /* item 7: the same path and size but other bytes is another model */
+    char d4[400], model[400];
+    snprintf(d4, sizeof d4, "%s/sweep-model", g_tmp);
+    snprintf(model, sizeof model, "%s/model-copy.gguf", g_tmp);
+    t = tu_read("models/stories260K.gguf", &n);
+    FQ_ASSERT(t);
+    write_text(model, t, n);
+    const char *margs[] = {"sweep", "-m", model, "-f", text, "--nodes", "ffn_norm", "--layers", "0", "--formats",
+                           "bf16", "-c", "64", "--chunks", "1", "-t", "1", "-o", d4, NULL};
+    r = run_argv(margs, NULL);
+    CHECK(r.status == 0, "sweep on a model copy: exit %d: %s", r.status, r.err);
+    free_result(&r);
+    t[n - 5] ^= 0x01; /* a low bit near the end of the file: it still loads */
+    write_text(model, t, n);
+    free(t);
+    expect_error(margs, 2, "model_hash");
+
+    /* item 13: a disk that fills up (RLIMIT_FSIZE below report.html's size): the summary
+     * names only the files that exist, the exit status says the run failed */
+    char d5[400], html[500];
+    snprintf(d5, sizeof d5, "%s/sweep-full", g_tmp);
+    snprintf(html, sizeof html, "%s/report.html", d5);
+    run_opts ro = {.fsize_limit = 8192};
+    r = run_argv(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64", "--chunks", "1",
+                      "-t", "1", "-o", d5),
+                 &ro);
+    const char *keep5[] = {"results.json", "results.csv", "sweep.conf", "heatmap.svg", "sweep.lock", NULL};
+    CHECK(clean_exit(&r) && r.status == 1 && strstr(r.err, "report.html") && strstr(r.err, "File too large"),
+          "sweep on a full disk: exit %d: %s", r.status, r.err);
+    CHECK(!exists(html) && !strstr(r.out, "report:") && strstr(r.out, "not written"),
+          "sweep on a full disk claims report.html: %s", r.out);
+    CHECK(stray_files(d5, keep5) == 0, "sweep on a full disk left files behind");
+    free_result(&r);
 }
 
 /* A sweep interrupted with SIGINT leaves valid files and finishes when rerun. */
@@ -648,13 +841,53 @@ static void test_sweep(void) {
                  1, "not an fqlm sweep results file");
     unlink(csv2);
     if (exists("/dev/full") && symlink("/dev/full", json2) == 0) {
-        const char *keep[] = {"results.json", "results.csv", "sweep.conf", "heatmap.svg", "report.html", NULL};
+        const char *keep[] = {"results.json", "results.csv", "sweep.conf", "heatmap.svg", "report.html",
+                              "sweep.lock", NULL};
         expect_write_fail(ARGS("sweep", "-f", text, "--nodes", "ffn_norm", "--formats", "bf16", "-c", "64",
                                "--chunks", "1", "-t", "1", "-o", dir2),
-                          dir2, keep, "No space left on device");
+                          dir2, keep, "character device");
         struct stat st;
         CHECK(lstat(json2, &st) == 0 && S_ISLNK(st.st_mode), "sweep replaced a link to /dev/full with a file");
     }
+    test_sweep_dirs(text, dir, csv);
+}
+
+/* Issue 11 items 2 and 16: quantize and synth write through the same rules as every
+ * output: a device is refused, a temporary file left by a killed run is removed by the
+ * next run (and said), SIGTERM while writing leaves no temporary file. */
+static void test_model_writers(void) {
+    char dir[400], out[500], stale[600], dev[500];
+    snprintf(dir, sizeof dir, "%s/writers", g_tmp);
+    FQ_ASSERT(mkdir(dir, 0700) == 0);
+    snprintf(out, sizeof out, "%s/q.gguf", dir);
+    snprintf(dev, sizeof dev, "%s/nulldev", dir);
+    struct stat st;
+    if (mknod(dev, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+        expect_error(ARGS("quantize", "models/stories260K.gguf", dev, "q8_0"), 1, "character device");
+        CHECK(lstat(dev, &st) == 0 && S_ISCHR(st.st_mode), "quantize replaced a device node");
+        expect_error(ARGS("synth", "--shape", "stories260k", "-o", dev), 1, "character device");
+        CHECK(lstat(dev, &st) == 0 && S_ISCHR(st.st_mode), "synth replaced a device node");
+        unlink(dev);
+    }
+    pid_t dead = fork();
+    FQ_ASSERT(dead >= 0);
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(stale, sizeof stale, "%s.fqlm-tmp.%ld.0", out, (long)dead);
+    write_text(stale, "half a model", 12);
+    result r = run_argv(ARGS("quantize", "-q", "models/stories260K.gguf", out, "q8_0"), NULL);
+    CHECK(r.status == 0 && !exists(stale) && strstr(r.err, "removed 1 temporary file"),
+          "quantize after a killed one: exit %d, stale file %s: %s", r.status, exists(stale) ? "kept" : "gone", r.err);
+    free_result(&r);
+    /* SIGTERM while the file is being written (a model of about 40 MB) */
+    char big[500];
+    snprintf(big, sizeof big, "%s/big.gguf", dir);
+    run_opts ro = {.sigterm_when_temp_in = dir};
+    r = run_argv(ARGS("synth", "--layers", "1", "--embd", "1024", "--ff", "2048", "--heads", "8", "-t", "1", "-o", big),
+                 &ro);
+    CHECK(r.status == 128 + SIGTERM, "synth: SIGTERM while writing: exit %d: %s", r.status, r.err);
+    CHECK(!has_temp(dir) && !exists(big), "synth: SIGTERM left a temporary file or a partial model");
+    free_result(&r);
 }
 
 int main(void) {
@@ -681,6 +914,7 @@ int main(void) {
     test_sigint();
     test_compare_ppl();
     test_sweep();
+    test_model_writers();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);

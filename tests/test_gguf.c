@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "gguf.h"
+#include "outfile.h"
 #include "harness.h"
 #include "qtypes.h"
 
@@ -380,6 +382,8 @@ static void test_roundtrip(const char *path) {
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
     CHECK(!file_exists(tmp), "temporary file left behind");
+    snprintf(tmp, sizeof tmp, "%s.fqlm-tmp.%ld.0", out, (long)getpid());
+    CHECK(!file_exists(tmp), "temporary file left behind");
     unlink(out);
     fq_gguf_close(&a);
 }
@@ -473,6 +477,135 @@ static void b_header(builder *B, uint64_t nt, uint64_t nk) {
     b_u32(B, 3);
     b_u64(B, nt);
     b_u64(B, nk);
+}
+
+/* ---- where the writer may write (issue 11, items 2 and 16) ---------------------------- */
+
+/* Entries of dir whose name holds "tmp." (a temporary file of any writer, old or new). */
+static int temps_in(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) n += strstr(de->d_name, "tmp.") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+static fq_gguf_writer *small_writer(void) {
+    static float data[64];
+    fq_err e;
+    fq_gguf_writer *w = fq_gguf_writer_new(&e);
+    FQ_ASSERT(w);
+    int64_t ne[1] = {64};
+    FQ_ASSERT(fq_gguf_writer_set_str(w, "general.architecture", "llama", &e) == 0);
+    FQ_ASSERT(fq_gguf_writer_add_tensor(w, "t", FQ_TYPE_F32, 1, ne, data, &e) == 0);
+    return w;
+}
+
+static int is_gguf(const char *path) {
+    fq_gguf g;
+    fq_err e;
+    if (fq_gguf_open(&g, path, &e)) return 0;
+    fq_gguf_close(&g);
+    return 1;
+}
+
+static void test_writer_targets(void) {
+    char dir[256], p[300], q[600], victim[300];
+    snprintf(dir, sizeof dir, "/tmp/fqlm_test_gguf_%ld_targets", (long)getpid());
+    FQ_ASSERT(mkdir(dir, 0700) == 0);
+    fq_gguf_writer *w = small_writer();
+    fq_err e;
+    struct stat st;
+    /* a device node of our own (never the system's /dev/null): refused, left a device */
+    snprintf(p, sizeof p, "%s/nulldev", dir);
+    if (mknod(p, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+        e.msg[0] = 0;
+        CHECK(fq_gguf_writer_write(w, p, &e) == -1 && strstr(e.msg, "character device"),
+              "writer over a device node: '%s'", e.msg);
+        CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode), "the writer replaced a device node with a file");
+        /* a link to it: refused too, link and device kept */
+        snprintf(q, sizeof q, "%s/to-dev", dir);
+        FQ_ASSERT(symlink("nulldev", q) == 0);
+        e.msg[0] = 0;
+        CHECK(fq_gguf_writer_write(w, q, &e) == -1 && strstr(e.msg, "character device"),
+              "writer over a link to a device: '%s'", e.msg);
+        CHECK(lstat(q, &st) == 0 && S_ISLNK(st.st_mode) && lstat(p, &st) == 0 && S_ISCHR(st.st_mode),
+              "the writer replaced a link to a device");
+    } else {
+        printf("test_gguf: mknod not permitted here: device-node case skipped (FIFO case still runs)\n");
+    }
+    /* a FIFO: refused at once (no reader is waiting: opening it would block) */
+    snprintf(p, sizeof p, "%s/fifo", dir);
+    FQ_ASSERT(mkfifo(p, 0600) == 0);
+    pid_t kid = fork();
+    FQ_ASSERT(kid >= 0);
+    if (kid == 0) {
+        alarm(20); /* a writer that opens the FIFO blocks: end as a failure, not a hang */
+        fq_err ce;
+        _exit(fq_gguf_writer_write(w, p, &ce) == -1 && strstr(ce.msg, "FIFO") ? 0 : 1);
+    }
+    int ws = 0;
+    waitpid(kid, &ws, 0);
+    CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "writer over a FIFO: not refused (status %d)", ws);
+    CHECK(lstat(p, &st) == 0 && S_ISFIFO(st.st_mode), "the writer replaced a FIFO");
+    /* a directory */
+    snprintf(p, sizeof p, "%s/sub", dir);
+    FQ_ASSERT(mkdir(p, 0700) == 0);
+    e.msg[0] = 0;
+    CHECK(fq_gguf_writer_write(w, p, &e) == -1 && strstr(e.msg, "directory"), "writer over a directory: '%s'", e.msg);
+    CHECK(temps_in(dir) == 0, "a refused write left a temporary file");
+    /* a link to a regular file: written through, the link stays */
+    snprintf(victim, sizeof victim, "%s/real.gguf", dir);
+    snprintf(q, sizeof q, "%s/link.gguf", dir);
+    FQ_ASSERT(fq_write_file_atomic(victim, "old", 3, &e) == 0 && symlink("real.gguf", q) == 0);
+    CHECK(fq_gguf_writer_write(w, q, &e) == 0, "writer through a link: %s", e.msg);
+    CHECK(lstat(q, &st) == 0 && S_ISLNK(st.st_mode) && is_gguf(victim), "a link was not written through");
+    /* a link to nothing: refused */
+    snprintf(q, sizeof q, "%s/dangling.gguf", dir);
+    FQ_ASSERT(symlink("nowhere/x.gguf", q) == 0);
+    e.msg[0] = 0;
+    CHECK(fq_gguf_writer_write(w, q, &e) == -1 && strstr(e.msg, "does not exist"), "dangling link: '%s'", e.msg);
+    /* links planted at every temporary name this process could use, aimed at a file of
+     * someone else's: the write fails or goes elsewhere, the victim is never touched */
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    FQ_ASSERT(fq_write_file_atomic(victim, "keep me", 7, &e) == 0);
+    snprintf(p, sizeof p, "%s/out.gguf", dir);
+    snprintf(q, sizeof q, "%s.tmp.%ld", p, (long)getpid());
+    FQ_ASSERT(symlink(victim, q) == 0);
+    for (int k = 0; k < 400; k++) {
+        snprintf(q, sizeof q, "%s.fqlm-tmp.%ld.%d", p, (long)getpid(), k);
+        FQ_ASSERT(symlink(victim, q) == 0);
+    }
+    e.msg[0] = 0;
+    int rc = fq_gguf_writer_write(w, p, &e);
+    size_t vn = 0;
+    char *v = fq_read_file(victim, &vn, &e);
+    CHECK(v && vn == 7 && !memcmp(v, "keep me", 7), "a planted link at a temporary name redirected the write");
+    CHECK(rc == 0 ? is_gguf(p) : strstr(e.msg, "temporary") != NULL, "planted links: rc %d '%s'", rc, e.msg);
+    free(v);
+    /* a temporary file that a killed writer left (its process is gone) is removed by the
+     * next write of the same path; one of a live process is not */
+    snprintf(p, sizeof p, "%s/killed.gguf", dir);
+    pid_t dead = fork();
+    FQ_ASSERT(dead >= 0);
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    char stale[600], live[600];
+    snprintf(stale, sizeof stale, "%s.fqlm-tmp.%ld.3", p, (long)dead);
+    snprintf(live, sizeof live, "%s.fqlm-tmp.%ld.3", p, (long)getppid());
+    FQ_ASSERT(fq_write_file_atomic(stale, "half a model", 12, &e) == 0 && fq_write_file_atomic(live, "x", 1, &e) == 0);
+    const char *last = NULL;
+    int before = fq_out_stale_removed(NULL);
+    CHECK(fq_gguf_writer_write(w, p, &e) == 0 && is_gguf(p), "write after a killed one: %s", e.msg);
+    CHECK(!file_exists(stale) && fq_out_stale_removed(&last) == before + 1 && last && strstr(last, "killed.gguf"),
+          "the stale temporary file of a dead process was not removed");
+    CHECK(file_exists(live), "the temporary file of a live process was removed");
+    unlink(live);
+    fq_gguf_writer_free(w);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "rm");
 }
 
 static void test_nested_and_bools(void) {
@@ -1116,6 +1249,7 @@ int main(void) {
     test_roundtrip(MODELS_DIR "/synth-l2-e256-q4_k_m.gguf");
     test_roundtrip(MODELS_DIR "/ggml-vocab-llama-spm.gguf");
     test_writer();
+    test_writer_targets();
     test_nested_and_bools();
 
     model m, vocab;

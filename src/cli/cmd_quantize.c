@@ -4,8 +4,10 @@
 
 #include "cli.h"
 #include "opts.h"
+#include "outfile.h"
 #include "qtypes.h"
 #include "quantize.h"
+#include "session.h"
 #include "threadpool.h"
 
 static void usage(FILE *f) {
@@ -77,12 +79,18 @@ int cmd_quantize(int argc, char **argv) {
     p.type = pos[2];
     p.log = quiet ? NULL : stderr;
     fq_qtypes_init();
+    /* a path that cannot take the result fails now, not after the conversion */
+    if (fq_out_check(pos[1], &e)) {
+        cli_error("quantize: %s", e.msg);
+        return 1;
+    }
     fq_quantize_stats st;
     int64_t t0 = fq_time_us();
     if (fq_quantize_file(pos[0], pos[1], &p, &st, &e)) {
         cli_error("quantize: %s", e.msg);
         return 1;
     }
+    cli_summary_after_stdout_file(pos[1]);
     printf("fqlm quantize: wrote %s (%s%s): %d tensors (%d converted), %.2f MiB -> %.2f MiB in "
            "%.2f s (%d threads)\n  types:",
            pos[1], mix.name, p.pure ? ", pure" : "", st.n_tensors, st.n_converted,

@@ -12,7 +12,9 @@
  * line, and skips what is done. results.json, heatmap.svg and report.html are rebuilt
  * from the rows and replaced whole (temporary file + rename). DIR/sweep.conf records what
  * the numbers depend on (model, text, context, chunks, arithmetic, seed) so that a rerun
- * with other settings is refused instead of mixing results. Ctrl-C abandons the running
+ * with other settings is refused instead of mixing results; the model is identified by a
+ * hash of its bytes, not its path. DIR/sweep.lock (flock) keeps a second sweep out of the
+ * directory while one runs. Ctrl-C abandons the running
  * combination, rewrites the summaries and exits with 130: every file stays valid. */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,7 +54,9 @@ static void usage(FILE *f) {
             "  DIR/report.html    one self-contained page: heatmaps, the most and least sensitive\n"
             "                     points, every result, and the command that made it\n"
             "Rerunning the same command skips the combinations already in results.csv (Ctrl-C\n"
-            "leaves every file valid). The baseline's hidden state entering each layer is computed\n"
+            "leaves every file valid); DIR/sweep.conf records the settings and a hash of the model's\n"
+            "bytes, and a rerun with others is refused. DIR/sweep.lock keeps a second sweep out of\n"
+            "DIR while one runs. The baseline's hidden state entering each layer is computed\n"
             "once and each combination recomputes only from its first layer on.\n"
             "A combination whose logits hold NaN/Inf is reported (with where NaN/Inf first appeared)\n"
             "and its KL, top-1 and perplexity figures are nan; the exit status is then 3.\n\n"
@@ -350,6 +355,13 @@ static int parse_double(const char *s, double *out) {
     return 0;
 }
 
+/* An integer field: finite, whole and within [lo, hi] before any conversion (a damaged
+ * file can hold 1e300 or inf, which no integer type can take). */
+static int parse_whole(const char *s, double lo, double hi, double *out) {
+    if (parse_double(s, out) || !(*out >= lo && *out <= hi) || *out != floor(*out)) return -1;
+    return 0;
+}
+
 static int csv_parse_row(char *line, sweep_row *r) {
     char *f[CSV_FIELDS + 1];
     if (csv_split(line, f, CSV_FIELDS + 1) != CSV_FIELDS) return -1;
@@ -360,7 +372,7 @@ static int csv_parse_row(char *line, sweep_row *r) {
     r->layer = -1;
     double v;
     if (*f[1]) {
-        if (parse_double(f[1], &v) || v < 0 || v != floor(v)) return -1;
+        if (parse_whole(f[1], 0, 1 << 20, &v)) return -1;
         r->layer = (int)v;
     }
     double *num[] = {NULL, NULL, NULL, NULL, NULL, &r->mean_kld, &r->kld_stderr, &r->kld_median, &r->kld_p90,
@@ -368,11 +380,11 @@ static int csv_parse_row(char *line, sweep_row *r) {
                      &r->max_abs_logit_diff, NULL, &r->seconds};
     for (int i = 5; i < CSV_FIELDS; i++)
         if (num[i] && parse_double(f[i], num[i])) return -1;
-    if (parse_double(f[3], &v)) return -1;
+    if (parse_whole(f[3], 0, 1 << 20, &v)) return -1;
     r->first_layer = (int)v;
-    if (parse_double(f[4], &v)) return -1;
+    if (parse_whole(f[4], 0, 9007199254740992.0, &v)) return -1;
     r->positions = (int64_t)v;
-    if (parse_double(f[17], &v)) return -1;
+    if (parse_whole(f[17], 0, 9007199254740992.0, &v)) return -1;
     r->applications = (long long)v;
     return 0;
 }
@@ -401,9 +413,10 @@ static int rows_find(const row_list *l, const char *node, int layer, const char 
 }
 
 /* Reads DIR/results.csv into rows: a trailing line without its newline (a write cut
- * short) and repeated combinations are dropped, and the file is rewritten whole without
- * them. A missing or empty file is created with the header. Returns 0, or 1 after
- * printing an error. */
+ * short), everything from the line holding a NUL byte on (what a crash or power loss
+ * leaves: the file is cut there), unreadable lines and repeated combinations are dropped,
+ * and the file is rewritten whole without them. A missing or empty file is created with
+ * the header. Returns 0, or 1 after printing an error. */
 static int csv_load(const char *path, row_list *rows) {
     fq_err e;
     size_t len = 0;
@@ -431,6 +444,15 @@ static int csv_load(const char *path, row_list *rows) {
         return 1;
     }
     int dropped = 0, partial = 0;
+    size_t nul_at = 0, nul_cut = 0;
+    const char *nul = memchr(text, 0, len);
+    if (nul && (size_t)(nul - text) >= hl) {
+        char *cut = (char *)nul;
+        while (cut > text + hl && cut[-1] != '\n') cut--;
+        nul_at = (size_t)(nul - text);
+        nul_cut = len - (size_t)(cut - text);
+        *cut = 0;
+    }
     rbuf keep;
     rb_init(&keep);
     rb_puts(&keep, CSV_HEADER);
@@ -464,10 +486,18 @@ static int csv_load(const char *path, row_list *rows) {
     }
     free(text);
     int rc = 0;
-    if (partial || dropped) {
-        fprintf(stderr, "fqlm: %s: dropping %s%s%d unreadable or repeated line%s\n", path,
-                partial ? "a partial last line" : "", partial && dropped ? " and " : "", dropped,
-                dropped == 1 ? "" : "s");
+    if (partial || dropped || nul_cut) {
+        char what[3][128];
+        int nw = 0;
+        if (nul_cut)
+            snprintf(what[nw++], sizeof what[0], "the %zu bytes from the line holding a NUL byte (offset %zu) on",
+                     nul_cut, nul_at);
+        if (partial) snprintf(what[nw++], sizeof what[0], "a partial last line");
+        if (dropped)
+            snprintf(what[nw++], sizeof what[0], "%d unreadable or repeated line%s", dropped, dropped == 1 ? "" : "s");
+        fprintf(stderr, "fqlm: %s: dropping %s%s%s%s%s (those combinations run again)\n", path, what[0],
+                nw > 1 ? (nw > 2 ? ", " : " and ") : "", nw > 1 ? what[1] : "", nw > 2 ? " and " : "",
+                nw > 2 ? what[2] : "");
         if (keep.oom || fq_write_file_atomic(path, keep.s, keep.len, &e)) {
             cli_error("%s", keep.oom ? "out of memory" : e.msg);
             rc = 1;
@@ -497,6 +527,62 @@ static int csv_append(int fd, const sweep_row *r, fq_err *e) {
 }
 
 /* ---- settings the numbers depend on ----------------------------------------------------------- */
+
+/* A content hash of the model file (metadata and weights): four independent lanes over
+ * 8-byte words, so it runs at memory speed (a 668 MB model in about 0.1 s). */
+static uint64_t model_hash(const uint8_t *p, uint64_t n) {
+    const uint64_t K = 0x9e3779b97f4a7c15ull;
+    uint64_t h[4] = {K, K ^ 1, K ^ 2, K ^ 3};
+    uint64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = (h[l] ^ w) * 0xff51afd7ed558ccdull;
+            h[l] ^= h[l] >> 29;
+        }
+    uint64_t r = n;
+    for (int l = 0; l < 4; l++) r = (r ^ h[l]) * K;
+    for (; i < n; i++) r = (r ^ p[i]) * 0x100000001b3ull;
+    return r ^ (r >> 31);
+}
+
+/* Takes DIR/sweep.lock (flock, released when the process ends however it ends), so that
+ * two sweeps never write one directory. Returns the descriptor, or -1 after printing an
+ * error. */
+static int lock_dir(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sweep.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        cli_error("cannot lock the output directory: %s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char holder[32] = "";
+        ssize_t k = pread(fd, holder, sizeof holder - 1, 0);
+        holder[k > 0 ? k : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        if (err == EWOULDBLOCK && *holder)
+            cli_error("another fqlm sweep (process %s) is writing to %s: wait for it to finish, or use another -o DIR",
+                      holder, dir);
+        else if (err == EWOULDBLOCK)
+            cli_error("another fqlm sweep is writing to %s: wait for it to finish, or use another -o DIR", dir);
+        else
+            cli_error("cannot lock the output directory: %s: %s", path, strerror(err));
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* the pid is only for the other process's message: the lock holds without it */
+    }
+    return fd;
+}
 
 /* Writes DIR/sweep.conf, or checks it against these settings. Returns 0, or an exit status
  * after printing an error. */
@@ -554,9 +640,13 @@ typedef struct {
     int64_t t_start;
 } out_ctx;
 
-static int write_outputs(const out_ctx *oc, const row_list *rows, int complete) {
+/* Rebuilds results.json, heatmap.svg and report.html. *written gets one bit per file
+ * written (OUT_JSON, OUT_SVG, OUT_HTML). Returns 0, or 1 after printing an error. */
+enum { OUT_JSON = 1, OUT_SVG = 2, OUT_HTML = 4 };
+static int write_outputs(const out_ctx *oc, const row_list *rows, int complete, unsigned *written) {
     fq_err e;
     int rc = 0;
+    *written = 0;
     /* axes: the selection first, then whatever earlier runs added */
     const char *nodes[FQ_NODE_COUNT + 64];
     int n_nodes = 0;
@@ -665,6 +755,8 @@ static int write_outputs(const out_ctx *oc, const row_list *rows, int complete) 
         if (jsonw_write_file(&w, path, &e)) {
             cli_error("%s", e.msg);
             rc = 1;
+        } else {
+            *written |= OUT_JSON;
         }
         jsonw_free(&w);
     }
@@ -675,6 +767,8 @@ static int write_outputs(const out_ctx *oc, const row_list *rows, int complete) 
     if (b.oom || fq_write_file_atomic(path, b.s, b.len, &e)) {
         cli_error("%s", b.oom ? "out of memory" : e.msg);
         rc = 1;
+    } else {
+        *written |= OUT_SVG;
     }
     rb_free(&b);
     /* report.html */
@@ -684,6 +778,8 @@ static int write_outputs(const out_ctx *oc, const row_list *rows, int complete) 
     if (b.oom || fq_write_file_atomic(path, b.s, b.len, &e)) {
         cli_error("%s", b.oom ? "out of memory" : e.msg);
         rc = 1;
+    } else {
+        *written |= OUT_HTML;
     }
     rb_free(&b);
     free(layers);
@@ -772,6 +868,10 @@ int cmd_sweep(int argc, char **argv) {
         cli_error("sweep needs --nodes LIST, --formats LIST and -o DIR (see fqlm sweep --help)");
         return 2;
     }
+    if (!*dir) {
+        cli_error("-o: the output directory name is empty");
+        return 2;
+    }
     if (!o.prompt_file && !o.prompt) {
         cli_error("no text: give one with -f FILE");
         return 2;
@@ -793,7 +893,7 @@ int cmd_sweep(int argc, char **argv) {
     size_t ntok = 0;
     float *base_logits = NULL, *lf = NULL;
     float **hid = NULL;
-    int csv_fd = -1;
+    int csv_fd = -1, lock_fd = -1;
     cli_chunks ch;
     memset(&ch, 0, sizeof ch);
     rbuf cmdline, conf;
@@ -838,12 +938,14 @@ int cmd_sweep(int argc, char **argv) {
                   errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
         goto done;
     }
+    lock_fd = lock_dir(dir);
+    if (lock_fd < 0) goto done;
     report_command_line(&cmdline, argc, argv);
     {
         const char *mp = o.model ? o.model : cli_default_model();
-        struct stat st;
-        long long msize = stat(mp, &st) == 0 ? (long long)st.st_size : -1;
-        rb_printf(&conf, "model=%s\nmodel_bytes=%lld\n", mp, msize);
+        /* path and size do not identify a model rewritten in place: its bytes do */
+        rb_printf(&conf, "model=%s\nmodel_bytes=%llu\nmodel_hash=%016llx\n", mp, (unsigned long long)m->gguf.size,
+                  (unsigned long long)model_hash(m->gguf.map, m->gguf.size));
         rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
                   (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
@@ -967,6 +1069,7 @@ int cmd_sweep(int argc, char **argv) {
     }
     int64_t tc0 = fq_time_us(), last_write = 0;
     int n_run = 0, written_all = 0;
+    unsigned written = 0;
     rc = 0;
     for (int i = 0; i < n_combo && !g_interrupted; i++) {
         const combo *c = &combos[i];
@@ -1064,7 +1167,7 @@ int cmd_sweep(int argc, char **argv) {
                 label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, row.seconds, n_run < n_todo ? ", ETA " : "",
                 n_run < n_todo ? eta : "", apps ? "" : "  NEVER FIRED", nfs);
         if (fq_time_us() - last_write > 2000000) {
-            if (write_outputs(&oc, &rows, 0)) rc = 1;
+            if (write_outputs(&oc, &rows, 0, &written)) rc = 1;
             last_write = fq_time_us();
         }
     }
@@ -1076,7 +1179,7 @@ finish:
             for (int i = 0; i < n_combo; i++)
                 if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
                     complete = 0;
-        if (write_outputs(&oc, &rows, complete) && !rc) rc = 1;
+        if (write_outputs(&oc, &rows, complete, &written) && !rc) rc = 1;
         written_all = 1;
         const double t_combo = (fq_time_us() - tc0) / 1e6;
         if (g_interrupted) {
@@ -1121,8 +1224,14 @@ finish:
             }
             free(idx);
         }
-        printf("wrote %s/results.csv, %s/results.json\nheatmap: %s/heatmap.svg\nreport:  %s/report.html\n", dir, dir, dir,
-               dir);
+        /* name only what is on disk now (a full disk can stop the summaries) */
+        printf("wrote %s/results.csv%s%s%s\n", dir, written & OUT_JSON ? ", " : "", written & OUT_JSON ? dir : "",
+               written & OUT_JSON ? "/results.json" : "");
+        if (written & OUT_SVG) printf("heatmap: %s/heatmap.svg\n", dir);
+        if (written & OUT_HTML) printf("report:  %s/report.html\n", dir);
+        if (written != (OUT_JSON | OUT_SVG | OUT_HTML))
+            printf("not written (see the errors above): %s%s%s\n", written & OUT_JSON ? "" : "results.json ",
+                   written & OUT_SVG ? "" : "heatmap.svg ", written & OUT_HTML ? "" : "report.html");
         /* rows of this selection (this run's or resumed) whose logits held NaN/Inf: their figures are nan */
         int n_bad = 0;
         for (int i = 0; i < n_combo; i++) {
@@ -1151,6 +1260,7 @@ done:
         sigaction(SIGTERM, &old_term, NULL);
     }
     if (csv_fd >= 0) close(csv_fd);
+    if (lock_fd >= 0) close(lock_fd);
     if (hid)
         for (int L = 0; L <= NL; L++) free(hid[L]);
     free(hid);

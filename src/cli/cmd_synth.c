@@ -8,8 +8,10 @@
 #include "arch_table.h"
 #include "cli.h"
 #include "opts.h"
+#include "outfile.h"
 #include "qtypes.h"
 #include "quantize.h"
+#include "session.h"
 #include "synth.h"
 #include "threadpool.h"
 
@@ -280,11 +282,16 @@ int cmd_synth(int argc, char **argv) {
     p.name = name;
     p.log = verbose ? stderr : NULL;
     fq_qtypes_init();
+    if (!p.dry_run && fq_out_check(out, &e)) { /* before the weights are generated */
+        cli_error("synth: %s", e.msg);
+        return 1;
+    }
     fq_synth_stats st;
     if (fq_synth_write(&p, out, &st, &e)) {
         cli_error("synth: %s", e.msg);
         return 1;
     }
+    cli_summary_after_stdout_file(out);
     printf("fqlm synth: %s %s: %s, %d layers, n_embd %d, n_ff %d, %d heads (%d KV) of %d, "
            "n_vocab %d (from %s)\n",
            p.dry_run ? "would write" : "wrote", out ? out : "(dry run)", p.arch, p.n_layer, p.n_embd,

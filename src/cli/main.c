@@ -1,4 +1,5 @@
 /* main.c - the fqlm program: one binary, subcommands. */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,6 +7,7 @@
 #include "cli.h"
 #include "cpu.h"
 #include "formats.h"
+#include "outfile.h"
 #include "qtypes.h"
 
 void cli_error(const char *fmt, ...) {
@@ -46,7 +48,28 @@ static void usage(FILE *f) {
                "said where they first appeared, but its text or figures are not valid), 130 interrupted.\n");
 }
 
+/* A signal that ends the program removes the temporary files of outputs being written
+ * (commands that handle SIGINT themselves finish their writes instead). */
+static void on_fatal_signal(int sig) {
+    fq_out_remove_temps();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_handlers(void) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+    }
+    /* a file over RLIMIT_FSIZE is a write error with a message, not a kill */
+    signal(SIGXFSZ, SIG_IGN);
+}
+
 int main(int argc, char **argv) {
+    install_handlers();
     /* pick the SIMD kernels once, before any thread starts */
     fq_qtypes_init();
     fq_formats_init();
@@ -68,7 +91,13 @@ int main(int argc, char **argv) {
             cli_error("command '%s' is not part of this build", argv[1]);
             return 2;
         }
-        return commands[i].fn(argc - 1, argv + 1);
+        int rc = commands[i].fn(argc - 1, argv + 1);
+        const char *last;
+        int stale = fq_out_stale_removed(&last);
+        if (stale)
+            fprintf(stderr, "fqlm: removed %d temporary file%s that a killed run had left (%s%s)\n", stale,
+                    stale == 1 ? "" : "s", last, stale == 1 ? "" : ", ...");
+        return rc;
     }
     cli_error("unknown command '%s'", argv[1]);
     usage(stderr);

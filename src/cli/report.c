@@ -94,6 +94,10 @@ void rb_json_num(rbuf *b, double v) {
 }
 
 int report_mkdir_p(const char *dir) {
+    if (!*dir) { /* no name: nothing to create (and no byte after the terminator to read) */
+        errno = ENOENT;
+        return -1;
+    }
     char *d = strdup(dir);
     if (!d) return -1;
     for (char *p = d + 1; *p; p++) {

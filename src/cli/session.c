@@ -1,7 +1,10 @@
 /* session.c - model, context and fake-quant set-up shared by the commands. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chat.h"
+#include "outfile.h"
 #include "cli.h"
 #include "session.h"
 #include "qtypes.h"
@@ -60,6 +63,13 @@ usage:
 int cli_session_open(cli_session *s, const cli_opts *o, int with_fq) {
     memset(s, 0, sizeof *s);
     fq_err e;
+    /* output paths that cannot be written fail before the model is run, not after */
+    const char *outs[2] = {o->json, with_fq ? o->fq_stats : NULL}, *flag[2] = {"--json", "--fq-stats"};
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && fq_out_check(outs[i], &e)) {
+            cli_error("%s: %s", flag[i], e.msg);
+            return 1;
+        }
     const char *path = o->model ? o->model : cli_default_model();
     s->m = fq_model_load(path, &e);
     if (!s->m) {
@@ -134,9 +144,17 @@ char *cli_prompt_text(const cli_opts *o, size_t *len) {
     char *text;
     fq_err e;
     if (o->prompt_file) {
+        /* a pipe or FIFO is read until its writer closes it (`-f <(cmd)`, `-f /dev/stdin`);
+         * a FIFO that nobody writes reads as empty at once instead of waiting */
         text = fq_read_file(o->prompt_file, len, &e);
         if (!text) {
             cli_error("%s", e.msg);
+            return NULL;
+        }
+        struct stat st;
+        if (*len == 0 && stat(o->prompt_file, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            cli_error("'%s' is a FIFO that no program is writing to: nothing to read", o->prompt_file);
+            free(text);
             return NULL;
         }
     } else if (o->prompt) {
@@ -206,4 +224,10 @@ int cli_fq_outputs(const fq_fakequant *fq, const cli_opts *o) {
         rc = 1;
     }
     return rc;
+}
+
+void cli_summary_after_stdout_file(const char *path) {
+    if (!path || !fq_out_is_stream(path) || !strcmp(path, "/dev/stderr")) return;
+    fflush(stdout);
+    dup2(2, 1); /* the file went to stdout: what follows must not be appended to it */
 }

@@ -35,4 +35,8 @@ fq_fakequant *cli_fakequant_from_opts(const cli_opts *o, const fq_model *m, int 
  * Prints errors; returns 0, or 1 when something could not be written. */
 int cli_fq_outputs(const fq_fakequant *fq, const cli_opts *o);
 
+/* When an output file was written to stdout ("-", /dev/stdout), points stdout at stderr
+ * so that the summary printed after it does not end up inside the file. */
+void cli_summary_after_stdout_file(const char *path);
+
 #endif

@@ -75,18 +75,6 @@ static int bind_norm(fq_model *m, float *dst, const char *name, int64_t n, fq_er
     return 0;
 }
 
-/* Prints an architecture string from the file with anything but printable ASCII escaped. */
-static void arch_label(char *buf, size_t n, const fq_str *a) {
-    size_t o = 0;
-    for (uint64_t i = 0; i < a->len && i < 48 && o + 5 < n; i++) {
-        unsigned char ch = (unsigned char)a->ptr[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') buf[o++] = (char)ch;
-        else o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
-    }
-    if (a->len > 48 && o + 4 < n) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
-    buf[o] = 0;
-}
-
 static int load_hparams(fq_model *m, fq_err *e) {
     fq_gguf *g = &m->gguf;
     fq_hparams *hp = &m->hp;
@@ -96,9 +84,9 @@ static int load_hparams(fq_model *m, fq_err *e) {
     if (r == 1) return fq_errf(e, "missing 'general.architecture'");
     m->arch = fq_arch_find(arch.ptr, arch.len);
     if (!m->arch) {
-        char lab[256];
-        arch_label(lab, sizeof lab, &arch);
-        return fq_errf(e, "architecture '%s' is not supported (fqlm runs: %s)", lab, fq_arch_names());
+        char lab[FQ_SHOW_CAP];
+        return fq_errf(e, "architecture '%s' is not supported (fqlm runs: %s)",
+                       fq_show(lab, sizeof lab, arch.ptr, arch.len), fq_arch_names());
     }
     const fq_arch_desc *A = m->arch;
     const char *P = A->name;
@@ -164,9 +152,9 @@ static int load_hparams(fq_model *m, fq_err *e) {
         if (r < 0) return -1;
         if (r == 0 && !(st.len == 4 && !memcmp(st.ptr, "none", 4)) &&
             !(st.len == 6 && !memcmp(st.ptr, "linear", 6))) {
-            char lab[256];
-            arch_label(lab, sizeof lab, &st);
-            return fq_errf(e, "'%s' = '%s' is not supported (fqlm applies: none, linear)", key, lab);
+            char lab[FQ_SHOW_CAP];
+            return fq_errf(e, "'%s' = '%s' is not supported (fqlm applies: none, linear)", key,
+                           fq_show(lab, sizeof lab, st.ptr, st.len));
         }
         /* llama.cpp takes the factor whenever present (older files: rope.scale_linear) */
         float factor = 0.0f;
@@ -364,9 +352,15 @@ fail:
 
 void fq_model_free(fq_model *m) {
     if (!m) return;
-    fq_weight *ws[1024];
-    int n = fq_model_weights(m, ws, 1024);
-    for (int i = 0; i < n && i < 1024; i++) free(ws[i]->owned);
+    /* every replaced matrix, walked as fq_model_weights lists them, however many layers (a
+     * fixed table once leaked the copies of models over 146 layers) */
+    free(m->tok_embd.owned);
+    for (int il = 0; m->layers && il < m->hp.n_layer; il++) {
+        fq_layer *L = &m->layers[il];
+        fq_weight *ws[] = {&L->wqkv, &L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < FQ_ARRAY_LEN(ws); i++) free(ws[i]->owned);
+    }
+    if (!m->output_tied) free(m->output.owned);
     fq_tokenizer_free(m->tok);
     free(m->layers);
     free(m->norms);

@@ -50,7 +50,7 @@ void fq_diff_acc_stats(const fq_diff_acc *s, fq_diff_stats *o) {
     const int64_t counted = s->elements - s->nonfinite;
     o->elements = s->elements;
     o->nonfinite = s->nonfinite;
-    o->max_abs = s->elements ? s->max_abs : NAN;
+    o->max_abs = counted > 0 ? s->max_abs : NAN;
     o->rmse = counted > 0 ? sqrt(s->sum_d2 / (double)counted) : NAN;
     o->frac_rel_gt_1pct = counted > 0 ? (double)s->n_gt1pct / (double)counted : NAN;
     if (s->sum_d2 == 0.0) {

@@ -470,6 +470,18 @@ static void test_command(void) {
     rc = sh("diff -m " M_F32 " -p hello --mode sideways", &err);
     CHECK(rc == 2 && err && strstr(err, "sideways"), "bad mode: rc %d %s", rc, err ? err : "");
     free(err);
+    /* NaN/Inf made by a rule: counted per node, no KL, exit status 3, no crash */
+    snprintf(jpath, sizeof jpath, "%s/nan.json", tmpdir);
+    snprintf(args, sizeof args,
+             "diff -m " M_F32 " -p 'Once upon a time there was' --fq 'kq=e2m1:fn,sat=off' --nodes kq,result_output "
+             "--json %s", jpath);
+    rc = sh(args, &err);
+    js = tu_read(jpath, NULL);
+    CHECK(rc == 3 && js && jnum_at(jrow(js, "result_output", -1, "propagated"), "nonfinite") > 0 &&
+              isnan(jnum_at(js, "mean_kld")) && jnum_at(jrow(js, "result_output", -1, "local"), "rel_l2") == 0,
+          "NaN run: rc %d %s", rc, err ? err : "");
+    free(js);
+    free(err);
     snprintf(args, sizeof args, "diff -m " M_F32 " -p hello --json %s/no/such/dir/x.json", tmpdir);
     rc = sh(args, &err);
     CHECK(rc == 1 && err && strstr(err, "--json"), "unwritable json: rc %d %s", rc, err ? err : "");

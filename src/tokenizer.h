@@ -37,6 +37,7 @@ enum fq_tok_attr {
     FQ_TOK_CONTROL      = 1 << 3,
     FQ_TOK_USER_DEFINED = 1 << 4,
     FQ_TOK_BYTE         = 1 << 5,
+    FQ_TOK_RSTRIP       = 1 << 8, /* whitespace right after it is dropped (Phi-3's specials) */
 };
 
 /* Builds the tokenizer from the file's tokenizer.ggml.* metadata (tokens, scores, token_type,

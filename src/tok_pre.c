@@ -23,7 +23,7 @@ static const pre_name pre_names[] = {
     {"falcon3", {FQ_PRE_LLAMA3, 1, 1, 1}},
     {"deepseek-llm", {FQ_PRE_DEEPSEEK_LLM, 0, 0, 0}},
     {"deepseek-coder", {FQ_PRE_DEEPSEEK_CODER, 0, 0, 0}},
-    {"deepseek-v3", {FQ_PRE_UNSUPPORTED, 0, 0, 0}},
+    {"deepseek-v3", {FQ_PRE_DEEPSEEK3, 0, 0, 0}},
     {"falcon", {FQ_PRE_FALCON, 0, 1, 0}},
     {"mpt", {FQ_PRE_GPT2, 0, 1, 0}},
     {"starcoder", {FQ_PRE_STARCODER, 0, 1, 0}},
@@ -45,15 +45,15 @@ static const pre_name pre_names[] = {
     {"olmo", {FQ_PRE_GPT2, 0, 1, 0}},
     {"dbrx", {FQ_PRE_LLAMA3, 0, 1, 0}},
     {"smaug-bpe", {FQ_PRE_LLAMA3, 0, 1, 0}},
-    {"poro-chat", {FQ_PRE_UNSUPPORTED, 0, 0, 0}},
+    {"poro-chat", {FQ_PRE_BLOOM, 0, 0, 0}},
     {"chatglm-bpe", {FQ_PRE_LLAMA3, 0, 1, 0}},
-    {"viking", {FQ_PRE_UNSUPPORTED, 0, 0, 0}},
+    {"viking", {FQ_PRE_VIKING, 0, 0, 0}},
     {"jais", {FQ_PRE_GPT2, 0, 1, 0}},
-    {"tekken", {FQ_PRE_UNSUPPORTED, 1, 0, 1}},
+    {"tekken", {FQ_PRE_TEKKEN, 1, 0, 1}},
     {"smollm", {FQ_PRE_STARCODER, 0, 0, 0}},
     {"codeshell", {FQ_PRE_STARCODER, 0, 1, 0}},
-    {"bloom", {FQ_PRE_UNSUPPORTED, 0, 1, 0}},
-    {"gpt3-finnish", {FQ_PRE_UNSUPPORTED, 0, 1, 0}},
+    {"bloom", {FQ_PRE_BLOOM, 0, 1, 0}},
+    {"gpt3-finnish", {FQ_PRE_BLOOM, 0, 1, 0}},
     {"exaone", {FQ_PRE_STARCODER, 0, 1, 0}},
     {"chameleon", {FQ_PRE_UNSUPPORTED, 1, 0, 0}},
     {"minerva-7b", {FQ_PRE_STARCODER, 0, 1, 0}},
@@ -78,8 +78,8 @@ const char *fq_pre_known(void) {
            "falcon, mpt, starcoder, gpt-2, phi-2, jina-es, jina-de, gigachat, jina-v1-en, "
            "jina-v2-es, jina-v2-de, jina-v2-code, roberta-bpe, refact, command-r, qwen2, "
            "deepseek-r1-qwen, stablelm2, olmo, dbrx, smaug-bpe, chatglm-bpe, jais, smollm, "
-           "codeshell, exaone, minerva-7b, megrez (llama.cpp also knows deepseek-v3, poro-chat, "
-           "viking, tekken, bloom, gpt3-finnish, chameleon, which fqlm does not support yet)";
+           "codeshell, exaone, minerva-7b, megrez, deepseek-v3, poro-chat, viking, tekken, bloom, "
+           "gpt3-finnish (llama.cpp also knows chameleon, which fqlm does not support yet)";
 }
 
 /* ---- splitting ----------------------------------------------------------------------------- */
@@ -251,6 +251,8 @@ enum cls {
     C_DS_LETTER,      /* deepseek-llm's letter ranges */
     C_DS_PUNCT,       /* [!-/:-~！-／：-～‘-‟　-。] */
     C_CJK,            /* [一-龥ࠀ-一가-퟿] */
+    C_CJK3,           /* [一-龥぀-ゟ゠-ヿ] (deepseek-v3) */
+    C_BLOOM,          /* [^(\s|.,!?…。，、।۔،)] */
 };
 
 /* deepseek-llm's letter set, as codepoint ranges (llama.cpp's regex text, first to last) */
@@ -304,6 +306,14 @@ static int in_cls(int k, uint32_t c, uint16_t f) {
     case C_CJK:
         if (nonascii_ws) return 0;
         return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x0800 && c <= 0x4E00) || (c >= 0xAC00 && c <= 0xD7FF);
+    case C_CJK3:
+        if (nonascii_ws) return 0;
+        return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF);
+    case C_BLOOM:
+        if (nonascii_ws || c == ' ' || (c >= 0x09 && c <= 0x0D)) return 0;
+        return !(c == '(' || c == '|' || c == '.' || c == ',' || c == '!' || c == '?' || c == ')' ||
+                 c == 0x2026 || c == 0x3002 || c == 0xFF0C || c == 0x3001 || c == 0x0964 ||
+                 c == 0x06D4 || c == 0x060C);
     }
     return 0;
 }
@@ -313,7 +323,7 @@ static int is_s(uint32_t c, uint16_t f) {
     return c < 0x80 ? (c == ' ' || (c >= 0x09 && c <= 0x0D)) : (f & WS) != 0;
 }
 
-enum pat { P_ONE, P_RUN, P_WS_RUN, P_DIGIT3, P_WS_END };
+enum pat { P_ONE, P_RUN, P_WS_RUN, P_DIGIT3, P_WS_END, P_RUN3, P_SP_RUN };
 
 /* One single-pattern regex over [a, e): unmatched stretches and matches both become words. */
 static void split_simple(const uint32_t *cpt, const uint16_t *fl, size_t a, size_t e, int pat,
@@ -326,6 +336,16 @@ static void split_simple(const uint32_t *cpt, const uint16_t *fl, size_t a, size
             if (in_cls(k, cpt[pos], fl[pos])) end = pos + 1;
             break;
         case P_RUN:
+            while (end < e && in_cls(k, cpt[end], fl[end])) end++;
+            break;
+        case P_RUN3: /* X{1,3} */
+            while (end < e && end - pos < 3 && in_cls(k, cpt[end], fl[end])) end++;
+            break;
+        case P_SP_RUN: /* " ?X+" (X never holds the space) */
+            if (pos + 1 < e && cpt[pos] == ' ' && in_cls(k, cpt[pos + 1], fl[pos + 1]))
+                end = pos + 1;
+            else if (!in_cls(k, cpt[pos], fl[pos]))
+                break;
             while (end < e && in_cls(k, cpt[end], fl[end])) end++;
             break;
         case P_WS_RUN: /* \s?X+ (X never holds whitespace) */
@@ -359,6 +379,121 @@ static void split_simple(const uint32_t *cpt, const uint16_t *fl, size_t a, size
     add(o, e - prev);
 }
 
+/* The whitespace alternatives shared by the Llama-3-like regexes, at pos (a \s):
+ * \s*[\r\n]+ | \s+(?!\S) | \s+. Returns the match end, or pos when pos is not \s. */
+static size_t ws_alts(const uint32_t *cpt, const uint16_t *fl, size_t pos, size_t e) {
+    size_t q = pos, last_rn = 0;
+    while (q < e && is_s(cpt[q], fl[q])) {
+        if (cpt[q] == '\r' || cpt[q] == '\n') last_rn = q + 1;
+        q++;
+    }
+    if (last_rn) return last_rn;
+    if (q - pos > 1 && q < e) return q - 1;
+    return q;
+}
+
+/* Collapsed-text classes (\p{X} = its ASCII members or, for a non-ASCII codepoint that is not
+ * whitespace, its category; llama.cpp's ASCII list for \p{S} lacks '~'). */
+static int cl_l(uint32_t c, uint16_t f) { return !(c >= 0x80 && (f & WS)) && (f & LET); }
+static int cl_n(uint32_t c, uint16_t f) { return !(c >= 0x80 && (f & WS)) && (f & NUM); }
+static int cl_m(uint32_t c, uint16_t f) { return c >= 0x80 && !(f & WS) && (f & FQ_UC_MARK); }
+static int cl_p(uint32_t c, uint16_t f) { return !(c >= 0x80 && (f & WS)) && (f & FQ_UC_PUNCT); }
+static int cl_s(uint32_t c, uint16_t f) {
+    if (c < 0x80) return c != '~' && (f & FQ_UC_SYMBOL);
+    return !(f & WS) && (f & FQ_UC_SYMBOL);
+}
+static int is_alpha(uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+
+/* deepseek-v3's third regex: [!-/:-@\[-`{-~][A-Za-z]+ | [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ |
+ *  ?[\p{P}\p{S}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+ : match end at pos, or pos. */
+static size_t ds3_at(const uint32_t *cpt, const uint16_t *fl, size_t pos, size_t e) {
+#define LM(p) (cl_l(cpt[p], fl[p]) || cl_m(cpt[p], fl[p]))
+#define PS(p) (cl_p(cpt[p], fl[p]) || cl_s(cpt[p], fl[p]))
+    uint32_t c = cpt[pos];
+    size_t q;
+    if (c >= 0x21 && c <= 0x7E && !is_alpha(c) && !(c >= '0' && c <= '9') && pos + 1 < e &&
+        is_alpha(cpt[pos + 1])) {
+        for (q = pos + 1; q < e && is_alpha(cpt[q]);) q++;
+        return q;
+    }
+    int y = c != '\r' && c != '\n' && !cl_l(c, fl[pos]) && !PS(pos);
+    if (y && pos + 1 < e && LM(pos + 1)) q = pos + 1;
+    else if (LM(pos)) q = pos;
+    else q = SIZE_MAX;
+    if (q != SIZE_MAX) {
+        while (q < e && LM(q)) q++;
+        return q;
+    }
+    if (c == ' ' && pos + 1 < e && PS(pos + 1)) q = pos + 1;
+    else if (PS(pos)) q = pos;
+    if (q != SIZE_MAX) {
+        while (q < e && PS(q)) q++;
+        while (q < e && (cpt[q] == '\r' || cpt[q] == '\n')) q++;
+        return q;
+    }
+    return ws_alts(cpt, fl, pos, e);
+#undef LM
+#undef PS
+}
+
+/* tekken (Mistral Nemo), collapsed: with U = a letter not a-z and W = a letter not A-Z,
+ * [^\r\n\p{L}\p{N}]?U*W+ | [^\r\n\p{L}\p{N}]?U+W* | \p{N} |  ?[^\s\p{L}\p{N}]+[\r\n/]* |
+ * \s*[\r\n]+ | \s+(?!\S) | \s+ (llama.cpp's rewrite with lookaheads), with ECMAScript's
+ * backtracking order. Returns the match end at pos, or pos. */
+static size_t tekken_at(const uint32_t *cpt, const uint16_t *fl, size_t pos, size_t e) {
+#define U(p) (cl_l(cpt[p], fl[p]) && !(cpt[p] >= 'a' && cpt[p] <= 'z'))
+#define W(p) (cl_l(cpt[p], fl[p]) && !(cpt[p] >= 'A' && cpt[p] <= 'Z'))
+    uint32_t c = cpt[pos];
+    int y = c != '\r' && c != '\n' && !cl_l(c, fl[pos]) && !cl_n(c, fl[pos]);
+    size_t q0 = pos + (size_t)y; /* Y never is a letter, so dropping it cannot help U or W */
+    if (q0 < e) {
+        size_t r = q0;
+        while (r < e && U(r)) r++;
+        if (r < e && W(r)) { /* U* then W+ */
+            while (r < e && W(r)) r++;
+            return r;
+        }
+        for (size_t j = r; j > q0; j--) /* U* gives back up to a U that is also W */
+            if (W(j - 1)) return j;
+        if (r > q0) { /* U+ W* */
+            while (r < e && W(r)) r++;
+            return r;
+        }
+    }
+    if (cl_n(c, fl[pos])) return pos + 1;
+    size_t q = SIZE_MAX;
+#define NOT_SLN(p) (!is_s(cpt[p], fl[p]) && !cl_l(cpt[p], fl[p]) && !cl_n(cpt[p], fl[p]))
+    if (c == ' ' && pos + 1 < e && NOT_SLN(pos + 1)) q = pos + 1;
+    else if (NOT_SLN(pos)) q = pos;
+    if (q != SIZE_MAX) {
+        while (q < e && NOT_SLN(q)) q++;
+        while (q < e && (cpt[q] == '\r' || cpt[q] == '\n' || cpt[q] == '/')) q++;
+        return q;
+    }
+    return ws_alts(cpt, fl, pos, e);
+#undef U
+#undef W
+#undef NOT_SLN
+}
+
+/* A multi-alternative regex given by its match-at function: leftmost matches and the
+ * stretches between them. */
+static void split_alts(const uint32_t *cpt, const uint16_t *fl, size_t a, size_t e,
+                       size_t (*at)(const uint32_t *, const uint16_t *, size_t, size_t), seglist *o) {
+    size_t prev = a, pos = a;
+    while (pos < e) {
+        size_t end = at(cpt, fl, pos, e);
+        if (end > pos) {
+            add(o, pos - prev);
+            add(o, end - pos);
+            prev = pos = end;
+        } else {
+            pos++;
+        }
+    }
+    add(o, e - prev);
+}
+
 typedef struct step {
     int pat, cls;          /* pat -1: GPT-2 scanner, -2: Llama 3, -3: Qwen2 */
 } step;
@@ -375,6 +510,10 @@ size_t fq_pre_split(int kind, const uint32_t *cpt, const uint16_t *fl, size_t n,
                                  {P_RUN, C_CJK}, {P_ONE, C_NUM}};
     static const step s_falcon[] = {{P_RUN, C_PUNCT_FALCON}, {-1, 0}, {P_DIGIT3, 0}};
     static const step s_star[] = {{P_ONE, C_NUM}, {-1, 0}};
+    static const step s_ds3[] = {{P_RUN3, C_NUM}, {P_RUN, C_CJK3}, {-4, 0}};
+    static const step s_tekken[] = {{-5, 0}};
+    static const step s_bloom[] = {{P_SP_RUN, C_BLOOM}};
+    static const step s_viking[] = {{P_SP_RUN, C_BLOOM}, {P_ONE, C_NUM}};
     const step *st;
     size_t ns;
     switch (kind) {
@@ -385,6 +524,10 @@ size_t fq_pre_split(int kind, const uint32_t *cpt, const uint16_t *fl, size_t n,
     case FQ_PRE_DEEPSEEK_CODER: st = s_dsc; ns = 5; break;
     case FQ_PRE_FALCON: st = s_falcon; ns = 3; break;
     case FQ_PRE_STARCODER: st = s_star; ns = 2; break;
+    case FQ_PRE_DEEPSEEK3: st = s_ds3; ns = 3; break;
+    case FQ_PRE_TEKKEN: st = s_tekken; ns = 1; break;
+    case FQ_PRE_BLOOM: st = s_bloom; ns = 1; break;
+    case FQ_PRE_VIKING: st = s_viking; ns = 2; break;
     default: st = s_default; ns = 4; break;
     }
     if (n == 0) return 0;
@@ -399,6 +542,8 @@ size_t fq_pre_split(int kind, const uint32_t *cpt, const uint16_t *fl, size_t n,
             if (st[i].pat == -1) split_gpt2(cpt, fl, a, e, &nx);
             else if (st[i].pat == -2) split_llama3(cpt, fl, a, e, 3, &nx);
             else if (st[i].pat == -3) split_llama3(cpt, fl, a, e, 1, &nx);
+            else if (st[i].pat == -4) split_alts(cpt, fl, a, e, ds3_at, &nx);
+            else if (st[i].pat == -5) split_alts(cpt, fl, a, e, tekken_at, &nx);
             else split_simple(cpt, fl, a, e, st[i].pat, st[i].cls, &nx);
             a = e;
         }

@@ -20,6 +20,10 @@ enum fq_pre_kind {
     FQ_PRE_DEEPSEEK_CODER,
     FQ_PRE_FALCON,
     FQ_PRE_STARCODER,      /* also refact, command-r, smollm, ... */
+    FQ_PRE_DEEPSEEK3,
+    FQ_PRE_TEKKEN,
+    FQ_PRE_BLOOM,          /* also poro-chat, gpt3-finnish */
+    FQ_PRE_VIKING,
     FQ_PRE_UNSUPPORTED,    /* a value llama.cpp knows whose regexes fqlm lacks */
 };
 

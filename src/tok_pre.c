@@ -276,9 +276,15 @@ static const uint32_t ds_letter[][2] = {
     {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
 };
 
+/* Whether c lies in one of the n sorted, disjoint ranges r. */
 static int in_ranges(uint32_t c, const uint32_t (*r)[2], size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (c >= r[i][0] && c <= r[i][1]) return 1;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < r[mid][0]) hi = mid;
+        else if (c > r[mid][1]) lo = mid + 1;
+        else return 1;
+    }
     return 0;
 }
 

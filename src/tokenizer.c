@@ -587,6 +587,22 @@ fail:
     return -1;
 }
 
+int fq_tokenizer_load_file(fq_tokenizer **out, const char *path, fq_err *e) {
+    *out = NULL;
+    fq_gguf g;
+    if (fq_gguf_open(&g, path, e)) return -1;
+    int rc = fq_tokenizer_load(out, &g, e);
+    fq_gguf_close(&g);
+    if (rc) {
+        char msg[FQ_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        fq_errf(e, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
+bool fq_tokenizer_is_bpe(const fq_tokenizer *t) { return t->bpe; }
+
 void fq_tokenizer_free(fq_tokenizer *t) {
     if (!t) return;
     free(t->arena);
@@ -988,12 +1004,34 @@ static int fvec_push(fvec *a, frag f, fq_err *e) {
 
 /* Splits the text fragments of *cur at every occurrence of each special token (llama.cpp's
  * tokenizer_st_partition). Returns 0, or -1 with e set. */
-static int partition(const fq_tokenizer *t, const char *text, bool parse_special, fvec *cur,
-                     fvec *next, fq_err *e) {
+static int partition(const fq_tokenizer *t, const char *text, size_t len, bool parse_special,
+                     fvec *cur, fvec *next, fq_err *e) {
+    /* Which bytes and byte pairs the text holds: a token with a pair the text lacks cannot
+     * occur, and is skipped without a search (vocabularies with thousands of user-defined
+     * tokens would otherwise scan the text thousands of times). */
+    uint64_t *pairs = calloc(65536 / 64, sizeof *pairs);
+    uint64_t bytes[4] = {0};
+    if (!pairs) return fq_errf(e, "out of memory");
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t i = 0; i < len; i++) {
+        bytes[u[i] >> 6] |= 1ull << (u[i] & 63);
+        if (i + 1 < len) {
+            unsigned pr = (unsigned)u[i] << 8 | u[i + 1];
+            pairs[pr >> 6] |= 1ull << (pr & 63);
+        }
+    }
+    int rc = 0;
     for (int32_t k = 0; k < t->n_special; k++) {
         const tok_entry *st = &t->tok[t->special[k]];
         /* user-defined tokens are split out even as plain text (llama.cpp, after HF) */
         if (!parse_special && (st->attr & (FQ_TOK_CONTROL | FQ_TOK_UNKNOWN))) continue;
+        const uint8_t *sp = (const uint8_t *)st->text;
+        bool possible = st->len > 0 && (bytes[sp[0] >> 6] >> (sp[0] & 63) & 1);
+        for (uint32_t j = 0; possible && j + 1 < st->len; j++) {
+            unsigned pr = (unsigned)sp[j] << 8 | sp[j + 1];
+            possible = pairs[pr >> 6] >> (pr & 63) & 1;
+        }
+        if (!possible) continue;
         bool any_text = false, hit = false;
         for (size_t i = 0; i < cur->n && !hit; i++) {
             const frag *f = &cur->v[i];
@@ -1007,26 +1045,40 @@ static int partition(const fq_tokenizer *t, const char *text, bool parse_special
         for (size_t i = 0; i < cur->n; i++) {
             frag f = cur->v[i];
             if (f.tok >= 0) {
-                if (fvec_push(next, f, e)) return -1;
+                if (fvec_push(next, f, e)) {
+                    rc = -1;
+                    goto out;
+                }
                 continue;
             }
             size_t pos = f.off, end = f.off + f.len;
             const char *m;
             while (pos < end && (m = memmem(text + pos, end - pos, st->text, st->len))) {
                 size_t at = (size_t)(m - text);
-                if (at > pos && fvec_push(next, (frag){-1, pos, at - pos}, e)) return -1;
-                if (fvec_push(next, (frag){t->special[k], 0, 0}, e)) return -1;
+                if (at > pos && fvec_push(next, (frag){-1, pos, at - pos}, e)) {
+                    rc = -1;
+                    goto out;
+                }
+                if (fvec_push(next, (frag){t->special[k], 0, 0}, e)) {
+                    rc = -1;
+                    goto out;
+                }
                 pos = at + st->len;
                 if (st->attr & FQ_TOK_RSTRIP) /* C isspace, as llama.cpp */
                     while (pos < end && (text[pos] == ' ' || (text[pos] >= '\t' && text[pos] <= '\r'))) pos++;
             }
-            if (pos < end && fvec_push(next, (frag){-1, pos, end - pos}, e)) return -1;
+            if (pos < end && fvec_push(next, (frag){-1, pos, end - pos}, e)) {
+                rc = -1;
+                goto out;
+            }
         }
         fvec tmp = *cur;
         *cur = *next;
         *next = tmp;
     }
-    return 0;
+out:
+    free(pairs);
+    return rc;
 }
 
 int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_special,
@@ -1043,7 +1095,7 @@ int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_sp
 
     if (len > 0) {
         if (fvec_push(&cur, (frag){-1, 0, len}, e)) goto done;
-        if (partition(t, text, parse_special, &cur, &next, e)) goto done;
+        if (partition(t, text, len, parse_special, &cur, &next, e)) goto done;
     }
     bool prev_special = true; /* the first fragment gets the space prefix */
     if (add_special && t->add_bos && ivec_push(&out, t->bos, e)) goto done;

@@ -602,6 +602,7 @@ int fq_tokenizer_load_file(fq_tokenizer **out, const char *path, fq_err *e) {
 }
 
 bool fq_tokenizer_is_bpe(const fq_tokenizer *t) { return t->bpe; }
+bool fq_tokenizer_cleans_spaces(const fq_tokenizer *t) { return t->clean_spaces; }
 
 void fq_tokenizer_free(fq_tokenizer *t) {
     if (!t) return;

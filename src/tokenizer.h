@@ -51,6 +51,9 @@ int fq_tokenizer_load_file(fq_tokenizer **out, const char *path, fq_err *e);
 void fq_tokenizer_free(fq_tokenizer *t);
 /* "llama" (SentencePiece) or "gpt2" (byte-level BPE); for BPE also the pre-tokenizer. */
 bool fq_tokenizer_is_bpe(const fq_tokenizer *t);
+/* Whether fq_detokenize applies llama.cpp's BPE space clean-up (" ," -> ","), which the
+ * streaming detokenizer, like llama.cpp's token_to_piece, does not. */
+bool fq_tokenizer_cleans_spaces(const fq_tokenizer *t);
 
 int32_t fq_tokenizer_n_vocab(const fq_tokenizer *t);
 /* Special ids; -1 when the vocabulary has none. */

@@ -16,6 +16,7 @@
 
 #define FUZZ_STORIES "models/stories260K.gguf"
 #define FUZZ_SPM_VOCAB "tests/data/models/ggml-vocab-llama-spm.gguf"
+#define FUZZ_VOCAB_DIR "tests/data/vocab/"
 
 /* A property the code promises: abort with the reason when it does not hold. */
 #define FUZZ_REQUIRE(c, ...)                                                   \

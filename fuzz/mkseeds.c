@@ -277,7 +277,7 @@ typedef struct {
 } seed;
 
 static void tokenizer_seeds(void) {
-    /* first byte: bit 0 vocabulary, bit 1 add_special, bit 2 parse_special */
+    /* first byte: bits 0, 3, 4 vocabulary, bit 1 add_special, bit 2 parse_special */
     static const seed t[] = {
         SEED("ascii", "\x00Once upon a time, there was a little girl named Lily."),
         SEED("ascii-spm", "\x01Hello world! 123 + 456 = 579\n\tTabs and  double  spaces"),
@@ -291,6 +291,14 @@ static void tokenizer_seeds(void) {
         SEED("newlines", "\x01\n\n\r\n\x0b\x0c\x1b[0m"),
         SEED("long-run", "\x01" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
         SEED("empty", "\x02"),
+        /* BPE: bits 3-4 with bit 0 pick gpt-2 (0x08), llama-bpe (0x09), qwen2 (0x10),
+         * deepseek-coder (0x11), falcon (0x18), starcoder (0x19) */
+        SEED("bpe-gpt2", "\x08Hello world! It's 2024 , don't  stop \n\n  ok ?"),
+        SEED("bpe-llama3", "\x0f<|begin_of_text|>Hi<|eot_id|> caf\xc3\xa9" " 12345 \xf0\x9f\x98\x80\r\n\n x"),
+        SEED("bpe-qwen2", "\x10\xe4\xbd\xa0\xe5\xa5\xbd 'S 'LL \xff\xfe\xc3\x28 1234 <|im_end|>"),
+        SEED("bpe-deepseek", "\x11" "def f(x):\n\treturn x**2 # \xe4\xb8\xad\xe6\x96\x87 \xc3\xb5"),
+        SEED("bpe-falcon", "\x18" "a\x03" "b $+<=>^~|` 123456 \xf2\x80\x80\x80"),
+        SEED("bpe-starcoder", "\x19x = 1234567; // \xce\xb1\xce\xb2 \xd9\xa3"),
     };
     for (size_t i = 0; i < FQ_ARRAY_LEN(t); i++) put("tokenizer", t[i].name, t[i].s, t[i].n);
 }

@@ -49,6 +49,22 @@ const char *fqlm_token_piece(const fqlm_model *m, int32_t id, size_t *len);
 int32_t fqlm_token_bos(const fqlm_model *m);
 int32_t fqlm_token_eos(const fqlm_model *m);
 
+/* A tokenizer on its own, from any GGUF file with tokenizer.ggml.* metadata: a whole model
+ * or a vocabulary-only file (no tensors), as llama.cpp's --vocab-only. */
+typedef struct fqlm_vocab fqlm_vocab;
+fqlm_vocab *fqlm_vocab_load(const char *path);
+void fqlm_vocab_free(fqlm_vocab *v);
+int fqlm_vocab_n_tokens(const fqlm_vocab *v);
+/* Tokenizes text[0..len) as llama_tokenize(add_special, parse_special): returns the token
+ * count (which may exceed cap: then only cap ids were written), or -1. */
+int fqlm_vocab_tokenize(const fqlm_vocab *v, const char *text, size_t len, int32_t *ids, int cap,
+                        int add_special, int parse_special);
+/* Detokenizes as llama_detokenize(remove_special = 0, unparse_special = special) into buf
+ * (cap bytes, NUL-terminated when there is room): returns the length (which may reach cap:
+ * then the text was cut), or -1. */
+int fqlm_vocab_detokenize(const fqlm_vocab *v, const int32_t *ids, int n, char *buf, int cap,
+                          int special);
+
 typedef struct fqlm_context_params {
     int n_ctx;        /* KV cache length in tokens (default 2048) */
     int n_threads;    /* default: physical cores */

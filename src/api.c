@@ -216,3 +216,57 @@ int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, 
     if (ppl_ratio) *ppl_ratio = s.ppl_ratio;
     return 0;
 }
+
+struct fqlm_vocab {
+    fq_tokenizer *t;
+};
+
+fqlm_vocab *fqlm_vocab_load(const char *path) {
+    fq_err e;
+    fqlm_vocab *v = calloc(1, sizeof *v);
+    if (!v) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return NULL;
+    }
+    if (fq_tokenizer_load_file(&v->t, path, &e)) {
+        fail(&e);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+void fqlm_vocab_free(fqlm_vocab *v) {
+    if (!v) return;
+    fq_tokenizer_free(v->t);
+    free(v);
+}
+
+int fqlm_vocab_n_tokens(const fqlm_vocab *v) { return fq_tokenizer_n_vocab(v->t); }
+
+int fqlm_vocab_tokenize(const fqlm_vocab *v, const char *text, size_t len, int32_t *ids, int cap,
+                        int add_special, int parse_special) {
+    fq_err e;
+    int32_t *out;
+    size_t n;
+    if (fq_tokenize(v->t, text, len, add_special != 0, parse_special != 0, &out, &n, &e)) return fail(&e);
+    if (n > (size_t)INT32_MAX) n = INT32_MAX;
+    memcpy(ids, out, (size_t)FQ_MIN((size_t)FQ_MAX(cap, 0), n) * sizeof *ids);
+    free(out);
+    return (int)n;
+}
+
+int fqlm_vocab_detokenize(const fqlm_vocab *v, const int32_t *ids, int n, char *buf, int cap,
+                          int special) {
+    fq_err e;
+    char *s;
+    size_t len;
+    if (fq_detokenize(v->t, ids, (size_t)FQ_MAX(n, 0), special != 0, &s, &len, &e)) return fail(&e);
+    if (cap > 0) {
+        size_t k = FQ_MIN(len, (size_t)cap - 1);
+        memcpy(buf, s, k);
+        buf[k] = '\0';
+    }
+    free(s);
+    return len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
+}

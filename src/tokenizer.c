@@ -6,6 +6,9 @@
  * its decoded piece beside it, and looked up through an open-addressing hash table. */
 #include "tokenizer.h"
 
+#include "tok_pre.h"
+#include "unicode.h"
+
 #include <string.h>
 
 #define SPACE_ESC "\xe2\x96\x81" /* U+2581, SentencePiece's visible space */
@@ -25,7 +28,7 @@ typedef struct tok_entry {
 struct fq_tokenizer {
     int32_t n_vocab;
     tok_entry *tok;
-    char *arena;
+    char *arena, *parena;   /* token texts; pieces */
     int32_t *slots;     /* hash table of ids, -1 = empty; size mask + 1 (a power of two) */
     uint32_t mask;
     int32_t bos, eos, unk, pad, eot, eom;
@@ -35,6 +38,14 @@ struct fq_tokenizer {
     int32_t n_special;
     uint8_t *eog;           /* per id: ends generation */
     size_t max_piece;
+    /* byte-level BPE (tokenizer.ggml.model = "gpt2") */
+    bool bpe, clean_spaces;
+    fq_pre_info pre;
+    char b2u[256][2];        /* GPT-2's bytes_to_unicode, as UTF-8 (1 or 2 bytes) */
+    uint8_t b2u_len[256];
+    uint64_t *mkey;          /* merge table: (left id << 32 | right id) + 1, 0 = empty */
+    int32_t *mrank, *mres;   /* rank and the id of the merged text (-1 if none) */
+    uint32_t mmask;
 };
 
 /* ---- hash table -------------------------------------------------------------------------- */
@@ -140,12 +151,70 @@ static int hexval(char c) {
     return -1;
 }
 
-/* Writes the special = true piece of token te at dst; returns its length. */
-static uint32_t make_piece(const tok_entry *te, char *dst) {
+/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the others
+ * (control, space, 0x7F-0xA0, 0xAD) take U+0100 upwards in byte order. */
+static uint32_t byte_to_cpt(int b) {
+    if ((b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))
+        return (uint32_t)b;
+    int k = 0;
+    for (int x = 0; x < b; x++)
+        if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) k++;
+    return 0x100u + (uint32_t)k;
+}
+
+/* The byte a codepoint of a BPE token stands for, or -1. */
+static int cpt_to_byte(uint32_t c) {
+    if ((c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF))
+        return (int)c;
+    if (c < 0x100 || c >= 0x100 + 68) return -1;
+    int k = (int)(c - 0x100);
+    for (int x = 0; x < 256; x++)
+        if (!((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF)) && k-- == 0)
+            return x;
+    return -1;
+}
+
+/* A BPE token's bytes: each codepoint through the byte table; one that is not in it becomes
+ * "[UNK_BYTE_0x<its UTF-8 in hex><token text>]", as llama.cpp writes it. dst NULL: count
+ * only. Returns the length. */
+static size_t bpe_piece(const tok_entry *te, char *dst) {
+    size_t o = 0;
+    const uint8_t *s = (const uint8_t *)te->text;
+    for (size_t i = 0; i < te->len;) {
+        uint32_t c;
+        size_t l = fq_utf8_decode(s + i, te->len - i, &c);
+        int b = cpt_to_byte(c);
+        if (b >= 0) {
+            if (dst) dst[o] = (char)b;
+            o++;
+        } else {
+            char tmp[16];
+            int k = snprintf(tmp, sizeof tmp, "[UNK_BYTE_0x");
+            if (dst) memcpy(dst + o, tmp, (size_t)k);
+            o += (size_t)k;
+            for (size_t j = 0; j < l; j++) {
+                if (dst) snprintf(dst + o, 3, "%02x", s[i + j]);
+                o += 2;
+            }
+            if (dst) memcpy(dst + o, te->text, te->len);
+            o += te->len;
+            if (dst) dst[o] = ']';
+            o++;
+        }
+        i += l;
+    }
+    return o;
+}
+
+/* Writes the special = true piece of token te at dst (NULL: count only); returns its
+ * length. */
+static uint32_t make_piece(const fq_tokenizer *t, const tok_entry *te, char *dst) {
     if (te->attr & (FQ_TOK_UNKNOWN | FQ_TOK_CONTROL | FQ_TOK_USER_DEFINED)) {
-        memcpy(dst, te->text, te->len);
+        if (dst) memcpy(dst, te->text, te->len);
         return te->len;
     }
+    if (t->bpe) return (te->attr & FQ_TOK_NORMAL) ? (uint32_t)bpe_piece(te, dst) : 0;
+    if (!dst) return te->len;
     if (te->attr & FQ_TOK_NORMAL) {
         uint32_t o = 0;
         for (uint32_t i = 0; i < te->len;) {
@@ -172,6 +241,124 @@ static uint32_t make_piece(const tok_entry *te, char *dst) {
     return 0; /* unused / undefined tokens render as nothing, as in llama.cpp */
 }
 
+static uint32_t mhash(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return (uint32_t)k;
+}
+
+/* The merge of ids (l, r): its rank, or -1; *res gets the merged token's id. */
+static int32_t merge_find(const fq_tokenizer *t, int32_t l, int32_t r, int32_t *res) {
+    uint64_t k = ((uint64_t)(uint32_t)l << 32 | (uint32_t)r) + 1;
+    for (uint32_t i = mhash(k) & t->mmask;; i = (i + 1) & t->mmask) {
+        if (t->mkey[i] == 0) return -1;
+        if (t->mkey[i] == k) {
+            *res = t->mres[i];
+            return t->mrank[i];
+        }
+    }
+}
+
+/* Byte table and merges of a gpt2 vocabulary. Returns 0, or -1 with e set. */
+static int bpe_setup(fq_tokenizer *t, const fq_gguf_kv *merges, fq_err *e) {
+    char shown[FQ_SHOW_CAP];
+    for (int b = 0; b < 256; b++) {
+        uint32_t c = byte_to_cpt(b);
+        if (c < 0x80) {
+            t->b2u[b][0] = (char)c;
+            t->b2u_len[b] = 1;
+        } else {
+            t->b2u[b][0] = (char)(0xC0 | c >> 6);
+            t->b2u[b][1] = (char)(0x80 | (c & 0x3F));
+            t->b2u_len[b] = 2;
+        }
+        t->byte_tok[b] = lookup(t, t->b2u[b], t->b2u_len[b]);
+        /* Real vocabularies lack bytes that never occur in UTF-8 (0xC0, 0xF5..) and some
+         * control bytes (Falcon); such a byte is dropped when tokenizing, as llama.cpp does.
+         * Printable ASCII, tab and newline are required. */
+        if (t->byte_tok[b] < 0 && ((b >= 0x20 && b <= 0x7E) || b == '\t' || b == '\n'))
+            return fq_errf(e, "the gpt2 vocabulary has no token for byte 0x%02X ('%s')", b,
+                           fq_show(shown, sizeof shown, t->b2u[b], t->b2u_len[b]));
+    }
+    uint64_t nm = merges->arr_n;
+    uint32_t slots = 1;
+    while (slots < 2 * nm + 2) slots <<= 1;
+    t->mmask = slots - 1;
+    if (!(t->mkey = fq_calloc(slots, sizeof *t->mkey, e)) ||
+        !(t->mrank = fq_malloc(slots * sizeof *t->mrank, e)) ||
+        !(t->mres = fq_malloc(slots * sizeof *t->mres, e)))
+        return -1;
+    char *buf = NULL;
+    size_t cap = 0;
+    for (uint64_t i = 0; i < nm; i++) {
+        const fq_str *m = &merges->strs[i];
+        const char *sp = m->len > 1 ? memchr(m->ptr + 1, ' ', m->len - 1) : NULL;
+        if (!sp) {
+            free(buf);
+            return fq_errf(e, "tokenizer.ggml.merges[%llu] = '%s' is not two tokens separated by a space",
+                           (unsigned long long)i, fq_show(shown, sizeof shown, m->ptr, m->len));
+        }
+        size_t ll = (size_t)(sp - m->ptr), rl = m->len - ll - 1;
+        int32_t l = lookup(t, m->ptr, ll), r = lookup(t, sp + 1, rl);
+        if (l < 0 || r < 0) {
+            free(buf);
+            return fq_errf(e, "tokenizer.ggml.merges[%llu] = '%s' names a token that is not in the vocabulary",
+                           (unsigned long long)i, fq_show(shown, sizeof shown, m->ptr, m->len));
+        }
+        if (ll + rl > cap) {
+            cap = 2 * (ll + rl);
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return fq_errf(e, "out of memory reading merges");
+            }
+            buf = nb;
+        }
+        memcpy(buf, m->ptr, ll);
+        memcpy(buf + ll, sp + 1, rl);
+        uint64_t k = ((uint64_t)(uint32_t)l << 32 | (uint32_t)r) + 1;
+        for (uint32_t s = mhash(k) & t->mmask;; s = (s + 1) & t->mmask) {
+            if (t->mkey[s] == k) break; /* a repeated merge keeps its first rank */
+            if (t->mkey[s] == 0) {
+                t->mkey[s] = k;
+                t->mrank[s] = (int32_t)i;
+                t->mres[s] = lookup(t, buf, ll + rl);
+                break;
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* llama.cpp marks every special token of a model whose general.name holds "phi-3" or
+ * "phi3" (any case) RSTRIP, except <unk>, <s> and <|endoftext|>, and </s> too. */
+static int set_phi3_rstrip(fq_tokenizer *t, const fq_gguf *g, fq_err *e) {
+    fq_str name;
+    int rc = fq_gguf_get_str(g, "general.name", &name, e);
+    if (rc < 0) return -1;
+    if (rc > 0) return 0;
+    bool phi3 = false;
+    for (size_t i = 0; i < name.len && !phi3; i++) {
+        char lc[5];
+        size_t k = 0;
+        for (; k < 5 && i + k < name.len; k++) {
+            char c = name.ptr[i + k];
+            lc[k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+        }
+        phi3 = (k >= 5 && memcmp(lc, "phi-3", 5) == 0) || (k >= 4 && memcmp(lc, "phi3", 4) == 0);
+    }
+    if (!phi3) return 0;
+    for (int32_t k = 0; k < t->n_special; k++) t->tok[t->special[k]].attr |= FQ_TOK_RSTRIP;
+    int32_t id = lookup(t, "</s>", 4);
+    if (id >= 0) t->tok[id].attr |= FQ_TOK_RSTRIP;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t k = 0; k < 3; k++)
+        if ((id = lookup(t, keep[k], strlen(keep[k]))) >= 0) t->tok[id].attr &= ~(uint32_t)FQ_TOK_RSTRIP;
+    return 0;
+}
+
 typedef struct spec_sort {
     int32_t id;
     uint32_t len;
@@ -190,9 +377,30 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
     if (rc < 0) return -1;
     if (rc > 0) return fq_errf(e, "no tokenizer in the file (tokenizer.ggml.model is missing)");
     char shown[FQ_SHOW_CAP];
-    if (!(model.len == 5 && memcmp(model.ptr, "llama", 5) == 0))
-        return fq_errf(e, "tokenizer model '%s' is not supported yet (fqlm supports: llama (SentencePiece))",
+    bool bpe = model.len == 4 && memcmp(model.ptr, "gpt2", 4) == 0;
+    if (!(model.len == 5 && memcmp(model.ptr, "llama", 5) == 0) && !bpe)
+        return fq_errf(e, "tokenizer model '%s' is not supported yet (fqlm supports: llama (SentencePiece), gpt2 (byte-level BPE))",
                        fq_show(shown, sizeof shown, model.ptr, model.len));
+    fq_pre_info pre = {0};
+    const fq_gguf_kv *merges = NULL;
+    if (bpe) {
+        fq_str pv;
+        rc = fq_gguf_get_str(g, "tokenizer.ggml.pre", &pv, e);
+        if (rc < 0) return -1;
+        if (fq_pre_lookup(rc > 0 ? NULL : pv.ptr, rc > 0 ? 0 : pv.len, &pre))
+            return fq_errf(e, "unknown pre-tokenizer tokenizer.ggml.pre = '%s' (known: %s)",
+                           fq_show(shown, sizeof shown, pv.ptr, pv.len), fq_pre_known());
+        if (pre.kind == FQ_PRE_UNSUPPORTED)
+            return fq_errf(e, "pre-tokenizer tokenizer.ggml.pre = '%s' is not supported yet (supported: %s)",
+                           fq_show(shown, sizeof shown, pv.ptr, pv.len), fq_pre_known());
+        merges = fq_gguf_find(g, "tokenizer.ggml.merges");
+        if (!merges) return fq_errf(e, "tokenizer.ggml.merges is missing (a gpt2 tokenizer needs its merges)");
+        if (merges->type != FQ_GGUF_ARRAY || merges->arr_type != FQ_GGUF_STRING || !merges->strs)
+            return fq_errf(e, "tokenizer.ggml.merges is not an array of strings");
+        if (merges->arr_n > MAX_VOCAB * 4ull)
+            return fq_errf(e, "tokenizer.ggml.merges has %llu entries, too many",
+                           (unsigned long long)merges->arr_n);
+    }
 
     const fq_gguf_kv *toks = fq_gguf_find(g, "tokenizer.ggml.tokens");
     if (!toks) return fq_errf(e, "tokenizer.ggml.tokens is missing");
@@ -217,6 +425,15 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
     t->add_bos = true;
     t->add_eos = false;
     t->add_space_prefix = true;
+    if (bpe) { /* llama.cpp's defaults for gpt2 vocabularies */
+        t->bpe = true;
+        t->pre = pre;
+        t->bos = t->eos = 11;
+        t->unk = -1;
+        t->add_bos = pre.add_bos;
+        t->add_space_prefix = false;
+        t->clean_spaces = pre.clean_spaces;
+    }
 
     /* Arena: each text (an empty one becomes "[EMPTY_<id>]", as in llama.cpp) and its piece,
      * each NUL-terminated; a piece is never longer than its text. */
@@ -228,7 +445,7 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
                     (unsigned long long)len);
             goto fail;
         }
-        arena_size += 2 * (len + 1); /* cannot overflow: n <= 2^24, len < 2^30 */
+        arena_size += len + 1; /* cannot overflow: n <= 2^24, len < 2^30 */
     }
     if (arena_size > SIZE_MAX) {
         fq_errf(e, "vocabulary too large");
@@ -313,13 +530,25 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
 
     /* Pieces, the byte fallback table, and the special-token list. */
     int32_t n_spec = 0;
+    uint64_t psize = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         tok_entry *te = &t->tok[id];
         if ((te->attr & FQ_TOK_CONTROL) && strstr(te->text, "unused")) te->attr |= FQ_TOK_UNUSED;
-        te->piece = a;
-        te->piece_len = make_piece(te, a);
-        a[te->piece_len] = '\0';
-        a += te->piece_len + 1;
+        uint64_t pl = make_piece(t, te, NULL);
+        if (pl > UINT32_MAX / 4) {
+            fq_errf(e, "tokenizer.ggml.tokens[%d] decodes to %llu bytes", id, (unsigned long long)pl);
+            goto fail;
+        }
+        psize += pl + 1;
+    }
+    if (psize > SIZE_MAX || !(t->parena = fq_malloc((size_t)psize, e))) goto fail;
+    char *pa = t->parena;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        tok_entry *te = &t->tok[id];
+        te->piece = pa;
+        te->piece_len = make_piece(t, te, pa);
+        pa[te->piece_len] = '\0';
+        pa += te->piece_len + 1;
         t->max_piece = FQ_MAX(t->max_piece, (size_t)te->piece_len);
         if (te->attr & (FQ_TOK_CONTROL | FQ_TOK_USER_DEFINED | FQ_TOK_UNKNOWN)) n_spec++;
     }
@@ -332,6 +561,7 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
         /* llama.cpp falls back to the byte as a one-character token (never for NUL) */
         if (t->byte_tok[b] < 0 && b != 0) t->byte_tok[b] = lookup(t, &one, 1);
     }
+    if (t->bpe && bpe_setup(t, merges, e)) goto fail;
     spec_sort *ss = fq_malloc((size_t)(n_spec ? n_spec : 1) * sizeof *ss, e);
     if (!ss) goto fail;
     if (!(t->special = fq_malloc((size_t)(n_spec ? n_spec : 1) * sizeof *t->special, e))) {
@@ -348,6 +578,7 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
     for (k = 0; k < n_spec; k++) t->special[k] = ss[k].id;
     t->n_special = n_spec;
     free(ss);
+    if (set_phi3_rstrip(t, g, e)) goto fail;
 
     *out = t;
     return 0;
@@ -356,9 +587,30 @@ fail:
     return -1;
 }
 
+int fq_tokenizer_load_file(fq_tokenizer **out, const char *path, fq_err *e) {
+    *out = NULL;
+    fq_gguf g;
+    if (fq_gguf_open(&g, path, e)) return -1;
+    int rc = fq_tokenizer_load(out, &g, e);
+    fq_gguf_close(&g);
+    if (rc) {
+        char msg[FQ_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        fq_errf(e, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
+bool fq_tokenizer_is_bpe(const fq_tokenizer *t) { return t->bpe; }
+bool fq_tokenizer_cleans_spaces(const fq_tokenizer *t) { return t->clean_spaces; }
+
 void fq_tokenizer_free(fq_tokenizer *t) {
     if (!t) return;
     free(t->arena);
+    free(t->parena);
+    free(t->mkey);
+    free(t->mrank);
+    free(t->mres);
     free(t->tok);
     free(t->slots);
     free(t->special);
@@ -572,6 +824,163 @@ static int spm_fragment(const fq_tokenizer *t, spm_work *w, const char *s, size_
     return 0;
 }
 
+/* ---- byte-level BPE ------------------------------------------------------------------------ */
+
+typedef struct bsym {
+    int32_t prev, next, id;  /* id: the token spelled by the symbol, or -1 */
+    uint32_t off, n;         /* bytes of the encoded word; n = 0 once merged into the left */
+} bsym;
+
+typedef struct bpair {
+    int32_t left, right, rank, res;
+    uint32_t size;
+} bpair;
+
+typedef struct bpe_work {
+    uint32_t *cpt, *seg, *tmp, *boff;
+    uint16_t *fl;
+    size_t cap;              /* codepoints */
+    char *esc;
+    bsym *sym;
+    bpair *heap;
+    size_t n_heap, wcap;     /* word bytes */
+} bpe_work;
+
+static bool bpair_before(const bpair *a, const bpair *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+static void bheap_push(bpe_work *w, bpair b) {
+    size_t i = w->n_heap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!bpair_before(&b, &w->heap[p])) break;
+        w->heap[i] = w->heap[p];
+        i = p;
+    }
+    w->heap[i] = b;
+}
+
+static bpair bheap_pop(bpe_work *w) {
+    bpair top = w->heap[0], last = w->heap[--w->n_heap];
+    size_t i = 0, n = w->n_heap;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && bpair_before(&w->heap[c + 1], &w->heap[c])) c++;
+        if (!bpair_before(&w->heap[c], &last)) break;
+        w->heap[i] = w->heap[c];
+        i = c;
+    }
+    if (n > 0) w->heap[i] = last;
+    return top;
+}
+
+static void bpe_try_pair(const fq_tokenizer *t, bpe_work *w, int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const bsym *l = &w->sym[left], *r = &w->sym[right];
+    if (l->id < 0 || r->id < 0) return;
+    int32_t res;
+    int32_t rank = merge_find(t, l->id, r->id, &res);
+    if (rank < 0) return;
+    bheap_push(w, (bpair){left, right, rank, res, l->n + r->n});
+}
+
+/* Merges one pre-tokenized word (bytes s[0..n)) and appends its ids (llama.cpp's
+ * llm_tokenizer_bpe_session::tokenize for one word). */
+static int bpe_word(const fq_tokenizer *t, bpe_work *w, const uint8_t *s, size_t n, ivec *out,
+                    fq_err *e) {
+    if (2 * n > w->wcap) {
+        size_t cap = 2 * n > 64 ? 2 * n : 64;
+        char *esc = realloc(w->esc, cap);
+        if (esc) w->esc = esc;
+        bsym *sym = realloc(w->sym, cap * sizeof *sym);
+        if (sym) w->sym = sym;
+        bpair *heap = realloc(w->heap, 2 * cap * sizeof *heap);
+        if (heap) w->heap = heap;
+        if (!esc || !sym || !heap) return fq_errf(e, "out of memory tokenizing a %zu-byte word", n);
+        w->wcap = cap;
+    }
+    uint32_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        w->sym[i] = (bsym){(int32_t)i - 1, i + 1 == n ? -1 : (int32_t)i + 1, t->byte_tok[s[i]], o,
+                           t->b2u_len[s[i]]};
+        memcpy(w->esc + o, t->b2u[s[i]], t->b2u_len[s[i]]);
+        o += t->b2u_len[s[i]];
+    }
+    if (t->pre.ignore_merges && n > 1) {
+        int32_t id = lookup(t, w->esc, o);
+        if (id >= 0) return ivec_push(out, id, e);
+    }
+    w->n_heap = 0;
+    for (size_t i = 1; i < n; i++) bpe_try_pair(t, w, (int32_t)i - 1, (int32_t)i);
+    while (w->n_heap > 0) {
+        bpair b = bheap_pop(w);
+        bsym *l = &w->sym[b.left], *r = &w->sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        l->n += r->n;
+        l->id = b.res;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) w->sym[r->next].prev = b.left;
+        bpe_try_pair(t, w, l->prev, b.left);
+        bpe_try_pair(t, w, b.left, l->next);
+    }
+    for (int32_t i = 0; i != -1; i = w->sym[i].next) {
+        const bsym *sy = &w->sym[i];
+        if (sy->id >= 0) {
+            if (ivec_push(out, sy->id, e)) return -1;
+            continue;
+        }
+        /* not a token: each byte of its text as a one-character token, where there is one */
+        for (uint32_t j = 0; j < sy->n; j++) {
+            int32_t id = lookup(t, w->esc + sy->off + j, 1);
+            if (id >= 0 && ivec_push(out, id, e)) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Tokenizes one text fragment: pre-tokenize, then merge each word. */
+static int bpe_fragment(const fq_tokenizer *t, bpe_work *w, const char *text, size_t len,
+                        ivec *out, fq_err *e) {
+    const uint8_t *s = (const uint8_t *)text;
+    if (len + 1 > w->cap) {
+        size_t cap = len + 1;
+        uint32_t *p1 = realloc(w->cpt, cap * sizeof *p1);
+        if (p1) w->cpt = p1;
+        uint32_t *p2 = realloc(w->seg, cap * sizeof *p2);
+        if (p2) w->seg = p2;
+        uint32_t *p3 = realloc(w->tmp, cap * sizeof *p3);
+        if (p3) w->tmp = p3;
+        uint32_t *p4 = realloc(w->boff, cap * sizeof *p4);
+        if (p4) w->boff = p4;
+        uint16_t *p5 = realloc(w->fl, cap * sizeof *p5);
+        if (p5) w->fl = p5;
+        if (!p1 || !p2 || !p3 || !p4 || !p5) return fq_errf(e, "out of memory tokenizing %zu bytes", len);
+        w->cap = cap;
+    }
+    size_t nc = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t l = fq_utf8_decode(s + i, len - i, &c);
+        w->cpt[nc] = c;
+        w->fl[nc] = fq_uc_flags(c);
+        w->boff[nc] = (uint32_t)i;
+        nc++;
+        i += l;
+    }
+    w->boff[nc] = (uint32_t)len;
+    size_t ns = fq_pre_split(t->pre.kind, w->cpt, w->fl, nc, w->seg, w->tmp);
+    size_t c0 = 0;
+    for (size_t k = 0; k < ns; k++) {
+        size_t c1 = c0 + w->seg[k];
+        if (bpe_word(t, w, s + w->boff[c0], w->boff[c1] - w->boff[c0], out, e)) return -1;
+        c0 = c1;
+    }
+    return 0;
+}
+
 typedef struct frag {
     int32_t tok;         /* a special token, or -1 for text[off, off + len) */
     size_t off, len;
@@ -596,12 +1005,34 @@ static int fvec_push(fvec *a, frag f, fq_err *e) {
 
 /* Splits the text fragments of *cur at every occurrence of each special token (llama.cpp's
  * tokenizer_st_partition). Returns 0, or -1 with e set. */
-static int partition(const fq_tokenizer *t, const char *text, bool parse_special, fvec *cur,
-                     fvec *next, fq_err *e) {
+static int partition(const fq_tokenizer *t, const char *text, size_t len, bool parse_special,
+                     fvec *cur, fvec *next, fq_err *e) {
+    /* Which bytes and byte pairs the text holds: a token with a pair the text lacks cannot
+     * occur, and is skipped without a search (vocabularies with thousands of user-defined
+     * tokens would otherwise scan the text thousands of times). */
+    uint64_t *pairs = calloc(65536 / 64, sizeof *pairs);
+    uint64_t bytes[4] = {0};
+    if (!pairs) return fq_errf(e, "out of memory");
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t i = 0; i < len; i++) {
+        bytes[u[i] >> 6] |= 1ull << (u[i] & 63);
+        if (i + 1 < len) {
+            unsigned pr = (unsigned)u[i] << 8 | u[i + 1];
+            pairs[pr >> 6] |= 1ull << (pr & 63);
+        }
+    }
+    int rc = 0;
     for (int32_t k = 0; k < t->n_special; k++) {
         const tok_entry *st = &t->tok[t->special[k]];
         /* user-defined tokens are split out even as plain text (llama.cpp, after HF) */
         if (!parse_special && (st->attr & (FQ_TOK_CONTROL | FQ_TOK_UNKNOWN))) continue;
+        const uint8_t *sp = (const uint8_t *)st->text;
+        bool possible = st->len > 0 && (bytes[sp[0] >> 6] >> (sp[0] & 63) & 1);
+        for (uint32_t j = 0; possible && j + 1 < st->len; j++) {
+            unsigned pr = (unsigned)sp[j] << 8 | sp[j + 1];
+            possible = pairs[pr >> 6] >> (pr & 63) & 1;
+        }
+        if (!possible) continue;
         bool any_text = false, hit = false;
         for (size_t i = 0; i < cur->n && !hit; i++) {
             const frag *f = &cur->v[i];
@@ -615,24 +1046,40 @@ static int partition(const fq_tokenizer *t, const char *text, bool parse_special
         for (size_t i = 0; i < cur->n; i++) {
             frag f = cur->v[i];
             if (f.tok >= 0) {
-                if (fvec_push(next, f, e)) return -1;
+                if (fvec_push(next, f, e)) {
+                    rc = -1;
+                    goto out;
+                }
                 continue;
             }
             size_t pos = f.off, end = f.off + f.len;
             const char *m;
             while (pos < end && (m = memmem(text + pos, end - pos, st->text, st->len))) {
                 size_t at = (size_t)(m - text);
-                if (at > pos && fvec_push(next, (frag){-1, pos, at - pos}, e)) return -1;
-                if (fvec_push(next, (frag){t->special[k], 0, 0}, e)) return -1;
+                if (at > pos && fvec_push(next, (frag){-1, pos, at - pos}, e)) {
+                    rc = -1;
+                    goto out;
+                }
+                if (fvec_push(next, (frag){t->special[k], 0, 0}, e)) {
+                    rc = -1;
+                    goto out;
+                }
                 pos = at + st->len;
+                if (st->attr & FQ_TOK_RSTRIP) /* C isspace, as llama.cpp */
+                    while (pos < end && (text[pos] == ' ' || (text[pos] >= '\t' && text[pos] <= '\r'))) pos++;
             }
-            if (pos < end && fvec_push(next, (frag){-1, pos, end - pos}, e)) return -1;
+            if (pos < end && fvec_push(next, (frag){-1, pos, end - pos}, e)) {
+                rc = -1;
+                goto out;
+            }
         }
         fvec tmp = *cur;
         *cur = *next;
         *next = tmp;
     }
-    return 0;
+out:
+    free(pairs);
+    return rc;
 }
 
 int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_special,
@@ -644,11 +1091,12 @@ int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_sp
     ivec out = {0};
     fvec cur = {0}, next = {0};
     spm_work w = {0};
+    bpe_work bw = {0};
     int rc = -1;
 
     if (len > 0) {
         if (fvec_push(&cur, (frag){-1, 0, len}, e)) goto done;
-        if (partition(t, text, parse_special, &cur, &next, e)) goto done;
+        if (partition(t, text, len, parse_special, &cur, &next, e)) goto done;
     }
     bool prev_special = true; /* the first fragment gets the space prefix */
     if (add_special && t->add_bos && ivec_push(&out, t->bos, e)) goto done;
@@ -658,8 +1106,9 @@ int fq_tokenize(const fq_tokenizer *t, const char *text, size_t len, bool add_sp
             if (ivec_push(&out, f->tok, e)) goto done;
             prev_special = true;
         } else {
-            if (spm_fragment(t, &w, text + f->off, f->len, t->add_space_prefix && prev_special,
-                             &out, e))
+            if (t->bpe ? bpe_fragment(t, &bw, text + f->off, f->len, &out, e)
+                       : spm_fragment(t, &w, text + f->off, f->len, t->add_space_prefix && prev_special,
+                                      &out, e))
                 goto done;
             prev_special = false;
         }
@@ -677,6 +1126,14 @@ done:
     free(w.esc);
     free(w.sym);
     free(w.heap);
+    free(bw.cpt);
+    free(bw.seg);
+    free(bw.tmp);
+    free(bw.boff);
+    free(bw.fl);
+    free(bw.esc);
+    free(bw.sym);
+    free(bw.heap);
     return rc;
 }
 
@@ -705,6 +1162,41 @@ static const char *piece_at(const fq_tokenizer *t, int32_t id, bool special, boo
     return p;
 }
 
+/* llama.cpp's clean-up of detokenized BPE text, in place: no space before ? ! . , ; " ' "
+ * becomes "'"; no space before 's 'm 're 've. Returns the new length. */
+static size_t clean_spaces(char *x, size_t n) {
+    size_t m = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = x[i];
+        if (x[i - 1] == ' ' && (c == '?' || c == '!' || c == '.' || c == ',')) m--;
+        x[m++] = c;
+    }
+    n = m;
+    m = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = x[i];
+        if (c == '\'' && i + 1 < n && x[i - 1] == ' ' && x[i + 1] == ' ') {
+            m--;
+            x[++i] = '\0'; /* the space after is dropped, and reads as NUL to the next test */
+        }
+        x[m++] = c;
+    }
+    n = m;
+    m = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = x[i];
+        if (x[i - 1] == ' ' && c == '\'' && i + 1 < n) {
+            char c1 = x[i + 1];
+            if (c1 == 's' || c1 == 'm') m--;
+            else if (c1 != 't' && c1 != 'd' && i + 2 < n &&
+                     ((c1 == 'r' && x[i + 2] == 'e') || (c1 == 'v' && x[i + 2] == 'e')))
+                m--;
+        }
+        x[m++] = c;
+    }
+    return m;
+}
+
 int fq_detokenize(const fq_tokenizer *t, const int32_t *ids, size_t n, bool special,
                   char **out, size_t *len, fq_err *e) {
     *out = NULL;
@@ -727,6 +1219,7 @@ int fq_detokenize(const fq_tokenizer *t, const int32_t *ids, size_t n, bool spec
         memcpy(s + o, p, pl);
         o += pl;
     }
+    if (t->clean_spaces) o = clean_spaces(s, o);
     s[o] = '\0';
     *out = s;
     *len = o;

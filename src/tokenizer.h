@@ -37,6 +37,7 @@ enum fq_tok_attr {
     FQ_TOK_CONTROL      = 1 << 3,
     FQ_TOK_USER_DEFINED = 1 << 4,
     FQ_TOK_BYTE         = 1 << 5,
+    FQ_TOK_RSTRIP       = 1 << 8, /* whitespace right after it is dropped (Phi-3's specials) */
 };
 
 /* Builds the tokenizer from the file's tokenizer.ggml.* metadata (tokens, scores, token_type,
@@ -44,7 +45,15 @@ enum fq_tok_attr {
  * tokenizer copies what it needs: g may be closed afterwards. Returns 0, or -1 with e set
  * (a model other than "llama", missing or mismatched arrays, duplicate tokens). */
 int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e);
+/* Loads the tokenizer of a GGUF file by path: any file with tokenizer.ggml.* metadata,
+ * vocabulary-only files (no tensors) included. Returns 0, or -1 with e set. */
+int fq_tokenizer_load_file(fq_tokenizer **out, const char *path, fq_err *e);
 void fq_tokenizer_free(fq_tokenizer *t);
+/* "llama" (SentencePiece) or "gpt2" (byte-level BPE); for BPE also the pre-tokenizer. */
+bool fq_tokenizer_is_bpe(const fq_tokenizer *t);
+/* Whether fq_detokenize applies llama.cpp's BPE space clean-up (" ," -> ","), which the
+ * streaming detokenizer, like llama.cpp's token_to_piece, does not. */
+bool fq_tokenizer_cleans_spaces(const fq_tokenizer *t);
 
 int32_t fq_tokenizer_n_vocab(const fq_tokenizer *t);
 /* Special ids; -1 when the vocabulary has none. */

@@ -681,7 +681,7 @@ static void test_hparams(void) {
         {{"general.architecture", 2, 0, "gpt2"}, "architecture 'gpt2' is not supported"},
         {{"general.architecture", 3, 0, NULL}, "missing 'general.architecture'"},
         {{"llama.embedding_length", 3, 0, NULL}, "missing hyperparameter 'llama.embedding_length'"},
-        {{"tokenizer.ggml.model", 2, 0, "gpt2"}, "tokenizer model 'gpt2' is not supported"},
+        {{"tokenizer.ggml.model", 2, 0, "bert"}, "tokenizer model 'bert' is not supported"},
         {{"tokenizer.ggml.tokens", 3, 0, NULL}, "tokenizer.ggml.tokens is missing"},
     };
     for (size_t i = 0; i < FQ_ARRAY_LEN(cases); i++) {

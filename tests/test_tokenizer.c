@@ -1,5 +1,10 @@
-/* test_tokenizer.c - the llama SentencePiece tokenizer against llama.cpp's output.
+/* test_tokenizer.c - the SentencePiece and byte-level BPE tokenizers against llama.cpp's output.
  *
+ * - tests/data/vocab (from llama.cpp c392e509): for each of 12 vocabularies, llama.cpp's own
+ *   .inp/.out suite (46 cases, where upstream has one) and cases/NAME.jsonl (528 cases in the
+ *   four add_special / parse_special modes, plus llama_detokenize of the plain ids);
+ * - a tiny in-memory BPE vocabulary: merge order, control tokens, gpt2 defaults, and the load
+ *   errors of bad BPE vocabularies (unknown pre, merges naming unknown tokens, missing bytes);
  * - every line of tests/data/golden/tokenizer/ (each .jsonl), token for token (and the text back
  *   from the ids for the plain-text lines);
  * - the prompt tokens and greedy_text of every tests/data/golden/logits/ (each .json);
@@ -11,6 +16,8 @@
 #include "harness.h"
 #include "gguf.h"
 #include "tokenizer.h"
+#include "tok_pre.h"
+#include "unicode.h"
 
 #include <dirent.h>
 #include <stdlib.h>
@@ -345,6 +352,140 @@ static void test_golden_file(const char *path, const fq_tokenizer *t) {
     printf("%s: %d/%d lines match\n", path, ok, lines);
     CHECK(lines > 0, "%s: no lines", path);
     free(data);
+}
+
+#define VOCAB_DIR "tests/data/vocab/"
+
+/* llama.cpp's own suite: NAME.gguf.inp holds cases each ended by "\n__ggml_vocab_test__\n",
+ * NAME.gguf.out one line of ids per case (add_special = parse_special = false). */
+static void test_upstream_suite(const char *name, const char *gguf, const fq_tokenizer *t) {
+    char pin[300], pout[300];
+    snprintf(pin, sizeof pin, "%s.inp", gguf);
+    snprintf(pout, sizeof pout, "%s.out", gguf);
+    fq_err e = {{0}};
+    size_t ni, no;
+    char *inp = fq_read_file(pin, &ni, &e), *outs = inp ? fq_read_file(pout, &no, &e) : NULL;
+    CHECK(inp && outs, "%s: %s", name, e.msg);
+    if (!inp || !outs) {
+        free(inp);
+        return;
+    }
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    int cases = 0, ok = 0;
+    char *p = inp, *end = inp + ni, *ol = outs;
+    while (p < end) {
+        char *q = memmem(p, (size_t)(end - p), sep, sizeof sep - 1);
+        CHECK(q != NULL, "%s: .inp does not end with the separator", name);
+        if (!q) break;
+        char *nl = strchr(ol, '\n');
+        CHECK(nl != NULL, "%s: .out has fewer lines than .inp has cases", name);
+        if (!nl) break;
+        *nl = '\0';
+        int32_t want[4096];
+        size_t nwant = 0;
+        for (char *c = ol; *c;) {
+            char *c2;
+            long v = strtol(c, &c2, 10);
+            if (c2 == c) break;
+            if (nwant < 4096) want[nwant++] = (int32_t)v;
+            c = c2;
+        }
+        int32_t *got = NULL;
+        size_t ngot = 0;
+        int rc = fq_tokenize(t, p, (size_t)(q - p), false, false, &got, &ngot, &e);
+        char b1[512], b2[512];
+        bool same = rc == 0 && same_ids(got, ngot, want, nwant);
+        CHECK(same, "%s upstream case %d \"%.40s\": got [%s] want [%s]", name, cases, p,
+              fmt_ids(b1, sizeof b1, got, ngot), fmt_ids(b2, sizeof b2, want, nwant));
+        ok += same;
+        cases++;
+        free(got);
+        p = q + sizeof sep - 1;
+        ol = nl + 1;
+    }
+    printf("%s: upstream suite %d/%d\n", name, ok, cases);
+    CHECK(cases == 46, "%s: %d upstream cases, expected 46", name, cases);
+    free(inp);
+    free(outs);
+}
+
+/* cases/NAME.jsonl: every case in the four add_special / parse_special modes, and the text
+ * llama_detokenize gives back for the plain ids. */
+static void test_vocab_cases(const char *name, const char *gguf, bool upstream) {
+    int64_t us = 0;
+    fq_tokenizer *t = load_path(gguf, &us);
+    if (!t) return;
+    char path[256];
+    snprintf(path, sizeof path, VOCAB_DIR "%s.jsonl", name);
+    if (upstream) {
+        char base[256];
+        snprintf(base, sizeof base, VOCAB_DIR "ggml-vocab-%s.gguf", name);
+        test_upstream_suite(name, base, t);
+    }
+    fq_err e = {{0}};
+    size_t flen;
+    char *data = fq_read_file(path, &flen, &e);
+    CHECK(data != NULL, "%s", e.msg);
+    if (!data) {
+        fq_tokenizer_free(t);
+        return;
+    }
+    static const char *const keys[4] = {"ids", "ids_add_special", "ids_parse_special",
+                                        "ids_add_parse_special"};
+    int lines = 0, ok[5] = {0};
+    for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        if (!*j_ws(line)) continue;
+        lines++;
+        char *text = NULL, *detok = NULL;
+        size_t tlen = 0, dlen = 0;
+        const char *tv = j_get(line, "text"), *dv = j_get(line, "detok");
+        bool parsed = tv && j_str(tv, &text, &tlen) && dv && j_str(dv, &detok, &dlen);
+        CHECK(parsed, "%s:%d: cannot parse line", path, lines);
+        int32_t *plain = NULL;
+        size_t nplain = 0;
+        for (int m = 0; m < 4 && parsed; m++) {
+            int32_t *want = NULL, *got = NULL;
+            size_t nwant = 0, ngot = 0;
+            if (j_ints(j_get(line, keys[m]), &want, &nwant)) {
+                CHECK(0, "%s:%d: cannot parse %s", path, lines, keys[m]);
+                continue;
+            }
+            int rc = fq_tokenize(t, text, tlen, m & 1, m >> 1, &got, &ngot, &e);
+            char b1[512], b2[512];
+            bool same = rc == 0 && same_ids(got, ngot, want, nwant);
+            CHECK(same, "%s:%d %s \"%.50s\": got [%s] want [%s] %s", path, lines, keys[m], text,
+                  fmt_ids(b1, sizeof b1, got, ngot), fmt_ids(b2, sizeof b2, want, nwant),
+                  rc ? e.msg : "");
+            ok[m] += same;
+            free(got);
+            if (m == 0) {
+                plain = want;
+                nplain = nwant;
+            } else {
+                free(want);
+            }
+        }
+        if (parsed && plain) {
+            char *back = NULL;
+            size_t blen = 0;
+            int rc = fq_detokenize(t, plain, nplain, false, &back, &blen, &e);
+            bool same = rc == 0 && blen == dlen && memcmp(back, detok, dlen) == 0;
+            CHECK(same, "%s:%d: detokenized \"%.50s\" as \"%.50s\", want \"%.50s\"", path, lines, text,
+                  back ? back : "", detok);
+            ok[4] += same;
+            free(back);
+        }
+        free(plain);
+        free(text);
+        free(detok);
+    }
+    printf("%s: %d cases; plain %d, add_special %d, parse_special %d, both %d, detok %d\n", name,
+           lines, ok[0], ok[1], ok[2], ok[3], ok[4]);
+    CHECK(lines == 528, "%s: %d cases, expected 528", path, lines);
+    free(data);
+    fq_tokenizer_free(t);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -824,6 +965,137 @@ static void test_tiny(void) {
     }
 }
 
+/* ---- a tiny byte-level BPE vocabulary --------------------------------------------------- */
+
+/* GPT-2's bytes_to_unicode, written out independently of the library. */
+static void b2u_str(int b, char *out) {
+    int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+    int c = b;
+    if (!printable) {
+        c = 0x100;
+        for (int x = 0; x < b; x++)
+            c += !((x >= 0x21 && x <= 0x7E) || (x >= 0xA1 && x <= 0xAC) || x >= 0xAE);
+    }
+    size_t n = 0;
+    put_utf8(out, &n, (uint32_t)c);
+    out[n] = '\0';
+}
+
+/* 256 byte tokens, then "he", "ll", "hell", "<|eot|>" (control), "Ġw" */
+static int bpe_tiny(gb *b, int drop_byte, const char *pre, const char *const *merges, int n_merges) {
+    static char store[256][4];
+    const char *toks[261];
+    int32_t types[261];
+    int n = 0;
+    for (int i = 0; i < 256; i++) {
+        if (i == drop_byte) continue;
+        b2u_str(i, store[i]);
+        toks[n] = store[i];
+        types[n++] = 1;
+    }
+    static const char *const extra[] = {"he", "ll", "hell", "<|eot|>", "\xc4\xa0w"};
+    for (int i = 0; i < 5; i++) {
+        toks[n] = extra[i];
+        types[n++] = i == 3 ? 3 : 1;
+    }
+    kv_str(b, "general.architecture", "llama");
+    kv_str(b, "tokenizer.ggml.model", "gpt2");
+    if (pre) kv_str(b, "tokenizer.ggml.pre", pre);
+    kv_strs(b, "tokenizer.ggml.tokens", toks, n);
+    kv_arr(b, "tokenizer.ggml.token_type", FQ_GGUF_INT32, types, n);
+    kv_strs(b, "tokenizer.ggml.merges", merges, n_merges);
+    return n;
+}
+
+static void test_bpe_tiny(void) {
+    fq_err e = {{0}};
+    fq_tokenizer *t;
+    gb b = {0};
+    static const char *const merges[] = {"l l", "h e", "he ll", "\xc4\xa0 w"};
+    bpe_tiny(&b, -1, "gpt-2", merges, 4);
+    int rc = load_mem(&b, &t, &e);
+    CHECK(rc == 0, "tiny bpe: %s", e.msg);
+    if (rc == 0) {
+        /* "hello": l+l (rank 0) first, then h+e, then he+ll -> "hell" "o" */
+        expect_tok(t, "hello", false, false, (const int32_t[]){258, 'o'}, 2);
+        /* " w" is one pre-token; "Ġw" merges; "<|eot|>" only with parse_special */
+        expect_tok(t, "he w<|eot|>", false, true, (const int32_t[]){256, 260, 259}, 3);
+        CHECK(fq_tokenizer_bos(t) == 11 && !fq_tokenizer_adds_bos(t), "gpt2 defaults: bos %d",
+              fq_tokenizer_bos(t));
+        char *back = NULL;
+        size_t blen = 0;
+        const int32_t ids[] = {258, 'o', 260, 259};
+        rc = fq_detokenize(t, ids, 4, false, &back, &blen, &e);
+        CHECK(rc == 0 && blen == 7 && memcmp(back, "hello w", 7) == 0, "tiny bpe detok: '%s'", back);
+        free(back);
+        fq_tokenizer_free(t);
+    }
+
+    bpe_tiny(&b, -1, "no-such-pre", merges, 4);
+    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "unknown pre-tokenizer tokenizer.ggml.pre = 'no-such-pre'") &&
+          strstr(e.msg, "llama-bpe") && strstr(e.msg, "qwen2"), "bad pre: %s", e.msg);
+    bpe_tiny(&b, -1, "chameleon", merges, 4);
+    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "'chameleon' is not supported yet"), "chameleon: %s", e.msg);
+    static const char *const bad1[] = {"h e", "he zz"};
+    bpe_tiny(&b, -1, NULL, bad1, 2);
+    CHECK(load_mem(&b, &t, &e) == -1 &&
+          strstr(e.msg, "tokenizer.ggml.merges[1] = 'he zz' names a token that is not in the vocabulary"),
+          "unknown merge token: %s", e.msg);
+    static const char *const bad2[] = {"hello"};
+    bpe_tiny(&b, -1, NULL, bad2, 1);
+    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "merges[0] = 'hello' is not two tokens"),
+          "merge without space: %s", e.msg);
+    bpe_tiny(&b, 'a', NULL, merges, 4);
+    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "no token for byte 0x61 ('a')"),
+          "missing byte: %s", e.msg);
+}
+
+/* Pre-tokenizers without reference data here (deepseek-v3, tekken, bloom, viking): splits
+ * worked out by hand from the regexes with ECMAScript's backtracking order. want: the words
+ * joined by '|'. */
+static void expect_split(const char *pre, const char *text, const char *want) {
+    fq_pre_info info;
+    CHECK(fq_pre_lookup(pre, strlen(pre), &info) == 0, "pre %s unknown", pre);
+    uint32_t cpt[256], seg[256], tmp[256];
+    uint16_t fl[256];
+    size_t boff[257], n = 0, len = strlen(text);
+    for (size_t i = 0; i < len && n < 256;) {
+        boff[n] = i;
+        i += fq_utf8_decode((const uint8_t *)text + i, len - i, &cpt[n]);
+        fl[n] = fq_uc_flags(cpt[n]);
+        n++;
+    }
+    boff[n] = len;
+    size_t ns = fq_pre_split(info.kind, cpt, fl, n, seg, tmp);
+    char got[1024];
+    size_t o = 0, c = 0;
+    for (size_t k = 0; k < ns && o + 300 < sizeof got; k++) {
+        if (k) got[o++] = '|';
+        memcpy(got + o, text + boff[c], boff[c + seg[k]] - boff[c]);
+        o += boff[c + seg[k]] - boff[c];
+        c += seg[k];
+    }
+    got[o] = '\0';
+    CHECK(strcmp(got, want) == 0, "%s split of \"%s\": got \"%s\" want \"%s\"", pre, text, got, want);
+}
+
+static void test_pre_by_hand(void) {
+    expect_split("tekken", "HelloWorld", "Hello|World");
+    expect_split("tekken", "ABC def", "ABC| def");
+    expect_split("tekken", "a/b\n", "a|/b|\n");
+    expect_split("tekken", "1234", "1|2|3|4");
+    expect_split("tekken", "\xc3\x80" "Bc", "\xc3\x80" "Bc");
+    expect_split("tekken", "AB\xc3\x80" "CD ", "AB\xc3\x80|CD| ");
+    expect_split("tekken", "x  .//\n\ny", "x| | .//\n\n|y");
+    expect_split("deepseek-v3", "Hello, world!", "Hello|,| world|!");
+    expect_split("deepseek-v3", "12345.abc", "123|45|.abc");
+    expect_split("deepseek-v3", "a ~~b", "a| |~|~b"); /* '~' is not in \p{S} there */
+    expect_split("deepseek-v3", "\xe4\xb8\x80\xe4\xba\x8c" "ab", "\xe4\xb8\x80\xe4\xba\x8c|ab");
+    expect_split("bloom", "Hello world. How?", "Hello| world|.| How|?");
+    expect_split("poro-chat", "(a)  b", "(|a|) | b");
+    expect_split("viking", "a12 b", "a|1|2| b");
+}
+
 static void test_load_errors(void) {
     fq_err e = {{0}};
     fq_tokenizer *t;
@@ -832,8 +1104,13 @@ static void test_load_errors(void) {
     kv_str(&b, "tokenizer.ggml.model", "gpt2");
     kv_strs(&b, "tokenizer.ggml.tokens", tiny_tok, TINY_N);
     CHECK(load_mem(&b, &t, &e) == -1 && t == NULL &&
-          strcmp(e.msg, "tokenizer model 'gpt2' is not supported yet (fqlm supports: llama (SentencePiece))") == 0,
+          strcmp(e.msg, "tokenizer.ggml.merges is missing (a gpt2 tokenizer needs its merges)") == 0,
           "gpt2: %s", e.msg);
+    kv_str(&b, "tokenizer.ggml.model", "bert");
+    kv_strs(&b, "tokenizer.ggml.tokens", tiny_tok, TINY_N);
+    CHECK(load_mem(&b, &t, &e) == -1 && t == NULL &&
+          strcmp(e.msg, "tokenizer model 'bert' is not supported yet (fqlm supports: llama (SentencePiece), gpt2 (byte-level BPE))") == 0,
+          "bert: %s", e.msg);
 
     kv_strs(&b, "tokenizer.ggml.tokens", tiny_tok, TINY_N);
     CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "tokenizer.ggml.model is missing"),
@@ -938,7 +1215,20 @@ int main(void) {
         test_random(st, "stories-512");
     }
     test_golden_logits();
+    {
+        static const char *const bpe_vocabs[] = {"gpt-2", "llama-bpe", "qwen2", "mpt", "gpt-neox",
+                                                 "starcoder", "refact", "falcon", "deepseek-llm",
+                                                 "deepseek-coder", "phi-3"};
+        char g[256];
+        test_vocab_cases("llama-spm", VOCAB_SPM, true);
+        for (size_t i = 0; i < sizeof bpe_vocabs / sizeof bpe_vocabs[0]; i++) {
+            snprintf(g, sizeof g, VOCAB_DIR "ggml-vocab-%s.gguf", bpe_vocabs[i]);
+            test_vocab_cases(bpe_vocabs[i], g, strcmp(bpe_vocabs[i], "gpt-neox") != 0);
+        }
+    }
     test_tiny();
+    test_bpe_tiny();
+    test_pre_by_hand();
     test_load_errors();
     fq_tokenizer_free(spm);
     fq_tokenizer_free(st);

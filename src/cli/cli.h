@@ -19,6 +19,7 @@ FQ_CMD(cmd_diff);
 FQ_CMD(cmd_demo);
 FQ_CMD(cmd_synth);
 FQ_CMD(cmd_quantize);
+FQ_CMD(cmd_tokenize);
 
 /* Prints "fqlm: error: ..." to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -38,6 +38,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "benchmarks (`bench formats`: format throughput)"},
     {"synth", cmd_synth, "write a random-weight llama model of a given shape and type"},
     {"quantize", cmd_quantize, "convert a model's weights to another type, as llama-quantize"},
+    {"tokenize", cmd_tokenize, "token ids and pieces of a text, as llama-tokenize (vocab-only files too)"},
 };
 
 static void usage(FILE *f) {

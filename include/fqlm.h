@@ -76,6 +76,15 @@ int fqlm_eval_all(fqlm_context *c, const int32_t *tokens, int n, int pos, float 
 /* The per-(node, layer, format) error table of the rules as JSON (malloc'd; free it). */
 char *fqlm_context_stats_json(const fqlm_context *c);
 
+/* A context with separate K and V cache types, as llama.cpp's --cache-type-k and
+ * --cache-type-v: each "f32" or "f16", or NULL for the type p->cache_f16 gives. (ik_llama.cpp
+ * keeps V in F16 and K in F32: fqlm_context_new_kv(m, &p, "f32", "f16") matches it.) A
+ * separate function, so that fqlm_context_params keeps its layout for bindings. Returns
+ * NULL on an unknown type name (fqlm_last_error() names it) or the errors of
+ * fqlm_context_new. */
+fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, const char *cache_type_k,
+                                  const char *cache_type_v);
+
 #ifdef __cplusplus
 }
 #endif

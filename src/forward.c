@@ -1,9 +1,10 @@
-/* forward.c - llama forward pass: RMSNorm, GQA attention with RoPE and a KV cache,
- * SwiGLU FFN, logits; hooks after every named node. */
+/* forward.c - the graph of the forward pass for every family (fq_arch_desc): what is
+ * computed, in what order, in which buffers, and where the hooks sit. How each step is
+ * computed is the backend's business: this file calls only the operations table of
+ * backend/backend.h (no kernels, no threads, no CPU types). */
 #include "forward.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "backend/backend.h"

@@ -1,6 +1,6 @@
 # fqlm - build with `make`; `make test` builds and runs every test.
 #
-# Layout: src/*.c and src/arch/x86/*.c form libfqlm.a; src/cli/*.c the fqlm program;
+# Layout: src/*.c, src/backend/cpu/*.c and src/arch/x86/*.c form libfqlm.a; src/cli/*.c the fqlm program;
 # tests/test_*.c one test program each. New files are picked up by the wildcards.
 # ISA variants: src/arch/x86/*_avx2.c and *_avx512.c are compiled with their own flags
 # and chosen at run time from CPUID, so the binary runs on any x86-64.
@@ -26,7 +26,7 @@ endif
 AVX2FLAGS   = -mavx2 -mfma -mf16c
 AVX512FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c -mavx2
 
-LIB_SRC  = $(wildcard src/*.c src/arch/x86/*.c)
+LIB_SRC  = $(wildcard src/*.c src/arch/x86/*.c src/backend/*.c src/backend/cpu/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 

@@ -136,6 +136,14 @@ int fqlm_diff_get_row(const fqlm_diff *d, int i, fqlm_diff_row *out);
 /* KL(a||b) mean, top-1 agreement (0..1) and perplexity ratio b/a over the positions so far,
  * from the propagated run (else the local one); NAN when undefined. Any pointer may be NULL. */
 int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, double *ppl_ratio);
+/* A context with separate K and V cache types, as llama.cpp's --cache-type-k and
+ * --cache-type-v: each "f32" or "f16", or NULL for the type p->cache_f16 gives. (ik_llama.cpp
+ * keeps V in F16 and K in F32: fqlm_context_new_kv(m, &p, "f32", "f16") matches it.) A
+ * separate function, so that fqlm_context_params keeps its layout for bindings. Returns
+ * NULL on an unknown type name (fqlm_last_error() names it) or the errors of
+ * fqlm_context_new. */
+fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, const char *cache_type_k,
+                                  const char *cache_type_v);
 
 #ifdef __cplusplus
 }

@@ -87,7 +87,20 @@ fqlm_context_params fqlm_context_default_params(void) {
     return p;
 }
 
-fqlm_context *fqlm_context_new(fqlm_model *m, const fqlm_context_params *p) {
+/* "f32"/"f16" -> the type; NULL -> dflt; anything else: -1 with last_error naming it */
+static int cache_type_arg(const char *which, const char *name, uint32_t dflt, uint32_t *t) {
+    if (!name) *t = dflt;
+    else if (!strcmp(name, "f32")) *t = FQ_TYPE_F32;
+    else if (!strcmp(name, "f16")) *t = FQ_TYPE_F16;
+    else {
+        snprintf(last_error, sizeof last_error, "%s cache type '%.64s' is not supported (f32, f16)", which, name);
+        return -1;
+    }
+    return 0;
+}
+
+static fqlm_context *context_new(fqlm_model *m, const fqlm_context_params *p, int kv_split, uint32_t tk,
+                                 uint32_t tv) {
     fq_err e;
     fqlm_context *c = calloc(1, sizeof *c);
     if (!c) {
@@ -95,7 +108,8 @@ fqlm_context *fqlm_context_new(fqlm_model *m, const fqlm_context_params *p) {
         return NULL;
     }
     fq_ctx_params cp = {.n_ctx = p->n_ctx, .n_threads = p->n_threads, .exact = p->exact,
-                        .cache_type = p->cache_f16 ? FQ_TYPE_F16 : FQ_TYPE_F32, .n_batch = p->n_batch};
+                        .cache_type = p->cache_f16 ? FQ_TYPE_F16 : FQ_TYPE_F32, .n_batch = p->n_batch,
+                        .kv_split = kv_split, .cache_type_k = tk, .cache_type_v = tv};
     c->model = m;
     c->exact = p->exact;
     c->seed = p->seed;
@@ -106,6 +120,18 @@ fqlm_context *fqlm_context_new(fqlm_model *m, const fqlm_context_params *p) {
         return NULL;
     }
     return c;
+}
+
+fqlm_context *fqlm_context_new(fqlm_model *m, const fqlm_context_params *p) {
+    return context_new(m, p, 0, 0, 0);
+}
+
+fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, const char *cache_type_k,
+                                  const char *cache_type_v) {
+    const uint32_t dflt = p->cache_f16 ? FQ_TYPE_F16 : FQ_TYPE_F32;
+    uint32_t tk, tv;
+    if (cache_type_arg("K", cache_type_k, dflt, &tk) || cache_type_arg("V", cache_type_v, dflt, &tv)) return NULL;
+    return context_new(m, p, 1, tk, tv);
 }
 
 void fqlm_context_free(fqlm_context *c) {

@@ -10,7 +10,12 @@
  * Hooks: for every (node, layer) marked in the hook mask, the hook is called on the main
  * thread right after the node's values are computed and before anything reads them, with
  * a writable view of the values (fake quantization rounds them in place; capture copies
- * them). Nodes without a mark cost nothing. */
+ * them). Nodes without a mark cost nothing.
+ *
+ * Graph and backend: this file and forward.c are the graph (which nodes, in what order,
+ * which buffers, where the hooks sit); every computation goes through the operations table
+ * of backend/backend.h, filled by the CPU backend (backend/cpu/). A hook always sees host
+ * memory: a backend whose buffers live elsewhere copies the hooked node out and back. */
 #ifndef FQ_FORWARD_H
 #define FQ_FORWARD_H
 
@@ -83,7 +88,7 @@ typedef struct fq_hook_call {
     int64_t nrows, ncols;
     int64_t pos;         /* position of the first row's token (kq, kq_soft_max: the token) */
     int64_t row0;        /* stable index of row 0 for position-dependent draws */
-    fq_pool *pool;       /* the context's threads, free for the hook to use */
+    fq_pool *pool;       /* host threads free for the hook to use (the backend's ops->host_pool) */
 } fq_hook_call;
 
 typedef void (*fq_hook_fn)(void *ud, const fq_hook_call *call);
@@ -133,7 +138,7 @@ int fq_ctx_n_ctx(const fq_ctx *c);
 uint64_t fq_ctx_kv_bytes(const fq_ctx *c);
 
 /* internal (tests): the FFN activation of enum fq_ffn_act, in place, as the forward pass
- * computes it */
+ * computes it (defined by the CPU backend, backend/cpu/cpu_backend.c) */
 void fq__gelu_row(float *x, int64_t n, int act);
 
 #endif

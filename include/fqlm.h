@@ -140,6 +140,51 @@ int fqlm_quantize(const char *spec, float *x, int64_t rows, int64_t cols, uint64
 const char *fqlm_format_list(int i);
 /* ==== end of the Python-facing additions ================================================ */
 
+/* ---- node-by-node comparison (`fqlm diff`) ------------------------------------------------
+ * A reference model a and another side b (a second file of the same architecture and shape,
+ * or a itself) with fake-quant rules on b, run on the same tokens; every (node, layer) is
+ * compared in two modes: propagated (b runs on its own) and local (b's layer L is fed a's
+ * residual stream, so a layer's figures are the error it adds by itself). Statistics are
+ * accumulated in double while chunks stream through; nothing is kept per token.
+ *
+ *   fqlm_diff *d = fqlm_diff_new(a, b, &p, rules, n_rules, FQLM_DIFF_BOTH);
+ *   fqlm_diff_eval(d, toks, n);              // once per chunk (positions 0..n-1)
+ *   for (int i = 0; i < fqlm_diff_n_rows(d); i++) fqlm_diff_get_row(d, i, &row);
+ */
+typedef struct fqlm_diff fqlm_diff;
+
+#define FQLM_DIFF_PROPAGATED 1
+#define FQLM_DIFF_LOCAL 2
+#define FQLM_DIFF_BOTH 3
+
+typedef struct fqlm_diff_row {
+    const char *node;       /* llama.cpp's name ("ffn_norm") */
+    int layer;              /* -1 for nodes without a layer */
+    int mode;               /* FQLM_DIFF_PROPAGATED or FQLM_DIFF_LOCAL */
+    double rel_l2;          /* ||b - a|| / ||a|| */
+    double cosine;
+    double max_abs;         /* max |b - a| */
+    double sqnr_db;         /* 10 log10(||a||^2 / ||b - a||^2); +Inf when equal */
+    double frac_rel_gt_1pct;/* fraction of elements with |b - a| > 1% of |a| */
+    double rmse;            /* sqrt(mean (b - a)^2), the fake-quant table's figure */
+    int64_t elements, nonfinite;
+} fqlm_diff_row;
+
+/* b may be a (rules then must not be weight rules). p: n_ctx is the longest chunk; n_batch,
+ * n_threads, exact, cache_f16 and seed act on both sides. Models of another architecture,
+ * shape or vocabulary are refused with the first difference named. NULL on failure. */
+fqlm_diff *fqlm_diff_new(fqlm_model *a, fqlm_model *b, const fqlm_context_params *p, const char *const *rules,
+                         int n_rules, int modes);
+void fqlm_diff_free(fqlm_diff *d);
+/* One chunk, from position 0 (the next token of position i is tokens[i + 1]). */
+int fqlm_diff_eval(fqlm_diff *d, const int32_t *tokens, int n);
+/* Rows: every compared (node, layer) in graph order, times the modes run. */
+int fqlm_diff_n_rows(const fqlm_diff *d);
+int fqlm_diff_get_row(const fqlm_diff *d, int i, fqlm_diff_row *out);
+/* KL(a||b) mean, top-1 agreement (0..1) and perplexity ratio b/a over the positions so far,
+ * from the propagated run (else the local one); NAN when undefined. Any pointer may be NULL. */
+int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, double *ppl_ratio);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #include "forward.h"
 #include "metrics.h"
 #include "model.h"
+#include "nodediff.h"
 #include "qtypes.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -387,3 +388,78 @@ int fqlm_quantize(const char *spec, float *x, int64_t rows, int64_t cols, uint64
 }
 
 const char *fqlm_format_list(int i) { return i < 0 ? NULL : fq_format_list(i); }
+/* ==== end of the Python-facing additions ================================================ */
+
+struct fqlm_diff {
+    fq_diff *d;
+    int modes;
+};
+
+fqlm_diff *fqlm_diff_new(fqlm_model *a, fqlm_model *b, const fqlm_context_params *p, const char *const *rules,
+                         int n_rules, int modes) {
+    fq_err e;
+    if (!a || !b || !p || n_rules < 0 || (n_rules > 0 && !rules)) {
+        snprintf(last_error, sizeof last_error, "fqlm_diff_new: missing model, parameters or rules");
+        return NULL;
+    }
+    fqlm_diff *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return NULL;
+    }
+    fq_diff_params dp = {.modes = modes, .rules = rules, .n_rules = n_rules, .seed = p->seed};
+    dp.ctx = (fq_ctx_params){.n_ctx = p->n_ctx, .n_threads = p->n_threads, .exact = p->exact,
+                             .cache_type = p->cache_f16 ? FQ_TYPE_F16 : FQ_TYPE_F32, .n_batch = p->n_batch};
+    h->d = fq_diff_new(a->m, b->m, &dp, &e);
+    if (!h->d) {
+        fail(&e);
+        free(h);
+        return NULL;
+    }
+    h->modes = fq_diff_modes(h->d);
+    return h;
+}
+
+void fqlm_diff_free(fqlm_diff *d) {
+    if (!d) return;
+    fq_diff_free(d->d);
+    free(d);
+}
+
+int fqlm_diff_eval(fqlm_diff *d, const int32_t *tokens, int n) {
+    fq_err e;
+    return fq_diff_eval(d->d, tokens, n, NULL, &e) ? fail(&e) : 0;
+}
+
+int fqlm_diff_n_rows(const fqlm_diff *d) {
+    return fq_diff_n_rows(d->d) * ((d->modes & 1) + ((d->modes >> 1) & 1));
+}
+
+int fqlm_diff_get_row(const fqlm_diff *d, int i, fqlm_diff_row *out) {
+    const int per = (d->modes & 1) + ((d->modes >> 1) & 1);
+    if (i < 0 || i >= fqlm_diff_n_rows(d)) {
+        snprintf(last_error, sizeof last_error, "fqlm_diff_get_row: row %d out of range (0..%d)", i,
+                 fqlm_diff_n_rows(d) - 1);
+        return -1;
+    }
+    const int mode = per == 2 ? (i % 2 ? FQ_DIFF_LOCAL : FQ_DIFF_PROPAGATED) : d->modes;
+    int node, layer;
+    fq_diff_row(d->d, i / per, &node, &layer);
+    fq_diff_stats st;
+    fq_diff_row_stats(d->d, i / per, mode, &st);
+    *out = (fqlm_diff_row){.node = fq_node_name(node), .layer = layer, .mode = mode, .rel_l2 = st.rel_l2,
+                           .cosine = st.cosine, .max_abs = st.max_abs, .sqnr_db = st.sqnr_db,
+                           .frac_rel_gt_1pct = st.frac_rel_gt_1pct, .rmse = st.rmse, .elements = st.elements,
+                           .nonfinite = st.nonfinite};
+    return 0;
+}
+
+int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, double *ppl_ratio) {
+    fq_err e;
+    fq_metrics_summary s;
+    if (fq_diff_metrics(d->d, &s, &e)) return fail(&e);
+    if (mean_kld) *mean_kld = s.mean_kld;
+    if (top1_agree) *top1_agree = s.top1_agree;
+    if (ppl_ratio) *ppl_ratio = s.ppl_ratio;
+    return 0;
+}

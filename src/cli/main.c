@@ -31,6 +31,7 @@ static const command commands[] = {
     {"run", cmd_run, "generate text, optionally with fake-quant rules"},
     {"compare", cmd_compare, "baseline vs fake-quant: texts, exact KL / top-1 / perplexity, timings"},
     {"ppl", cmd_ppl, "perplexity of a text as llama-perplexity computes it, with fake-quant rules"},
+    {"diff", cmd_diff, "A vs B (another file, or rules) node by node: where the error enters, how it travels"},
     {"sweep", cmd_sweep, "every (node, layer, format) against the baseline: CSV, heatmap, HTML"},
     {"inspect", cmd_inspect, "show a GGUF file's metadata, hyperparameters and tensors"},
     {"formats", cmd_formats, "list the number formats fake quantization can emulate"},

@@ -37,7 +37,17 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB = $(BUILD)/libfqlm.a
 BIN = fqlm
 
-.PHONY: all test clean bench fuzz fuzz-check fuzz-bins fuzz-run fuzz-seeds
+# The shared library for the Python package (python/fqlm): the same sources compiled with
+# -fPIC into $(BUILD)/pic/, so the static library and the fqlm program stay as they were.
+PIC_OBJ = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+SO      = $(BUILD)/libfqlm.so
+# The python suite as a test program of tests/run.sh (skips itself without numpy); not in
+# the sanitizer build (an ASan library cannot be loaded into an uninstrumented python3).
+ifneq ($(SAN),1)
+PY_TEST = $(BUILD)/tests/test_python
+endif
+
+.PHONY: all test clean bench fuzz fuzz-check fuzz-bins fuzz-run fuzz-seeds python
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -51,6 +61,28 @@ $(BUILD)/src/arch/x86/%_avx2.o: src/arch/x86/%_avx2.c
 $(BUILD)/src/arch/x86/%_avx512.o: src/arch/x86/%_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(AVX512FLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/src/arch/x86/%_avx2.o: src/arch/x86/%_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC $(AVX2FLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/src/arch/x86/%_avx512.o: src/arch/x86/%_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC $(AVX512FLAGS) $(KERNEL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(SO): $(PIC_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libfqlm.so $^ $(LDLIBS) -o $@
+
+python: $(SO)
+
+$(BUILD)/tests/test_python: tests/test_python.sh $(SO)
+	@mkdir -p $(dir $@)
+	cp tests/test_python.sh $@
+	chmod +x $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -70,8 +102,8 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(LDFLAGS) -Itests $< $(LIB) $(LDLIBS) -o $@
 
-test: $(TEST_BIN) $(BUILD)/fqlm
-	FQLM_BIN=$(BUILD)/fqlm tests/run.sh $(BUILD)
+test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST)
+	FQLM_BIN=$(BUILD)/fqlm FQLM_LIB=$(BUILD)/libfqlm.so tests/run.sh $(BUILD)
 
 # ---- fuzzing: clang + libFuzzer (Debian: clang, libclang-rt-<version>-dev) -----------
 # The library is rebuilt with clang into build-fuzz/ (coverage-instrumented, ASan+UBSan);
@@ -111,4 +143,4 @@ fuzz-seeds: $(LIB)
 clean:
 	rm -rf build build-san build-fuzz $(BIN)
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)

@@ -92,6 +92,70 @@ int fqlm_eval_all(fqlm_context *c, const int32_t *tokens, int n, int pos, float 
 /* The per-(node, layer, format) error table of the rules as JSON (malloc'd; free it). */
 char *fqlm_context_stats_json(const fqlm_context *c);
 
+/* ==== Python-facing additions (issue 18): version, nodes, hooks, scoring, formats ======
+ * Everything below follows the conventions above: 0 / -1 and fqlm_last_error(). */
+
+/* The library's version (FQLM_VERSION of the build). */
+const char *fqlm_version(void);
+
+/* The text of ids[0..n) (the pieces back to back, as the CLI prints them) into buf of
+ * cap bytes, NUL-terminated. Returns the full length in bytes (which may be >= cap: then
+ * the text was cut), or -1 for an id outside the vocabulary. */
+int fqlm_detokenize(const fqlm_model *m, const int32_t *ids, int n, char *buf, size_t cap);
+
+/* The nodes the model computes, in graph order (the names rules, hooks and --dump take):
+ * fqlm_model_node(m, i, &has_layer, &cols) gives the i-th name (NULL past the end), whether
+ * the node exists once per layer, and its values per token (kq, kq_soft_max: per token
+ * n_head rows of n_kv values; cols is n_head there). Rows are the tokens of the batch. */
+int fqlm_model_n_nodes(const fqlm_model *m);
+const char *fqlm_model_node(const fqlm_model *m, int i, int *has_layer, int64_t *cols);
+
+/* A user hook: called on the thread running fqlm_eval, right after the node's values are
+ * computed and after the context's rules rounded them, before anything reads them. values
+ * holds rows x cols floats, row-major, and may be changed in place. layer is -1 for nodes
+ * without a layer. A nonzero return stops the evaluation: no further hook is called, the
+ * pass runs to its end with no more changes, and fqlm_eval returns -1 with a message
+ * naming the node (the logits it wrote and the cache it filled are then not to be used). */
+typedef int (*fqlm_hook_fn)(void *user_data, const char *node, int layer, float *values,
+                            int64_t rows, int64_t cols);
+
+/* Adds a hook on the nodes of node_selector, written as a rule's left side:
+ * "NODES[@LAYERS]" ("ffn_norm@*", "attn_norm,ffn_norm@0-3", "result_output"). Several
+ * hooks may be added; they run in the order added. */
+int fqlm_context_set_hook(fqlm_context *c, const char *node_selector, fqlm_hook_fn fn, void *user_data);
+/* Removes every hook (the rules stay). */
+void fqlm_context_clear_hooks(fqlm_context *c);
+/* Zeroes the rules' statistics (fqlm_context_stats_json). */
+void fqlm_context_reset_stats(fqlm_context *c);
+int fqlm_context_n_ctx(const fqlm_context *c);
+
+/* Teacher-forced scoring of a token sequence, as `fqlm compare`: base and fq are two
+ * contexts of the same model (the baseline, and the one with rules or hooks); the tokens
+ * are cut into chunks of at most chunk tokens (<= both contexts' n_ctx; <= 0: the smaller
+ * n_ctx), each evaluated from position 0 on both; when tokens[0] is the model's BOS every
+ * later chunk starts with BOS too. Every position's next-token distributions are compared.
+ * Figures that cannot be given (no positions, NaN/Inf logits) are NAN. */
+typedef struct fqlm_score {
+    int64_t n_pos;          /* positions compared */
+    int64_t n_scored;       /* positions with a known next token */
+    int64_t n_nonfinite;    /* positions whose logits hold NaN/Inf */
+    int64_t n_chunks;
+    double mean_kld, kld_stderr, kld_median, kld_p90, kld_p99, max_kld; /* nats */
+    double top1_agree;      /* 0..1 */
+    double ppl_base, ppl_fq, ppl_ratio, nll_base, nll_fq;
+    double max_abs_logit_diff;
+} fqlm_score;
+
+int fqlm_score_tokens(fqlm_context *base, fqlm_context *fq, const int32_t *tokens, int n, int chunk,
+                      fqlm_score *out);
+
+/* Rounds x (rows x cols, row-major) in place to the format spec, as a rule with that format
+ * rounds a node of that shape (stochastic rounding: stream 0, rows numbered from 0). */
+int fqlm_quantize(const char *spec, float *x, int64_t rows, int64_t cols, uint64_t seed);
+/* The format specs `fqlm formats` lists, in order; NULL past the end. */
+const char *fqlm_format_list(int i);
+/* ==== end of the Python-facing additions ================================================ */
+
 /* ---- node-by-node comparison (`fqlm diff`) ------------------------------------------------
  * A reference model a and another side b (a second file of the same architecture and shape,
  * or a itself) with fake-quant rules on b, run on the same tokens; every (node, layer) is

@@ -1,11 +1,14 @@
 /* api.c - the public API (include/fqlm.h) over the internal modules. */
 #include "fqlm.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "cpu.h"
 #include "fakequant.h"
+#include "formats.h"
 #include "forward.h"
+#include "metrics.h"
 #include "model.h"
 #include "nodediff.h"
 #include "qtypes.h"
@@ -16,12 +19,24 @@ struct fqlm_model {
     fq_model *m;
 };
 
+typedef struct api_hook {
+    uint8_t *mask;          /* fq_hook_mask_size bytes */
+    fqlm_hook_fn fn;
+    void *ud;
+} api_hook;
+
 struct fqlm_context {
     fqlm_model *model;
     fq_ctx *ctx;
     fq_fakequant *fq;
     int exact;
     uint64_t seed;
+    /* user hooks (fqlm_context_set_hook), chained after the rules */
+    api_hook *hooks;
+    int n_hooks;
+    uint8_t *mask;          /* rules' mask | every hook's: what the context hooks */
+    int hook_failed;        /* a hook returned nonzero during this eval */
+    char hook_err[256];
 };
 
 static _Thread_local char last_error[FQ_ERR_MAX];
@@ -119,6 +134,13 @@ static fqlm_context *context_new(fqlm_model *m, const fqlm_context_params *p, in
         free(c);
         return NULL;
     }
+    c->mask = calloc(fq_hook_mask_size(m->m), 1);
+    if (!c->mask) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        fq_ctx_free(c->ctx);
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -136,38 +158,263 @@ fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, c
 
 void fqlm_context_free(fqlm_context *c) {
     if (!c) return;
+    fqlm_context_clear_hooks(c);
+    free(c->mask);
     fq_ctx_free(c->ctx);
     fq_fakequant_free(c->fq);
     free(c);
 }
 
-int fqlm_context_add_rule(fqlm_context *c, const char *rule) {
+static int ensure_fq(fqlm_context *c) {
     fq_err e;
-    if (!c->fq) {
-        c->fq = fq_fakequant_new(c->model->m, &e);
-        if (!c->fq) return fail(&e);
-        fq_fakequant_set_seed(c->fq, c->seed);
-    }
-    if (fq_fakequant_add_rule(c->fq, rule, &e)) return fail(&e);
-    if (fq_fakequant_apply_weights(c->fq, c->model->m, &e)) return fail(&e);
-    fq_fakequant_attach(c->fq, c->ctx);
+    if (c->fq) return 0;
+    c->fq = fq_fakequant_new(c->model->m, &e);
+    if (!c->fq) return fail(&e);
+    fq_fakequant_set_seed(c->fq, c->seed);
     return 0;
 }
 
-int fqlm_eval(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits) {
+/* The context's hook: the rules where they act, then the user hooks in the order added. */
+static void api_hook_fn(void *ud, const fq_hook_call *call) {
+    fqlm_context *c = ud;
+    const size_t s = (size_t)call->node * (size_t)(c->model->m->hp.n_layer + 1) + (size_t)(call->layer + 1);
+    if (c->fq && fq_fakequant_mask(c->fq)[s]) fq_fakequant_hook(c->fq, call);
+    for (int i = 0; i < c->n_hooks && !c->hook_failed; i++) {
+        const api_hook *h = &c->hooks[i];
+        if (!h->mask[s]) continue;
+        int rc = h->fn(h->ud, fq_node_name(call->node), call->layer, call->data, call->nrows, call->ncols);
+        if (rc) {
+            c->hook_failed = 1;
+            if (call->layer >= 0)
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s-%d returned %d: evaluation stopped",
+                         fq_node_name(call->node), call->layer, rc);
+            else
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s returned %d: evaluation stopped",
+                         fq_node_name(call->node), rc);
+        }
+    }
+}
+
+/* Installs api_hook_fn with the union of the rules' and the hooks' marks. */
+static void install(fqlm_context *c) {
+    const size_t n = fq_hook_mask_size(c->model->m);
+    memset(c->mask, 0, n);
+    if (c->fq) memcpy(c->mask, fq_fakequant_mask(c->fq), n);
+    for (int i = 0; i < c->n_hooks; i++)
+        for (size_t s = 0; s < n; s++) c->mask[s] |= c->hooks[i].mask[s];
+    fq_ctx_set_hook(c->ctx, api_hook_fn, c, c->mask);
+}
+
+int fqlm_context_add_rule(fqlm_context *c, const char *rule) {
     fq_err e;
-    return fq_ctx_eval(c->ctx, tokens, n, pos, logits, 0, &e) ? fail(&e) : 0;
+    if (ensure_fq(c)) return -1;
+    if (fq_fakequant_add_rule(c->fq, rule, &e)) return fail(&e);
+    if (fq_fakequant_apply_weights(c->fq, c->model->m, &e)) return fail(&e);
+    install(c);
+    return 0;
+}
+
+static int eval(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits, int all) {
+    fq_err e;
+    c->hook_failed = 0;
+    int rc = fq_ctx_eval(c->ctx, tokens, n, pos, logits, all, &e) ? fail(&e) : 0;
+    if (c->hook_failed) {
+        snprintf(last_error, sizeof last_error, "%s", c->hook_err);
+        c->hook_failed = 0;
+        rc = -1;
+    }
+    return rc;
+}
+
+int fqlm_eval(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits) {
+    return eval(c, tokens, n, pos, logits, 0);
 }
 
 int fqlm_eval_all(fqlm_context *c, const int32_t *tokens, int n, int pos, float *logits) {
-    fq_err e;
-    return fq_ctx_eval(c->ctx, tokens, n, pos, logits, 1, &e) ? fail(&e) : 0;
+    return eval(c, tokens, n, pos, logits, 1);
 }
 
 char *fqlm_context_stats_json(const fqlm_context *c) {
     if (!c->fq) return strdup("{\"nodes\":[]}");
     return fq_fakequant_json(c->fq, c->exact);
 }
+
+/* ==== Python-facing additions (issue 18) ================================================ */
+
+const char *fqlm_version(void) { return FQLM_VERSION; }
+
+int fqlm_detokenize(const fqlm_model *m, const int32_t *ids, int n, char *buf, size_t cap) {
+    fq_err e;
+    char *text;
+    size_t len;
+    if (n < 0) n = 0;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->m->hp.n_vocab) {
+            snprintf(last_error, sizeof last_error, "token id %d at index %d is outside the vocabulary (0-%d)",
+                     (int)ids[i], i, m->m->hp.n_vocab - 1);
+            return -1;
+        }
+    if (fq_detokenize(m->m->tok, ids, (size_t)n, false, &text, &len, &e)) return fail(&e);
+    if (cap) {
+        size_t k = FQ_MIN(len, cap - 1);
+        memcpy(buf, text, k);
+        buf[k] = 0;
+    }
+    free(text);
+    if (len > (size_t)INT32_MAX) len = INT32_MAX;
+    return (int)len;
+}
+
+int fqlm_model_n_nodes(const fqlm_model *m) {
+    int order[FQ_NODE_COUNT];
+    return fq_node_order(m->m, order);
+}
+
+const char *fqlm_model_node(const fqlm_model *m, int i, int *has_layer, int64_t *cols) {
+    int order[FQ_NODE_COUNT];
+    int n = fq_node_order(m->m, order);
+    if (i < 0 || i >= n) return NULL;
+    if (has_layer) *has_layer = fq_node_has_layer(order[i]);
+    if (cols) *cols = fq_node_cols(m->m, order[i]);
+    return fq_node_name(order[i]);
+}
+
+int fqlm_context_set_hook(fqlm_context *c, const char *node_selector, fqlm_hook_fn fn, void *user_data) {
+    fq_err e;
+    if (!fn || !node_selector) {
+        snprintf(last_error, sizeof last_error, "fqlm_context_set_hook: %s is NULL", fn ? "the selector" : "the hook");
+        return -1;
+    }
+    if (ensure_fq(c)) return -1;
+    const size_t n = fq_hook_mask_size(c->model->m);
+    uint8_t *mask = calloc(n, 1);
+    api_hook *hs = mask ? realloc(c->hooks, (size_t)(c->n_hooks + 1) * sizeof *hs) : NULL;
+    if (!hs) {
+        free(mask);
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return -1;
+    }
+    c->hooks = hs;
+    if (fq_fakequant_select(c->fq, node_selector, mask, &e)) {
+        free(mask);
+        return fail(&e);
+    }
+    c->hooks[c->n_hooks++] = (api_hook){.mask = mask, .fn = fn, .ud = user_data};
+    install(c);
+    return 0;
+}
+
+void fqlm_context_clear_hooks(fqlm_context *c) {
+    for (int i = 0; i < c->n_hooks; i++) free(c->hooks[i].mask);
+    free(c->hooks);
+    c->hooks = NULL;
+    c->n_hooks = 0;
+    install(c);
+}
+
+void fqlm_context_reset_stats(fqlm_context *c) {
+    if (c->fq) fq_fakequant_reset_stats(c->fq);
+}
+
+int fqlm_context_n_ctx(const fqlm_context *c) { return fq_ctx_n_ctx(c->ctx); }
+
+int fqlm_score_tokens(fqlm_context *base, fqlm_context *fq, const int32_t *tokens, int n, int chunk,
+                      fqlm_score *out) {
+    fq_err e;
+    memset(out, 0, sizeof *out);
+    if (base->model != fq->model && base->model->m->hp.n_vocab != fq->model->m->hp.n_vocab) {
+        snprintf(last_error, sizeof last_error, "the two contexts' models have different vocabularies (%d, %d)",
+                 base->model->m->hp.n_vocab, fq->model->m->hp.n_vocab);
+        return -1;
+    }
+    const int max_ctx = FQ_MIN(fq_ctx_n_ctx(base->ctx), fq_ctx_n_ctx(fq->ctx));
+    if (chunk <= 0 || chunk > max_ctx) chunk = max_ctx;
+    const int32_t bos = fq_tokenizer_bos(base->model->m->tok);
+    const int lead = bos >= 0 && n > 0 && tokens[0] == bos;
+    if (chunk < 2) {
+        snprintf(last_error, sizeof last_error, "chunks of %d tokens are too short to score", chunk);
+        return -1;
+    }
+    if (n < (lead ? 2 : 1)) {
+        snprintf(last_error, sizeof last_error, "no tokens to score");
+        return -1;
+    }
+    const int nv = base->model->m->hp.n_vocab;
+    float *lb = malloc((size_t)chunk * (size_t)nv * sizeof(float));
+    float *lf = malloc((size_t)chunk * (size_t)nv * sizeof(float));
+    int32_t *tk = malloc((size_t)chunk * sizeof(int32_t));
+    int32_t *next = malloc((size_t)chunk * sizeof(int32_t));
+    fq_metrics mt;
+    fq_metrics_init(&mt);
+    int rc = -1;
+    if (!lb || !lf || !tk || !next) {
+        snprintf(last_error, sizeof last_error, "out of memory for %d x %d logits", chunk, nv);
+        goto out;
+    }
+    /* chunks as `fqlm compare` cuts them: later chunks BOS + chunk - 1 tokens of the text */
+    for (int src = 0, k = 0; src < n; k++) {
+        int len = 0;
+        if (k > 0 && lead) tk[len++] = bos;
+        int take = FQ_MIN(chunk - len, n - src);
+        memcpy(tk + len, tokens + src, (size_t)take * sizeof(int32_t));
+        len += take;
+        src += take;
+        for (int i = 0; i < len; i++) next[i] = i + 1 < len ? tk[i + 1] : -1;
+        if (eval(base, tk, len, 0, lb, 1) || eval(fq, tk, len, 0, lf, 1)) goto out;
+        if (fq_metrics_add_rows(&mt, lb, lf, len, nv, next, fq_ctx_pool(fq->ctx), &e)) {
+            fail(&e);
+            goto out;
+        }
+        out->n_chunks++;
+    }
+    fq_metrics_summary sm;
+    if (fq_metrics_summarize(&mt, &sm, &e)) {
+        fail(&e);
+        goto out;
+    }
+    out->n_pos = sm.n_pos;
+    out->n_scored = sm.n_scored;
+    out->n_nonfinite = sm.n_nonfinite;
+    out->mean_kld = sm.mean_kld;
+    out->kld_stderr = sm.kld_stderr;
+    out->kld_median = sm.kld_median;
+    out->kld_p90 = sm.kld_p90;
+    out->kld_p99 = sm.kld_p99;
+    out->max_kld = sm.max_kld;
+    out->top1_agree = sm.top1_agree;
+    out->ppl_base = sm.ppl_base;
+    out->ppl_fq = sm.ppl_fq;
+    out->ppl_ratio = sm.ppl_ratio;
+    out->nll_base = sm.nll_base;
+    out->nll_fq = sm.nll_fq;
+    out->max_abs_logit_diff = sm.max_abs_logit_diff;
+    rc = 0;
+out:
+    fq_metrics_free(&mt);
+    free(lb);
+    free(lf);
+    free(tk);
+    free(next);
+    return rc;
+}
+
+int fqlm_quantize(const char *spec, float *x, int64_t rows, int64_t cols, uint64_t seed) {
+    fq_err e;
+    fq_format *f;
+    if (rows < 0 || cols < 0) {
+        snprintf(last_error, sizeof last_error, "fqlm_quantize: negative shape %lld x %lld", (long long)rows,
+                 (long long)cols);
+        return -1;
+    }
+    fq_qtypes_init();
+    if (fq_format_parse(spec, &f, &e)) return fail(&e);
+    if (rows && cols) fq_format_apply(f, x, rows, cols, seed, 0, 0, NULL);
+    fq_format_free(f);
+    return 0;
+}
+
+const char *fqlm_format_list(int i) { return i < 0 ? NULL : fq_format_list(i); }
+/* ==== end of the Python-facing additions ================================================ */
 
 struct fqlm_diff {
     fq_diff *d;

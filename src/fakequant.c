@@ -769,3 +769,14 @@ char *fq_fakequant_json(const fq_fakequant *f, int exact) {
     jsonw_obj_end(&w);
     return jsonw_take(&w);
 }
+
+/* ---- for the public API's hooks (src/api.c) ------------------------------------------ */
+
+int fq_fakequant_select(fq_fakequant *f, const char *sel, uint8_t *mask, fq_err *e) {
+    if (parse_selection(f, sel, mask, e)) return fq_err_prefix(e, "selector '%s'", sel);
+    return 0;
+}
+
+const uint8_t *fq_fakequant_mask(const fq_fakequant *f) { return f->mask; }
+
+void fq_fakequant_hook(void *ud, const fq_hook_call *c) { hook(ud, c); }

@@ -69,6 +69,12 @@ char *fq_fakequant_json(const fq_fakequant *f, int exact);
 /* The "nodes" array of that object (one row per rule target), written into w. */
 struct jsonw;
 void fq_fakequant_json_nodes(const fq_fakequant *f, struct jsonw *w);
+/* For callers that chain their own hook with the rules' (the public API): marks in mask
+ * (fq_hook_mask_size bytes) the (node, layer) slots of a selection NODES[@LAYERS]; the
+ * mask of the rules and dumps (as attach installs it); the rules' hook itself. */
+int fq_fakequant_select(fq_fakequant *f, const char *sel, uint8_t *mask, fq_err *e);
+const uint8_t *fq_fakequant_mask(const fq_fakequant *f);
+void fq_fakequant_hook(void *ud, const fq_hook_call *c);
 /* Error from a --dump write, if any happened (NULL when none). */
 const char *fq_fakequant_dump_error(const fq_fakequant *f);
 

@@ -1,0 +1,257 @@
+"""Tests of the fqlm Python package against the engine and the fqlm program.
+
+Run from the repository root after `make python`:  python3 -m unittest discover -s python/tests
+(FQLM_LIB names the library to test, FQLM_BIN the fqlm program for the CLI comparisons.)"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import fqlm  # noqa: E402
+
+MODEL = os.path.join(ROOT, "models", "stories260K.gguf")
+TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside."
+FQLM_BIN = os.environ.get("FQLM_BIN") or os.path.join(ROOT, "build", "fqlm")
+
+
+def bits(a):
+    return np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+
+
+def bf16_numpy(x):
+    """bf16 round-to-nearest-even written in numpy (NaN and Inf kept)."""
+    u = x.view(np.uint32)
+    finite = np.isfinite(x)
+    r = ((u.astype(np.uint64) + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
+    u[finite] = r[finite]
+
+
+class Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.m = fqlm.Model(MODEL)
+        cls.ids = cls.m.tokenize(TEXT)
+
+
+class TestModel(Base):
+    def test_version(self):
+        with open(os.path.join(ROOT, "include", "fqlm.h")) as f:
+            v = re.search(r'#define FQLM_VERSION "([^"]+)"', f.read()).group(1)
+        self.assertEqual(fqlm.__version__, v)
+        self.assertEqual(fqlm.library_version(), v)
+
+    def test_tokens(self):
+        self.assertEqual(self.ids[0], self.m.bos)
+        self.assertGreater(len(self.ids), 10)
+        self.assertEqual(self.m.detokenize(self.ids).strip(), TEXT)
+        self.assertEqual(self.m.tokenize(TEXT, bos=False), self.ids[1:])
+        with self.assertRaisesRegex(fqlm.FqlmError, "outside the vocabulary"):
+            self.m.detokenize([1, self.m.n_vocab])
+
+    def test_nodes_as_cli(self):
+        names = [n["name"] for n in self.m.nodes()]
+        self.assertEqual(names[0], "inp_embd")
+        self.assertIn("ffn_norm", names)
+        self.assertEqual(names[-1], "result_output")
+        by = {n["name"]: n for n in self.m.nodes()}
+        self.assertEqual(by["ffn_norm"]["cols"], self.m.n_embd)
+        self.assertEqual(by["result_output"]["cols"], self.m.n_vocab)
+        self.assertFalse(by["result_output"]["per_layer"])
+        if os.path.exists(FQLM_BIN):
+            out = subprocess.run([FQLM_BIN, "run", "-m", MODEL, "--list-nodes"], capture_output=True,
+                                 text=True).stdout
+            for n in names:
+                self.assertIn(n, out)
+
+    def test_bad_model(self):
+        with self.assertRaisesRegex(fqlm.FqlmError, "nonexistent.gguf"):
+            fqlm.Model(os.path.join(ROOT, "nonexistent.gguf"))
+        with tempfile.NamedTemporaryFile(suffix=".gguf") as f:
+            f.write(b"GGUF not really")
+            f.flush()
+            with self.assertRaises(fqlm.FqlmError):
+                fqlm.Model(f.name)
+
+
+@unittest.skipUnless(os.path.exists(FQLM_BIN), "the fqlm program is not built")
+class TestLogitsAsCli(Base):
+    def cli_last_logits(self, prompt, *extra):
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run([FQLM_BIN, "run", "-m", MODEL, "-p", prompt, "-n", "1", "--temp", "0", "-c", "128",
+                            "-t", "2", "--dump", "result_output", "--dump-dir", d] + list(extra),
+                           check=True, capture_output=True)
+            files = [f for f in os.listdir(d) if f.startswith("result_output.pos")]
+            self.assertEqual(len(files), 1, files)
+            return np.load(os.path.join(d, files[0])).reshape(-1)
+
+    def test_default_arithmetic(self):
+        ids = self.m.tokenize(TEXT)
+        with self.m.context(n_ctx=128, threads=2) as c:
+            L = c.logits(ids)
+            last = c.last_logits(ids)
+        self.assertEqual(L.shape, (len(ids), self.m.n_vocab))
+        ref = self.cli_last_logits(TEXT)
+        np.testing.assert_array_equal(bits(L[-1]), bits(ref))
+        np.testing.assert_array_equal(bits(last), bits(ref))
+
+    def test_exact_with_rule(self):
+        with self.m.context(n_ctx=128, threads=1, exact=True) as c:
+            c.add_rule("ffn_norm@4=fp8_e4m3")
+            L = c.logits(TEXT)
+        ref = self.cli_last_logits(TEXT, "--exact", "--fq", "ffn_norm@4=fp8_e4m3")
+        np.testing.assert_array_equal(bits(L[-1]), bits(ref))
+        # and the rule made a difference, so the comparison above can fail
+        plain = self.cli_last_logits(TEXT, "--exact")
+        self.assertFalse(np.array_equal(bits(plain), bits(ref)))
+
+
+class TestHooks(Base):
+    def test_bf16_hook_equals_rule(self):
+        by_rule = fqlm.compare(self.m, TEXT, rules=["ffn_norm@*=bf16"], n_ctx=128, threads=2)
+        calls = []
+
+        def hook(name, layer, x):
+            self.assertEqual(name, "ffn_norm")
+            self.assertEqual(x.dtype, np.float32)
+            self.assertEqual(x.shape[1], self.m.n_embd)
+            calls.append(layer)
+            bf16_numpy(x)
+
+        by_hook = fqlm.compare(self.m, TEXT, hook=("ffn_norm@*", hook), n_ctx=128, threads=2)
+        self.assertEqual(sorted(set(calls)), list(range(self.m.n_layer)))
+        self.assertGreater(by_rule["mean_kld"], 0)  # the format changes something
+        for k in ("mean_kld", "max_kld", "kld_median", "top1_agree", "ppl_fq", "ppl_base", "max_abs_logit_diff"):
+            self.assertEqual(by_rule[k], by_hook[k], k)
+        # and the logits themselves
+        with self.m.context(n_ctx=128) as a, self.m.context(n_ctx=128) as b:
+            a.add_rule("ffn_norm@*=bf16")
+            b.hook("ffn_norm@*", lambda n, l, x: bf16_numpy(x))
+            np.testing.assert_array_equal(bits(a.logits(self.ids)), bits(b.logits(self.ids)))
+
+    def test_hook_sees_rounded_values_and_capture(self):
+        with self.m.context(n_ctx=64) as c:
+            raw = c.capture("attn_norm@3")
+            c.logits(self.ids)
+            x = raw["attn_norm", 3]
+            self.assertEqual(x.shape, (len(self.ids), self.m.n_embd))
+        with self.m.context(n_ctx=64) as c:
+            c.add_rule("attn_norm@3=fp8_e4m3")
+            after = c.capture("attn_norm@3")
+            c.logits(self.ids)
+            np.testing.assert_array_equal(bits(after["attn_norm", 3]), bits(fqlm.formats.quantize(x, "fp8_e4m3")))
+            st = c.stats()["nodes"]
+            self.assertEqual(len(st), 1)
+            self.assertEqual(st[0]["node"], "attn_norm")
+            self.assertEqual(st[0]["layer"], 3)
+            self.assertEqual(st[0]["applications"], 1)
+
+    def test_raising_hook(self):
+        with self.m.context(n_ctx=64) as c:
+            before = c.logits(self.ids)
+            seen = []
+
+            def bad(name, layer, x):
+                seen.append(layer)
+                raise ValueError("my format failed at layer %d" % layer)
+
+            c.hook("ffn_norm@1-2", bad)
+            with self.assertRaisesRegex(ValueError, "my format failed at layer 1"):
+                c.logits(self.ids)
+            self.assertEqual(seen, [1])  # no hook ran after the one that raised
+            with self.assertRaisesRegex(ValueError, "layer 1"):
+                fqlm.compare(self.m, TEXT, hook=("ffn_norm@1", bad), n_ctx=64)
+            c.clear_hooks()
+            np.testing.assert_array_equal(bits(c.logits(self.ids)), bits(before))
+
+    def test_hook_changes_values(self):
+        with self.m.context(n_ctx=64) as c:
+            before = c.logits(self.ids)
+            c.hook("l_out@4", lambda n, l, x: x.__imul__(0.5))
+            self.assertFalse(np.array_equal(before, c.logits(self.ids)))
+
+    def test_bad_input_raises(self):
+        with self.m.context(n_ctx=16) as c:
+            with self.assertRaisesRegex(fqlm.FqlmError, "unknown node 'ffn_nrm'"):
+                c.add_rule("ffn_nrm@1=bf16")
+            with self.assertRaisesRegex(fqlm.FqlmError, "layer 9 out of range"):
+                c.add_rule("ffn_norm@9=bf16")
+            with self.assertRaisesRegex(fqlm.FqlmError, "fp9"):
+                c.add_rule("ffn_norm@1=fp9")
+            with self.assertRaisesRegex(fqlm.FqlmError, "unknown node"):
+                c.hook("nonode@1", lambda *a: None)
+            with self.assertRaises(fqlm.FqlmError):
+                c.logits([1, self.m.n_vocab + 5])
+            with self.assertRaises(fqlm.FqlmError):
+                c.logits(list(range(1, 40)))  # more than n_ctx
+            self.assertEqual(c.logits([1, 2, 3]).shape, (3, self.m.n_vocab))  # still usable
+        with self.assertRaisesRegex(fqlm.FqlmError, "bogus"):
+            fqlm.formats.quantize([1.0], "bogus")
+
+
+class TestFormats(Base):
+    def test_every_format_as_the_engine(self):
+        """quantize() on a node's raw values equals what a rule of that format leaves there
+        (ffn_norm: small values; result_output: logits beyond the narrow formats' range)."""
+        specs = fqlm.formats.names() + ["int4:group=32", "fp8_e4m3:round=rtz", "fp4_e2m1:subnormal=off"]
+        self.assertGreater(len(specs), 20)
+        for sel, key in (("ffn_norm@1", ("ffn_norm", 1)), ("result_output", "result_output")):
+            with self.m.context(n_ctx=128) as c:
+                raw = c.capture(sel)
+                c.logits(self.ids)
+                x = raw[key]
+            for spec in specs:
+                with self.subTest(node=sel, spec=spec), self.m.context(n_ctx=128) as c:
+                    c.add_rule("%s=%s" % (sel, spec))
+                    got = c.capture(sel)
+                    c.logits(self.ids)
+                    want = fqlm.formats.quantize(x, spec)
+                    np.testing.assert_array_equal(bits(got[key]), bits(want))
+                    if spec not in ("f32",):
+                        self.assertFalse(np.array_equal(bits(want), bits(x)), "format changed nothing")
+
+    def test_edge_values(self):
+        rng = np.random.default_rng(7)
+        x = np.concatenate([
+            np.array([0.0, -0.0, np.inf, -np.inf, 65504, 65520, 70000, -70000, 1e-40, -1e-45, 6e-8, 3e-8,
+                      448, 449, 464, 480, 1.0 + 2**-8, 1.0 + 3 * 2**-8, 3.4e38], dtype=np.float32),
+            (rng.standard_normal(4096) * np.exp(rng.uniform(-20, 20, 4096))).astype(np.float32)])
+        f16 = fqlm.formats.quantize(x, "fp16")
+        with np.errstate(over="ignore"):
+            np.testing.assert_array_equal(bits(f16), bits(x.astype(np.float16).astype(np.float32)))
+        b = x.copy()
+        bf16_numpy(b)
+        np.testing.assert_array_equal(bits(fqlm.formats.quantize(x, "bf16")), bits(b))
+        nan = np.array([np.nan, -np.nan], dtype=np.float32)
+        for spec in fqlm.formats.names():
+            with self.subTest(spec=spec):
+                self.assertTrue(np.isnan(fqlm.formats.quantize(nan, spec)).all())
+                q = fqlm.formats.quantize(x[:4096].reshape(64, 64), spec)
+                self.assertEqual(q.shape, (64, 64))
+        self.assertEqual(fqlm.formats.quantize(np.float32(1.0001), "bf16").shape, ())
+        np.testing.assert_array_equal(fqlm.formats.quantize(x, "f32"), x)
+
+
+class TestCompare(Base):
+    def test_compare_and_sweep(self):
+        r = fqlm.compare(self.m, TEXT, n_ctx=128)
+        self.assertEqual(r["mean_kld"], 0.0)
+        self.assertEqual(r["top1_agree"], 1.0)
+        self.assertEqual(r["n_pos"], len(self.ids))
+        r = fqlm.compare(self.m, self.ids, rules=["ffn_norm@4=fp4_e2m1"], n_ctx=128, chunk=8)
+        self.assertGreater(r["n_chunks"], 1)
+        self.assertGreater(r["mean_kld"], 0.0)
+        self.assertEqual(r["stats"][0]["rule"], "ffn_norm@4=fp4_e2m1")
+        rows = fqlm.sweep(self.m, TEXT, nodes=["ffn_norm"], formats=["bf16", "fp4_e2m1"], layers=[0, 4], n_ctx=128)
+        self.assertEqual([(x["layer"], x["format"]) for x in rows],
+                         [(0, "bf16"), (0, "fp4_e2m1"), (4, "bf16"), (4, "fp4_e2m1")])
+        self.assertLess(rows[2]["mean_kld"], rows[3]["mean_kld"])
+
+
+if __name__ == "__main__":
+    unittest.main()

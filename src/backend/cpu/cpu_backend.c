@@ -1,5 +1,5 @@
 /* backend/cpu/cpu_backend.c - the CPU backend: fills the operations table of
- * backend/backend.h with host-memory buffers, the context's thread pool and the kernels
+ * backend/backend.h with host-memory buffers, its own thread pool and the kernels
  * (type traits' dot products, attn.h's attention kernels, the row operations here), each
  * chosen by the one CPU feature probe (cpu.h). Every operation splits its work over the
  * pool so that no result depends on the thread that computes it. */
@@ -161,7 +161,7 @@ static void q82_rows(void *arg, int ith, int nth) {
     }
 }
 
-/* y_k[T][n_out_k] = x[T][n_in] W_k^T for n weights with the same n_in, in the context's
+/* y_k[T][n_out_k] = x[T][n_in] W_k^T for n weights with the same n_in, in the backend's
  * arithmetic mode. */
 static void matmul_multi(cpu_be *c, int n, const fq_weight *const *w, float *const *y, const float *x, int64_t T,
                          int silu_mul) {

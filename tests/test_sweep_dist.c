@@ -155,14 +155,32 @@ int main(void) {
 
     /* MPI */
     if (sh("%s sweep --mpi-info", g_bin) != 0) {
-        printf("test_sweep_dist: MPI tests skipped: this fqlm was built without MPI (build with make MPI=1)\n");
+        printf("SKIP test_sweep_dist: MPI tests skipped: this fqlm was built without MPI (`make MPI=1` builds "
+               "build-mpi/fqlm with mpicc; Debian: apt-get install libopenmpi-dev openmpi-bin)\n");
     } else if (sh("command -v mpirun") != 0) {
-        printf("test_sweep_dist: MPI tests skipped: mpirun is not installed\n");
+        printf("SKIP test_sweep_dist: MPI tests skipped: mpirun is not installed\n");
     } else {
         CHECK(sh("mpirun --allow-run-as-root --oversubscribe -n 3 %s sweep %s -o %s/mpi", g_bin, args, g_tmp) == 0,
               "mpirun -n 3 sweep failed");
         CHECK(same_rows("one", "mpi", want), "MPI rows differ from one process's");
         CHECK(has("mpi", "heatmap.svg") && has("mpi", "report.html"), "MPI sweep did not write heatmap/report");
+        /* resume: what rank 0 recorded is skipped, whichever rank computed it */
+        CHECK(sh("head -n 11 %s/mpi/results.csv > %s/x && mv %s/x %s/mpi/results.csv", g_tmp, g_tmp, g_tmp, g_tmp) == 0,
+              "truncating the MPI results");
+        CHECK(sh("mpirun --allow-run-as-root --oversubscribe -n 3 %s sweep %s -o %s/mpi", g_bin, args, g_tmp) == 0,
+              "mpirun -n 3 sweep resume failed");
+        t = out_text();
+        CHECK(strstr(t, "(10 already done)") != NULL, "MPI resume did not skip the recorded rows: %s", t);
+        free(t);
+        CHECK(same_rows("one", "mpi", want), "resumed MPI rows differ from one process's");
+        /* the lock still keeps a second sweep out */
+        char lk[400];
+        snprintf(lk, sizeof lk, "%s/mpi/sweep.lock", g_tmp);
+        CHECK(sh("flock -n %s -c 'mpirun --allow-run-as-root --oversubscribe -n 2 %s sweep %s -o %s/mpi'", lk, g_bin,
+                 args, g_tmp) != 0, "MPI sweep into a locked directory ran");
+        t = out_text();
+        CHECK(strstr(t, "another fqlm sweep") != NULL, "MPI sweep into a locked directory: %s", t);
+        free(t);
     }
     if (!t_failed) sh("rm -rf %s", g_tmp);
     return TEST_END();

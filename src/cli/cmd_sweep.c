@@ -35,6 +35,17 @@
 #include "session.h"
 #include "tokenizer.h"
 
+#ifdef FQ_MPI
+#include <mpi.h>
+#include <time.h>
+enum { TAG_READY = 1, TAG_ROW, TAG_FAIL, TAG_WORK };
+/* Started by mpirun/srun (the launchers set these): a plain run of an MPI build stays a
+ * plain process. */
+static int mpi_launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK") || getenv("SLURM_STEP_ID");
+}
+#endif
+
 static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) {
     (void)sig;
@@ -876,6 +887,68 @@ bad:
     return -1;
 }
 
+#ifdef FQ_MPI
+/* One combination on an MPI worker, as the loop in cmd_sweep runs it (less the progress
+ * bar): fills row and returns 0, or returns -1 with e set. */
+static int combo_eval(cli_session *s, const fq_model *m, const cli_opts *o, const cli_chunks *ch, int NL, int V, int E,
+                      int reuse, float **hid, const float *base_logits, float *lf, const int32_t *next,
+                      const selection *sel, const combo *c, sweep_row *row, fq_err *e) {
+    const char *fmt = sel->formats[c->fmt];
+    const int L0 = combo_start(c, NL), start = reuse ? L0 : 0;
+    char rule[256];
+    combo_label(rule, sizeof rule, sel, c);
+    int64_t t0 = fq_time_us();
+    fq_fakequant *fq = fq_fakequant_new(m, e);
+    if (!fq) return -1;
+    if (fq_fakequant_add_rule(fq, rule, e)) {
+        fq_fakequant_free(fq);
+        return -1;
+    }
+    fq_fakequant_set_seed(fq, o->sp.seed);
+    fq_fakequant_attach(fq, s->ctx);
+    fq_metrics acc;
+    fq_metrics_init(&acc);
+    int failed = 0;
+    for (int k = 0; k < ch->n && !failed; k++) {
+        const int n = cli_chunk_len(ch, k);
+        int r;
+        if (start > 0) r = fq_ctx_eval_from(s->ctx, start, hid[start] + (size_t)ch->off[k] * E, n, 0, lf, 1, e);
+        else r = fq_ctx_eval(s->ctx, cli_chunk_tok(ch, k), n, 0, lf, 1, e);
+        if (r || fq_metrics_add_rows(&acc, base_logits + (size_t)ch->off[k] * V, lf, n, V, next + ch->off[k],
+                                     fq_ctx_pool(s->ctx), e))
+            failed = 1;
+    }
+    fq_ctx_set_hook(s->ctx, NULL, NULL, NULL);
+    const long long apps = (long long)fq_fakequant_applications(fq);
+    fq_metrics_summary sm;
+    if (!failed && fq_metrics_summarize(&acc, &sm, e)) failed = 1;
+    fq_fakequant_free(fq);
+    fq_metrics_free(&acc);
+    if (failed) return -1;
+    memset(row, 0, sizeof *row);
+    snprintf(row->node, sizeof row->node, "%s", fq_node_name(c->node));
+    row->layer = c->layer;
+    snprintf(row->format, sizeof row->format, "%s", fmt);
+    row->first_layer = start;
+    row->positions = sm.n_pos;
+    row->mean_kld = sm.mean_kld;
+    row->kld_stderr = sm.kld_stderr;
+    row->kld_median = sm.kld_median;
+    row->kld_p90 = sm.kld_p90;
+    row->kld_p99 = sm.kld_p99;
+    row->max_kld = sm.max_kld;
+    row->top1_agree = sm.top1_agree;
+    row->ppl_base = sm.ppl_base;
+    row->ppl_fq = sm.ppl_fq;
+    row->ppl_ratio = sm.ppl_ratio;
+    row->dp_mean = sm.dp_mean;
+    row->max_abs_logit_diff = sm.max_abs_logit_diff;
+    row->applications = apps;
+    row->seconds = (fq_time_us() - t0) / 1e6;
+    return 0;
+}
+#endif
+
 static int cmd_sweep_merge(int argc, char **argv);
 
 int cmd_sweep(int argc, char **argv) {
@@ -892,6 +965,12 @@ int cmd_sweep(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--no-reuse")) { reuse = 0; continue; }
+#ifdef FQ_MPI
+        if (!strcmp(a, "--mpi-info")) { /* for tests and scripts: this build has MPI */
+            printf("fqlm sweep: built with MPI\n");
+            return 0;
+        }
+#endif
         if (!strcmp(a, "--progress")) { progress = 1; continue; }
         if (!strcmp(a, "--no-progress")) { progress = 0; continue; }
         if (!strcmp(a, "--shard")) {
@@ -950,9 +1029,37 @@ int cmd_sweep(int argc, char **argv) {
     const int tty = progress >= 0 ? progress : isatty(2);
     int64_t t_start = fq_time_us();
 
+    int mpi_rank = 0, mpi_size = 1, mpi_on = 0, mpi_clean = 0;
+#ifdef FQ_MPI
+    if (mpi_launched()) {
+        int prov;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) {
+            cli_error("MPI_Init failed");
+            return 1;
+        }
+        mpi_on = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+        if (mpi_size > 1 && shard_n) {
+            if (mpi_rank == 0) cli_error("--shard splits a sweep over separate runs: under mpirun leave it out");
+            MPI_Finalize();
+            return 2;
+        }
+    }
+#endif
+    (void)mpi_clean;
+    (void)mpi_on;
     cli_session s;
     int rc = cli_session_open(&s, &o, 0);
-    if (rc) return rc;
+    if (rc) {
+#ifdef FQ_MPI
+        if (mpi_on) {
+            if (mpi_size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+            MPI_Finalize();
+        }
+#endif
+        return rc;
+    }
     const fq_model *m = s.m;
     const int NL = m->hp.n_layer, V = m->hp.n_vocab, E = m->hp.n_embd;
     selection sel;
@@ -1001,7 +1108,8 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
 
-    /* output directory, settings, earlier results */
+    /* output directory, settings, earlier results: rank 0's alone under MPI */
+    if (mpi_rank == 0) {
     rc = 1;
     struct stat dst;
     if (report_mkdir_p(dir) || stat(dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
@@ -1049,6 +1157,7 @@ int cmd_sweep(int argc, char **argv) {
         cli_error("%s: %s", path, strerror(errno));
         goto done;
     }
+    }
     int n_todo = 0, n_have = 0;
     for (int i = 0; i < n_combo; i++) {
         if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) >= 0) n_have++;
@@ -1084,6 +1193,7 @@ int cmd_sweep(int argc, char **argv) {
             goto done;
         }
     for (int k = 0; k < ch.n; k++) cli_chunk_next(&ch, k, next + ch.off[k]);
+    if (mpi_rank == 0)
     fprintf(stderr, "fqlm: sweep %s: %d layers; %s: %lld tokens in %d chunk%s of up to %d; %d combination%s "
                     "(%d already done); %s arithmetic; %d threads\n",
             o.model ? o.model : cli_default_model(), NL, o.prompt_file ? o.prompt_file : "prompt",
@@ -1092,7 +1202,10 @@ int cmd_sweep(int argc, char **argv) {
     if (shard_n)
         fprintf(stderr, "fqlm: shard %d of %d (counting from 0): these %d combinations of the sweep\n", shard_i, shard_n,
                 n_combo);
-    if (reuse)
+    if (mpi_size > 1 && mpi_rank == 0)
+        fprintf(stderr, "fqlm: MPI: %d ranks: rank 0 hands out the combinations (costliest first) and writes %s; "
+                        "ranks 1-%d compute them, %d threads each\n", mpi_size, dir, mpi_size - 1, o.n_threads);
+    if (reuse && mpi_rank == 0)
         fprintf(stderr, "fqlm: reuse: keeping the baseline's logits (%.1f MiB) and its hidden state entering %d "
                         "layer%s (%.1f MiB)\n",
                 ch.n_tokens * (double)V * 4 / 1048576.0, n_need, n_need == 1 ? "" : "s",
@@ -1131,7 +1244,7 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
     const double t_base = (fq_time_us() - tb0) / 1e6;
-    if (!g_interrupted)
+    if (!g_interrupted && mpi_rank == 0)
         fprintf(stderr, "fqlm: baseline: %.2f s, perplexity %.4f +/- %.4f over %lld scored positions\n", t_base,
                 fq_ppl_value(&base_ppl), fq_ppl_error(&base_ppl), (long long)base_ppl.n);
     if (shard_n && !g_interrupted) { /* --merge takes the baseline's figures from here */
@@ -1164,6 +1277,122 @@ int cmd_sweep(int argc, char **argv) {
     int n_run = 0, written_all = 0;
     unsigned written = 0;
     rc = 0;
+#ifdef FQ_MPI
+    if (mpi_size > 1 && mpi_rank > 0) { /* a worker: combinations in, rows out */
+        MPI_Send(NULL, 0, MPI_CHAR, 0, TAG_READY, MPI_COMM_WORLD);
+        for (;;) {
+            int idx;
+            MPI_Recv(&idx, 1, MPI_INT, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (idx < 0 || idx >= n_combo) break;
+            sweep_row row;
+            rbuf b;
+            rb_init(&b);
+            if (combo_eval(&s, m, &o, &ch, NL, V, E, reuse, hid, base_logits, lf, next, &sel, &combos[idx], &row, &e)) {
+                MPI_Send(e.msg, (int)strlen(e.msg), MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
+            } else {
+                csv_row(&b, &row);
+                if (b.oom) MPI_Send("out of memory", 13, MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
+                else MPI_Send(b.s, (int)b.len, MPI_CHAR, 0, TAG_ROW, MPI_COMM_WORLD);
+            }
+            rb_free(&b);
+        }
+        mpi_clean = 1;
+        goto done;
+    }
+    if (mpi_size > 1) { /* rank 0: the plan, the files */
+        int *order = malloc((size_t)FQ_MAX(1, n_todo) * sizeof(int));
+        int *by_rank = calloc((size_t)mpi_size, sizeof(int));
+        double *secs = calloc((size_t)mpi_size, sizeof(double));
+        int *busy = malloc((size_t)mpi_size * sizeof(int));
+        if (!order || !by_rank || !secs || !busy) {
+            free(order); free(by_rank); free(secs); free(busy);
+            goto oom;
+        }
+        int n_order = 0;
+        for (int i = 0; i < n_combo; i++)
+            if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
+                order[n_order++] = i;
+        for (int a = 1; a < n_order; a++) /* costliest (earliest first layer) first, stable */
+            for (int b = a; b > 0 && combo_start(&combos[order[b]], NL) < combo_start(&combos[order[b - 1]], NL); b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        int next_i = 0, active = mpi_size - 1, failed = 0;
+        for (int r = 0; r < mpi_size; r++) busy[r] = -1;
+        while (active > 0) {
+            if (g_interrupted) { /* rows so far are on disk; the summaries too, then everybody stops */
+                unsigned w;
+                write_outputs(&oc, &rows, 0, &w);
+                fprintf(stderr, "\nfqlm: interrupted: %d of %d combinations in %s/results.csv; rerun the same command "
+                                "to finish\n", rows.n, n_combo, dir);
+                MPI_Abort(MPI_COMM_WORLD, 130);
+            }
+            int flag = 0;
+            MPI_Status st;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            if (!flag) { /* wait without spinning a core the workers need */
+                struct timespec ts = {0, 2000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            int len = 0;
+            MPI_Get_count(&st, MPI_CHAR, &len);
+            char *msg = malloc((size_t)len + 1);
+            if (!msg) MPI_Abort(MPI_COMM_WORLD, 1);
+            MPI_Recv(msg, len, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            msg[len] = 0;
+            const int src = st.MPI_SOURCE;
+            if (st.MPI_TAG == TAG_ROW) {
+                sweep_row row;
+                msg[strcspn(msg, "\n")] = 0;
+                if (csv_parse_row(msg, &row) || busy[src] < 0) {
+                    cli_error("rank %d sent an unreadable row", src);
+                    failed = rc = 1;
+                } else if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
+                    cli_error("%s", e.msg);
+                    failed = rc = 1;
+                } else {
+                    n_run++;
+                    by_rank[src]++;
+                    secs[src] += row.seconds;
+                    const int L0 = combo_start(&combos[busy[src]], NL);
+                    units_done += reuse ? NL - L0 + 1 : NL + 1;
+                    const double el = (fq_time_us() - tc0) / 1e6;
+                    char eta[32], label[256];
+                    fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
+                    combo_label(label, sizeof label, &sel, &combos[busy[src]]);
+                    fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (rank %d, %.2f s%s%s)\n",
+                            n_run, n_todo, label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, src, row.seconds,
+                            n_run < n_todo ? ", ETA " : "", n_run < n_todo ? eta : "");
+                    if (fq_time_us() - last_write > 2000000) {
+                        if (write_outputs(&oc, &rows, 0, &written)) rc = 1;
+                        last_write = fq_time_us();
+                    }
+                }
+            } else if (st.MPI_TAG == TAG_FAIL) {
+                cli_error("rank %d: %s", src, msg);
+                failed = rc = 1;
+            }
+            free(msg);
+            busy[src] = -1;
+            int idx = -1;
+            if (!failed && next_i < n_order) idx = busy[src] = order[next_i++];
+            MPI_Send(&idx, 1, MPI_INT, src, TAG_WORK, MPI_COMM_WORLD);
+            if (idx < 0) active--;
+        }
+        const double el = (fq_time_us() - tc0) / 1e6;
+        for (int r = 1; r < mpi_size; r++)
+            fprintf(stderr, "fqlm: rank %d: %d combination%s, %.2f s computing (%.1f combinations/hour over %.1f s)\n",
+                    r, by_rank[r], by_rank[r] == 1 ? "" : "s", secs[r], el > 0 ? by_rank[r] * 3600.0 / el : 0.0, el);
+        free(order);
+        free(by_rank);
+        free(secs);
+        free(busy);
+        mpi_clean = 1;
+        goto finish;
+    }
+#endif
     for (int i = 0; i < n_combo && !g_interrupted; i++) {
         const combo *c = &combos[i];
         const char *fmt = sel.formats[c->fmt];
@@ -1348,6 +1577,12 @@ eval_fail:
     rc = 1;
 done:
     (void)written_all;
+#ifdef FQ_MPI
+    if (mpi_on) {
+        if (mpi_size > 1 && !mpi_clean) MPI_Abort(MPI_COMM_WORLD, rc ? rc : 1);
+        MPI_Finalize();
+    }
+#endif
     if (handlers) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);

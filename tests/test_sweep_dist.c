@@ -153,6 +153,17 @@ int main(void) {
     CHECK(sh("%s sweep %s --shard 3/3 -o %s/bad", g_bin, args, g_tmp) == 2, "--shard 3/3 accepted");
     CHECK(sh("%s sweep %s --shard 1 -o %s/bad", g_bin, args, g_tmp) == 2, "--shard 1 accepted");
 
+    /* bench sweep: its figures, and nothing left behind */
+    CHECK(sh("mkdir -p %s/bt && TMPDIR=%s/bt %s bench sweep -t 1", g_tmp, g_tmp, g_bin) == 0, "bench sweep failed");
+    t = out_text();
+    double cph = 0, tps = 0;
+    const char *q = strstr(t, "own time");
+    CHECK(q && sscanf(q, "own time %*f s: %lf combinations/hour, scoring %lf tokens/s", &cph, &tps) == 2 &&
+              cph > 0 && tps > 0 && strstr(t, "6 combinations"),
+          "bench sweep output: %s", t);
+    free(t);
+    CHECK(sh("test -z \"$(ls -A %s/bt)\"", g_tmp) == 0, "bench sweep left files in TMPDIR");
+
     /* MPI */
     if (sh("%s sweep --mpi-info", g_bin) != 0) {
         printf("SKIP test_sweep_dist: MPI tests skipped: this fqlm was built without MPI (`make MPI=1` builds "

@@ -5,6 +5,8 @@
 # ISA variants: src/arch/x86/*_avx2.c and *_avx512.c are compiled with their own flags
 # and chosen at run time from CPUID, so the binary runs on any x86-64.
 # SAN=1 builds everything with AddressSanitizer and UBSan into build-san/.
+# MPI=1 builds with mpicc into build-mpi/ (Debian: libopenmpi-dev openmpi-bin): its
+# build-mpi/fqlm runs `mpirun -n N fqlm sweep ...` over N ranks; the plain build needs no MPI.
 # `make fuzz` builds the libFuzzer targets fuzz/fuzz_*.c with clang into build-fuzz/;
 # `make fuzz-run [FUZZ_SECONDS=60]` runs each on a copy of its seed corpus fuzz/corpus/*.
 
@@ -19,6 +21,10 @@ ifeq ($(SAN),1)
 BUILD   ?= build-san
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+CC      = mpicc
+CFLAGS  += -DFQ_MPI
 else
 BUILD   ?= build
 endif
@@ -91,7 +97,7 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/fqlm: $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
 
-ifeq ($(SAN),1)
+ifneq ($(SAN)$(MPI),)
 $(BIN): $(BUILD)/fqlm
 else
 $(BIN): $(BUILD)/fqlm
@@ -141,6 +147,6 @@ fuzz-seeds: $(LIB)
 	$(BUILD)/fuzz/mkseeds
 
 clean:
-	rm -rf build build-san build-fuzz $(BIN)
+	rm -rf build build-san build-mpi build-fuzz $(BIN)
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(PIC_OBJ:.o=.d)

@@ -22,6 +22,7 @@ for t in "$bdir"/tests/test_*; do
         echo "$name: $p passed, $f failed (exit $rc)"
     else
         echo "$name: $p passed"
+        printf '%s\n' "$out" | grep '^SKIP ' || true
     fi
 done
 echo "$passed passed, $failed failed"

@@ -19,6 +19,7 @@
 int bench_model(int argc, char **argv);   /* bench_model.c */
 int bench_kernels(int argc, char **argv); /* bench_kernels.c */
 int bench_tokenizer(int argc, char **argv); /* cmd_tokenize.c */
+int bench_sweep(int argc, char **argv);   /* bench_sweep.c */
 
 static int bench_formats(int argc, char **argv);
 
@@ -33,6 +34,7 @@ static bench_mode BENCHES[] = {
     {"model", bench_model, "prompt processing and generation speed of a model (-m MODEL)"},
     {"kernels", bench_kernels, "dot-product kernels: GB/s from L2 and from memory, per ISA"},
     {"tokenizer", bench_tokenizer, "tokens per second on a 1 MB text, per vocabulary (-m VOCAB...)"},
+    {"sweep", bench_sweep, "combinations per hour and scoring tokens/s of a small fixed sweep (-m MODEL)"},
 };
 
 static void usage(FILE *f) {

@@ -35,6 +35,17 @@
 #include "session.h"
 #include "tokenizer.h"
 
+#ifdef FQ_MPI
+#include <mpi.h>
+#include <time.h>
+enum { TAG_READY = 1, TAG_ROW, TAG_FAIL, TAG_WORK };
+/* Started by mpirun/srun (the launchers set these): a plain run of an MPI build stays a
+ * plain process. */
+static int mpi_launched(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK") || getenv("SLURM_STEP_ID");
+}
+#endif
+
 static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) {
     (void)sig;
@@ -44,7 +55,8 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm sweep [-m MODEL] -f FILE --nodes LIST [--layers LIST] --formats LIST\n"
-            "                  [-c CTX] [--chunks K] -o DIR [--no-reuse]\n\n"
+            "                  [-c CTX] [--chunks K] -o DIR [--no-reuse] [--shard I/N]\n"
+            "       fqlm sweep --merge SHARD_DIR... -o DIR\n\n"
             "Runs every (node, layer, format) combination against the baseline on FILE, scored as\n"
             "`fqlm compare -f FILE` scores it (chunks of CTX tokens, every position), and writes\n"
             "  DIR/results.csv    one row per combination: mean KL, its standard error, median, p90,\n"
@@ -59,7 +71,11 @@ static void usage(FILE *f) {
             "DIR while one runs. The baseline's hidden state entering each layer is computed\n"
             "once and each combination recomputes only from its first layer on.\n"
             "A combination whose logits hold NaN/Inf is reported (with where NaN/Inf first appeared)\n"
-            "and its KL, top-1 and perplexity figures are nan; the exit status is then 3.\n\n"
+            "and its KL, top-1 and perplexity figures are nan; the exit status is then 3.\n"
+            "Across machines: run `--shard I/N -o DIR/shard-I` for I = 0..N-1 (each anywhere, resumable),\n"
+            "then `fqlm sweep --merge DIR/shard-* -o DIR`: it checks that the shards are of one sweep\n"
+            "(model hash, text, settings, nodes, layers, formats) and complete (naming what a shard\n"
+            "lacks), and writes the same files as one process would.\n\n"
             "  --nodes LIST            node names or globs, comma-separated (ffn_norm,attn_norm,\n"
             "                          'ffn_*', '*'); inp_embd, result_norm and result_output have no layer\n"
             "  --layers LIST           N, N-M, N,M,... or * for all (default: all)\n"
@@ -69,6 +85,8 @@ static void usage(FILE *f) {
             "  --chunks K              score the first K chunks only\n"
             "  -o, --out DIR           output directory (created if missing)\n"
             "  --no-reuse              compute every combination from scratch (for comparison)\n"
+            "  --shard I/N             run shard I (counting from 0) of N: a fixed 1/N of the combinations,\n"
+            "                          dealt out costliest first; one -o DIR per shard (batch arrays)\n"
             "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n");
     cli_opts_help(f);
 }
@@ -417,10 +435,11 @@ static int rows_find(const row_list *l, const char *node, int layer, const char 
  * leaves: the file is cut there), unreadable lines and repeated combinations are dropped,
  * and the file is rewritten whole without them. A missing or empty file is created with
  * the header. Returns 0, or 1 after printing an error. */
-static int csv_load(const char *path, row_list *rows) {
+static int csv_load_ex(const char *path, row_list *rows, int readonly) {
     fq_err e;
     size_t len = 0;
     char *text = NULL;
+    if (readonly && access(path, F_OK) != 0) return 0; /* a shard that has not started: no rows */
     if (access(path, F_OK) == 0) {
         text = fq_read_file(path, &len, &e);
         if (!text) {
@@ -430,6 +449,7 @@ static int csv_load(const char *path, row_list *rows) {
     }
     if (!text || len == 0) {
         free(text);
+        if (readonly) return 0;
         if (fq_write_file_atomic(path, CSV_HEADER, strlen(CSV_HEADER), &e)) {
             cli_error("%s", e.msg);
             return 1;
@@ -498,7 +518,7 @@ static int csv_load(const char *path, row_list *rows) {
         fprintf(stderr, "fqlm: %s: dropping %s%s%s%s%s (those combinations run again)\n", path, what[0],
                 nw > 1 ? (nw > 2 ? ", " : " and ") : "", nw > 1 ? what[1] : "", nw > 2 ? " and " : "",
                 nw > 2 ? what[2] : "");
-        if (keep.oom || fq_write_file_atomic(path, keep.s, keep.len, &e)) {
+        if (!readonly && (keep.oom || fq_write_file_atomic(path, keep.s, keep.len, &e))) {
             cli_error("%s", keep.oom ? "out of memory" : e.msg);
             rc = 1;
         }
@@ -506,6 +526,7 @@ static int csv_load(const char *path, row_list *rows) {
     rb_free(&keep);
     return rc;
 }
+static int csv_load(const char *path, row_list *rows) { return csv_load_ex(path, rows, 0); }
 
 /* Appends one line with a single write() and makes it durable. */
 static int csv_append(int fd, const sweep_row *r, fq_err *e) {
@@ -818,11 +839,125 @@ static void combo_label(char *buf, size_t n, const selection *s, const combo *c)
     else snprintf(buf, n, "%s=%s", fq_node_name(c->node), s->formats[c->fmt]);
 }
 
+/* The first layer a combination recomputes (its cost with reuse is NL - start + 1). */
+static int combo_start(const combo *c, int NL) {
+    return c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
+}
+
+/* Shard I of N (0-based): the combinations in canonical order are sorted costliest first
+ * (earliest first layer; ties keep their canonical order) and dealt out round robin, so
+ * every shard gets a like share of the work. Depends on nothing but the selection and the
+ * layer count. Keeps shard I's combinations (costliest first) at the front of c and
+ * returns their count. */
+static int shard_pick(combo *c, int n, int NL, int I, int N) {
+    for (int a = 1; a < n; a++) /* stable insertion sort by first layer */
+        for (int b = a; b > 0 && combo_start(&c[b], NL) < combo_start(&c[b - 1], NL); b--) {
+            combo t = c[b];
+            c[b] = c[b - 1];
+            c[b - 1] = t;
+        }
+    int k = 0;
+    for (int j = 0; j < n; j++)
+        if (j % N == I) c[k++] = c[j];
+    return k;
+}
+
+/* "I/N" with 0 <= I < N. */
+static int parse_shard(const char *v, int *I, int *N) {
+    char *end;
+    errno = 0;
+    long i = strtol(v, &end, 10), n;
+    if (end == v || *end != '/' || errno) goto bad;
+    const char *q = end + 1;
+    n = strtol(q, &end, 10);
+    if (end == q || *end || errno) goto bad;
+    if (n < 1 || n > 1000000) {
+        cli_error("--shard %s: the shard count must be 1 to 1000000", v);
+        return -1;
+    }
+    if (i < 0 || i >= n) {
+        cli_error("--shard %s: the shard index counts from 0: use 0/%ld to %ld/%ld", v, n, n - 1, n);
+        return -1;
+    }
+    *I = (int)i;
+    *N = (int)n;
+    return 0;
+bad:
+    cli_error("--shard: bad value '%s' (use I/N, e.g. 0/4 for the first of 4 shards)", v);
+    return -1;
+}
+
+#ifdef FQ_MPI
+/* One combination on an MPI worker, as the loop in cmd_sweep runs it (less the progress
+ * bar): fills row and returns 0, or returns -1 with e set. */
+static int combo_eval(cli_session *s, const fq_model *m, const cli_opts *o, const cli_chunks *ch, int NL, int V, int E,
+                      int reuse, float **hid, const float *base_logits, float *lf, const int32_t *next,
+                      const selection *sel, const combo *c, sweep_row *row, fq_err *e) {
+    const char *fmt = sel->formats[c->fmt];
+    const int L0 = combo_start(c, NL), start = reuse ? L0 : 0;
+    char rule[256];
+    combo_label(rule, sizeof rule, sel, c);
+    int64_t t0 = fq_time_us();
+    fq_fakequant *fq = fq_fakequant_new(m, e);
+    if (!fq) return -1;
+    if (fq_fakequant_add_rule(fq, rule, e)) {
+        fq_fakequant_free(fq);
+        return -1;
+    }
+    fq_fakequant_set_seed(fq, o->sp.seed);
+    fq_fakequant_attach(fq, s->ctx);
+    fq_metrics acc;
+    fq_metrics_init(&acc);
+    int failed = 0;
+    for (int k = 0; k < ch->n && !failed; k++) {
+        const int n = cli_chunk_len(ch, k);
+        int r;
+        if (start > 0) r = fq_ctx_eval_from(s->ctx, start, hid[start] + (size_t)ch->off[k] * E, n, 0, lf, 1, e);
+        else r = fq_ctx_eval(s->ctx, cli_chunk_tok(ch, k), n, 0, lf, 1, e);
+        if (r || fq_metrics_add_rows(&acc, base_logits + (size_t)ch->off[k] * V, lf, n, V, next + ch->off[k],
+                                     fq_ctx_pool(s->ctx), e))
+            failed = 1;
+    }
+    fq_ctx_set_hook(s->ctx, NULL, NULL, NULL);
+    const long long apps = (long long)fq_fakequant_applications(fq);
+    fq_metrics_summary sm;
+    if (!failed && fq_metrics_summarize(&acc, &sm, e)) failed = 1;
+    fq_fakequant_free(fq);
+    fq_metrics_free(&acc);
+    if (failed) return -1;
+    memset(row, 0, sizeof *row);
+    snprintf(row->node, sizeof row->node, "%s", fq_node_name(c->node));
+    row->layer = c->layer;
+    snprintf(row->format, sizeof row->format, "%s", fmt);
+    row->first_layer = start;
+    row->positions = sm.n_pos;
+    row->mean_kld = sm.mean_kld;
+    row->kld_stderr = sm.kld_stderr;
+    row->kld_median = sm.kld_median;
+    row->kld_p90 = sm.kld_p90;
+    row->kld_p99 = sm.kld_p99;
+    row->max_kld = sm.max_kld;
+    row->top1_agree = sm.top1_agree;
+    row->ppl_base = sm.ppl_base;
+    row->ppl_fq = sm.ppl_fq;
+    row->ppl_ratio = sm.ppl_ratio;
+    row->dp_mean = sm.dp_mean;
+    row->max_abs_logit_diff = sm.max_abs_logit_diff;
+    row->applications = apps;
+    row->seconds = (fq_time_us() - t0) / 1e6;
+    return 0;
+}
+#endif
+
+static int cmd_sweep_merge(int argc, char **argv);
+
 int cmd_sweep(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--merge")) return cmd_sweep_merge(argc, argv);
     cli_opts o;
     cli_opts_defaults(&o);
     const char *nodes_arg = NULL, *layers_arg = "*", *formats_arg = NULL, *dir = NULL;
-    int max_chunks = 0, reuse = 1, progress = -1;
+    int max_chunks = 0, reuse = 1, progress = -1, shard_i = 0, shard_n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -830,8 +965,22 @@ int cmd_sweep(int argc, char **argv) {
             return 0;
         }
         if (!strcmp(a, "--no-reuse")) { reuse = 0; continue; }
+#ifdef FQ_MPI
+        if (!strcmp(a, "--mpi-info")) { /* for tests and scripts: this build has MPI */
+            printf("fqlm sweep: built with MPI\n");
+            return 0;
+        }
+#endif
         if (!strcmp(a, "--progress")) { progress = 1; continue; }
         if (!strcmp(a, "--no-progress")) { progress = 0; continue; }
+        if (!strcmp(a, "--shard")) {
+            if (i + 1 >= argc) {
+                cli_error("option --shard needs a value (I/N)");
+                return 2;
+            }
+            if (parse_shard(argv[++i], &shard_i, &shard_n)) return 2;
+            continue;
+        }
         if (!strcmp(a, "--nodes") || !strcmp(a, "--layers") || !strcmp(a, "--formats") || !strcmp(a, "-o") ||
             !strcmp(a, "--out") || !strcmp(a, "--chunks")) {
             if (i + 1 >= argc) {
@@ -880,9 +1029,37 @@ int cmd_sweep(int argc, char **argv) {
     const int tty = progress >= 0 ? progress : isatty(2);
     int64_t t_start = fq_time_us();
 
+    int mpi_rank = 0, mpi_size = 1, mpi_on = 0, mpi_clean = 0;
+#ifdef FQ_MPI
+    if (mpi_launched()) {
+        int prov;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &prov) != MPI_SUCCESS) {
+            cli_error("MPI_Init failed");
+            return 1;
+        }
+        mpi_on = 1;
+        MPI_Comm_rank(MPI_COMM_WORLD, &mpi_rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &mpi_size);
+        if (mpi_size > 1 && shard_n) {
+            if (mpi_rank == 0) cli_error("--shard splits a sweep over separate runs: under mpirun leave it out");
+            MPI_Finalize();
+            return 2;
+        }
+    }
+#endif
+    (void)mpi_clean;
+    (void)mpi_on;
     cli_session s;
     int rc = cli_session_open(&s, &o, 0);
-    if (rc) return rc;
+    if (rc) {
+#ifdef FQ_MPI
+        if (mpi_on) {
+            if (mpi_size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+            MPI_Finalize();
+        }
+#endif
+        return rc;
+    }
     const fq_model *m = s.m;
     const int NL = m->hp.n_layer, V = m->hp.n_vocab, E = m->hp.n_embd;
     selection sel;
@@ -920,6 +1097,7 @@ int cmd_sweep(int argc, char **argv) {
             }
             for (int li = 0; li < sel.n_layers; li++) combos[n_combo++] = (combo){node, sel.layers[li], f};
         }
+    if (shard_n) n_combo = shard_pick(combos, n_combo, NL, shard_i, shard_n);
 
     rc = cli_prompt_tokens(&o, m, &toks, &ntok);
     if (rc) goto done;
@@ -930,7 +1108,8 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
 
-    /* output directory, settings, earlier results */
+    /* output directory, settings, earlier results: rank 0's alone under MPI */
+    if (mpi_rank == 0) {
     rc = 1;
     struct stat dst;
     if (report_mkdir_p(dir) || stat(dir, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
@@ -955,6 +1134,14 @@ int cmd_sweep(int argc, char **argv) {
             rb_printf(&conf, "cache_type_k=%u\ncache_type_v=%u\n",
                       o.cache_type_k != UINT32_MAX ? o.cache_type_k : o.cache_type,
                       o.cache_type_v != UINT32_MAX ? o.cache_type_v : o.cache_type);
+        if (shard_n) { /* what --merge checks and rebuilds the whole selection from */
+            rb_printf(&conf, "shard_of=%d\nn_layer=%d\nreuse=%d\nlayers=", shard_n, NL, reuse);
+            for (int i = 0; i < sel.n_layers; i++) rb_printf(&conf, "%s%d", i ? "," : "", sel.layers[i]);
+            rb_puts(&conf, "\n");
+            for (int i = 0; i < sel.n_nodes; i++) rb_printf(&conf, "node=%s\n", fq_node_name(sel.nodes[i]));
+            for (int i = 0; i < sel.n_formats; i++) rb_printf(&conf, "format=%s\n", sel.formats[i]);
+            rb_printf(&conf, "shard=%d\n", shard_i);
+        }
     }
     snprintf(path, sizeof path, "%s/results.csv", dir);
     if (csv_load(path, &rows)) goto done;
@@ -969,6 +1156,7 @@ int cmd_sweep(int argc, char **argv) {
     if (csv_fd < 0) {
         cli_error("%s: %s", path, strerror(errno));
         goto done;
+    }
     }
     int n_todo = 0, n_have = 0;
     for (int i = 0; i < n_combo; i++) {
@@ -1005,12 +1193,19 @@ int cmd_sweep(int argc, char **argv) {
             goto done;
         }
     for (int k = 0; k < ch.n; k++) cli_chunk_next(&ch, k, next + ch.off[k]);
+    if (mpi_rank == 0)
     fprintf(stderr, "fqlm: sweep %s: %d layers; %s: %lld tokens in %d chunk%s of up to %d; %d combination%s "
                     "(%d already done); %s arithmetic; %d threads\n",
             o.model ? o.model : cli_default_model(), NL, o.prompt_file ? o.prompt_file : "prompt",
             (long long)ch.n_tokens, ch.n, ch.n == 1 ? "" : "s", o.n_ctx, n_combo, n_combo == 1 ? "" : "s", n_have,
             o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", o.n_threads);
-    if (reuse)
+    if (shard_n)
+        fprintf(stderr, "fqlm: shard %d of %d (counting from 0): these %d combinations of the sweep\n", shard_i, shard_n,
+                n_combo);
+    if (mpi_size > 1 && mpi_rank == 0)
+        fprintf(stderr, "fqlm: MPI: %d ranks: rank 0 hands out the combinations (costliest first) and writes %s; "
+                        "ranks 1-%d compute them, %d threads each\n", mpi_size, dir, mpi_size - 1, o.n_threads);
+    if (reuse && mpi_rank == 0)
         fprintf(stderr, "fqlm: reuse: keeping the baseline's logits (%.1f MiB) and its hidden state entering %d "
                         "layer%s (%.1f MiB)\n",
                 ch.n_tokens * (double)V * 4 / 1048576.0, n_need, n_need == 1 ? "" : "s",
@@ -1049,9 +1244,20 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
     const double t_base = (fq_time_us() - tb0) / 1e6;
-    if (!g_interrupted)
+    if (!g_interrupted && mpi_rank == 0)
         fprintf(stderr, "fqlm: baseline: %.2f s, perplexity %.4f +/- %.4f over %lld scored positions\n", t_base,
                 fq_ppl_value(&base_ppl), fq_ppl_error(&base_ppl), (long long)base_ppl.n);
+    if (shard_n && !g_interrupted) { /* --merge takes the baseline's figures from here */
+        char bpath[4096], btxt[256];
+        snprintf(bpath, sizeof bpath, "%s/sweep.baseline", dir);
+        int bn = snprintf(btxt, sizeof btxt, "ppl=%.17g\nppl_err=%.17g\npositions=%lld\n", fq_ppl_value(&base_ppl),
+                          fq_ppl_error(&base_ppl), (long long)ch.n_tokens);
+        if (fq_write_file_atomic(bpath, btxt, (size_t)bn, &e)) {
+            cli_error("%s", e.msg);
+            rc = 1;
+            goto done;
+        }
+    }
 
     out_ctx oc = {.dir = dir, .command = cmdline.s ? cmdline.s : "", .model = o.model ? o.model : cli_default_model(),
                   .text_file = o.prompt_file ? o.prompt_file : "(prompt)", .exact = o.exact, .n_layer = NL,
@@ -1071,6 +1277,122 @@ int cmd_sweep(int argc, char **argv) {
     int n_run = 0, written_all = 0;
     unsigned written = 0;
     rc = 0;
+#ifdef FQ_MPI
+    if (mpi_size > 1 && mpi_rank > 0) { /* a worker: combinations in, rows out */
+        MPI_Send(NULL, 0, MPI_CHAR, 0, TAG_READY, MPI_COMM_WORLD);
+        for (;;) {
+            int idx;
+            MPI_Recv(&idx, 1, MPI_INT, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (idx < 0 || idx >= n_combo) break;
+            sweep_row row;
+            rbuf b;
+            rb_init(&b);
+            if (combo_eval(&s, m, &o, &ch, NL, V, E, reuse, hid, base_logits, lf, next, &sel, &combos[idx], &row, &e)) {
+                MPI_Send(e.msg, (int)strlen(e.msg), MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
+            } else {
+                csv_row(&b, &row);
+                if (b.oom) MPI_Send("out of memory", 13, MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
+                else MPI_Send(b.s, (int)b.len, MPI_CHAR, 0, TAG_ROW, MPI_COMM_WORLD);
+            }
+            rb_free(&b);
+        }
+        mpi_clean = 1;
+        goto done;
+    }
+    if (mpi_size > 1) { /* rank 0: the plan, the files */
+        int *order = malloc((size_t)FQ_MAX(1, n_todo) * sizeof(int));
+        int *by_rank = calloc((size_t)mpi_size, sizeof(int));
+        double *secs = calloc((size_t)mpi_size, sizeof(double));
+        int *busy = malloc((size_t)mpi_size * sizeof(int));
+        if (!order || !by_rank || !secs || !busy) {
+            free(order); free(by_rank); free(secs); free(busy);
+            goto oom;
+        }
+        int n_order = 0;
+        for (int i = 0; i < n_combo; i++)
+            if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
+                order[n_order++] = i;
+        for (int a = 1; a < n_order; a++) /* costliest (earliest first layer) first, stable */
+            for (int b = a; b > 0 && combo_start(&combos[order[b]], NL) < combo_start(&combos[order[b - 1]], NL); b--) {
+                int t = order[b];
+                order[b] = order[b - 1];
+                order[b - 1] = t;
+            }
+        int next_i = 0, active = mpi_size - 1, failed = 0;
+        for (int r = 0; r < mpi_size; r++) busy[r] = -1;
+        while (active > 0) {
+            if (g_interrupted) { /* rows so far are on disk; the summaries too, then everybody stops */
+                unsigned w;
+                write_outputs(&oc, &rows, 0, &w);
+                fprintf(stderr, "\nfqlm: interrupted: %d of %d combinations in %s/results.csv; rerun the same command "
+                                "to finish\n", rows.n, n_combo, dir);
+                MPI_Abort(MPI_COMM_WORLD, 130);
+            }
+            int flag = 0;
+            MPI_Status st;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+            if (!flag) { /* wait without spinning a core the workers need */
+                struct timespec ts = {0, 2000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            int len = 0;
+            MPI_Get_count(&st, MPI_CHAR, &len);
+            char *msg = malloc((size_t)len + 1);
+            if (!msg) MPI_Abort(MPI_COMM_WORLD, 1);
+            MPI_Recv(msg, len, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            msg[len] = 0;
+            const int src = st.MPI_SOURCE;
+            if (st.MPI_TAG == TAG_ROW) {
+                sweep_row row;
+                msg[strcspn(msg, "\n")] = 0;
+                if (csv_parse_row(msg, &row) || busy[src] < 0) {
+                    cli_error("rank %d sent an unreadable row", src);
+                    failed = rc = 1;
+                } else if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
+                    cli_error("%s", e.msg);
+                    failed = rc = 1;
+                } else {
+                    n_run++;
+                    by_rank[src]++;
+                    secs[src] += row.seconds;
+                    const int L0 = combo_start(&combos[busy[src]], NL);
+                    units_done += reuse ? NL - L0 + 1 : NL + 1;
+                    const double el = (fq_time_us() - tc0) / 1e6;
+                    char eta[32], label[256];
+                    fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
+                    combo_label(label, sizeof label, &sel, &combos[busy[src]]);
+                    fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (rank %d, %.2f s%s%s)\n",
+                            n_run, n_todo, label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, src, row.seconds,
+                            n_run < n_todo ? ", ETA " : "", n_run < n_todo ? eta : "");
+                    if (fq_time_us() - last_write > 2000000) {
+                        if (write_outputs(&oc, &rows, 0, &written)) rc = 1;
+                        last_write = fq_time_us();
+                    }
+                }
+            } else if (st.MPI_TAG == TAG_FAIL) {
+                cli_error("rank %d: %s", src, msg);
+                failed = rc = 1;
+            }
+            free(msg);
+            busy[src] = -1;
+            int idx = -1;
+            if (!failed && next_i < n_order) idx = busy[src] = order[next_i++];
+            MPI_Send(&idx, 1, MPI_INT, src, TAG_WORK, MPI_COMM_WORLD);
+            if (idx < 0) active--;
+        }
+        const double el = (fq_time_us() - tc0) / 1e6;
+        for (int r = 1; r < mpi_size; r++)
+            fprintf(stderr, "fqlm: rank %d: %d combination%s, %.2f s computing (%.1f combinations/hour over %.1f s)\n",
+                    r, by_rank[r], by_rank[r] == 1 ? "" : "s", secs[r], el > 0 ? by_rank[r] * 3600.0 / el : 0.0, el);
+        free(order);
+        free(by_rank);
+        free(secs);
+        free(busy);
+        mpi_clean = 1;
+        goto finish;
+    }
+#endif
     for (int i = 0; i < n_combo && !g_interrupted; i++) {
         const combo *c = &combos[i];
         const char *fmt = sel.formats[c->fmt];
@@ -1255,6 +1577,12 @@ eval_fail:
     rc = 1;
 done:
     (void)written_all;
+#ifdef FQ_MPI
+    if (mpi_on) {
+        if (mpi_size > 1 && !mpi_clean) MPI_Abort(MPI_COMM_WORLD, rc ? rc : 1);
+        MPI_Finalize();
+    }
+#endif
     if (handlers) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGTERM, &old_term, NULL);
@@ -1275,5 +1603,347 @@ done:
     rb_free(&cmdline);
     rb_free(&conf);
     cli_session_close(&s);
+    return rc;
+}
+
+/* ---- --merge: the shards of one sweep into one directory ------------------------------------------ */
+
+/* The value of "key=" in a sweep.conf text, copied into buf; NULL when absent. */
+static const char *conf_get(const char *conf, const char *key, char *buf, size_t n) {
+    const size_t kl = strlen(key);
+    for (const char *p = conf; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        const size_t ll = nl ? (size_t)(nl - p) : strlen(p);
+        if (ll > kl && !strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(buf, n, "%.*s", (int)(ll - kl - 1), p + kl + 1);
+            return buf;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Where the line "key=..." starts in conf (at the start or after a newline), or NULL. */
+static const char *conf_line(const char *conf, const char *key) {
+    const size_t kl = strlen(key);
+    for (const char *p = conf; p && *p;) {
+        if (!strncmp(p, key, kl) && p[kl] == '=') return p;
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    return NULL;
+}
+
+typedef struct {
+    const char *dir;
+    char *conf;
+    int index, lock_fd, have_base;
+    double ppl, ppl_err;
+    long long positions;
+    row_list rows;
+} shard_dir;
+
+/* Prints up to 8 labels of the combinations in c[0..n) that rows lack, then "and K more". */
+static void print_lacking(const selection *sel, const combo *c, int n, const row_list *rows, int *n_lack) {
+    int shown = 0, lack = 0;
+    char line[2048] = "";
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        if (rows && rows_find(rows, fq_node_name(c[i].node), c[i].layer, sel->formats[c[i].fmt]) >= 0) continue;
+        lack++;
+        if (shown < 8) {
+            char lab[256];
+            combo_label(lab, sizeof lab, sel, &c[i]);
+            int w = snprintf(line + used, sizeof line - used, "%s%s", shown ? ", " : "", lab);
+            if (w > 0 && (size_t)w < sizeof line - used) used += (size_t)w;
+            shown++;
+        }
+    }
+    *n_lack = lack;
+    if (lack > shown) fprintf(stderr, "    %s, and %d more\n", line, lack - shown);
+    else if (lack) fprintf(stderr, "    %s\n", line);
+}
+
+static int cmd_sweep_merge(int argc, char **argv) {
+    const char *out = NULL;
+    int64_t t_start = fq_time_us();
+    shard_dir *sh = calloc((size_t)argc, sizeof *sh);
+    int nd = 0, rc = 2;
+    selection sel;
+    memset(&sel, 0, sizeof sel);
+    combo *combos = NULL, *part = NULL;
+    row_list merged = {0};
+    rbuf cmdline;
+    rb_init(&cmdline);
+    int out_lock = -1;
+    char *common = NULL;
+    fq_err e;
+    char path[4096], v[4096];
+    if (!sh) {
+        cli_error("out of memory");
+        return 1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--merge") || !strcmp(a, "--progress") || !strcmp(a, "--no-progress")) continue;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            free(sh);
+            return 0;
+        }
+        if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
+            if (i + 1 >= argc) {
+                cli_error("option %s needs a value", a);
+                goto done;
+            }
+            out = argv[++i];
+            continue;
+        }
+        if (a[0] == '-') {
+            cli_error("sweep --merge takes the shard directories and -o DIR only (not '%s': the settings come from "
+                      "the shards)", a);
+            goto done;
+        }
+        sh[nd].dir = a;
+        sh[nd].lock_fd = -1;
+        nd++;
+    }
+    if (!out || !*out || !nd) {
+        cli_error("usage: fqlm sweep --merge SHARD_DIR... -o DIR (the directories of `fqlm sweep --shard I/N`)");
+        goto done;
+    }
+    /* each shard: its settings, which shard it is, its rows */
+    for (int k = 0; k < nd; k++) {
+        shard_dir *d = &sh[k];
+        if (!strcmp(d->dir, out)) {
+            cli_error("--merge: the output directory %s is also given as a shard: merge into another directory", out);
+            goto done;
+        }
+        snprintf(path, sizeof path, "%s/sweep.conf", d->dir);
+        size_t len;
+        if (access(path, F_OK) != 0) {
+            cli_error("%s: no sweep.conf: not the directory of a `fqlm sweep --shard` run (or that shard never "
+                      "started)", d->dir);
+            goto done;
+        }
+        if (!(d->conf = fq_read_file(path, &len, &e))) {
+            cli_error("%s", e.msg);
+            rc = 1;
+            goto done;
+        }
+        const char *sl = conf_line(d->conf, "shard");
+        long idx = -1;
+        if (!conf_line(d->conf, "shard_of") || !sl || sscanf(sl, "shard=%ld", &idx) != 1) {
+            cli_error("%s was not made with --shard I/N (its sweep.conf names no shard): nothing to merge", d->dir);
+            goto done;
+        }
+        d->index = (int)idx;
+        /* the same sweep: every setting but the shard's own index */
+        const char *a = sh[0].conf, *b = d->conf;
+        const char *ea = conf_line(a, "shard"), *eb = sl;
+        while (k > 0) {
+            const char *na = strchr(a, '\n'), *nb = strchr(b, '\n');
+            const size_t la = na ? (size_t)(na - a) : strlen(a), lb = nb ? (size_t)(nb - b) : strlen(b);
+            const int enda = a >= ea, endb = b >= eb;
+            if (enda && endb) break;
+            if (enda != endb || la != lb || memcmp(a, b, la)) {
+                cli_error("%s and %s are shards of different sweeps: %s has '%.*s', %s has '%.*s'", sh[0].dir, d->dir,
+                          sh[0].dir, enda ? 7 : (int)la, enda ? "nothing" : a, d->dir, endb ? 7 : (int)lb,
+                          endb ? "nothing" : b);
+                goto done;
+            }
+            a += la + 1;
+            b += lb + 1;
+        }
+        for (int j = 0; j < k; j++)
+            if (sh[j].index == d->index) {
+                cli_error("%s and %s are both shard %d", sh[j].dir, d->dir, d->index);
+                goto done;
+            }
+        rc = 1;
+        if ((d->lock_fd = lock_dir(d->dir)) < 0) goto done; /* a shard still running is not merged */
+        snprintf(path, sizeof path, "%s/results.csv", d->dir);
+        if (csv_load_ex(path, &d->rows, 1)) goto done;
+        snprintf(path, sizeof path, "%s/sweep.baseline", d->dir);
+        char *bt = access(path, F_OK) == 0 ? fq_read_file(path, &len, &e) : NULL;
+        if (bt && conf_get(bt, "ppl", v, sizeof v) && !parse_double(v, &d->ppl) &&
+            conf_get(bt, "ppl_err", v, sizeof v) && !parse_double(v, &d->ppl_err) &&
+            conf_get(bt, "positions", v, sizeof v) && sscanf(v, "%lld", &d->positions) == 1)
+            d->have_base = 1;
+        free(bt);
+        rc = 2;
+    }
+    /* the whole selection, from the settings */
+    const char *c0 = sh[0].conf;
+    int N = 0, NL = 0, reuse = 1, ctx = 0, chunks = 0;
+    if (!conf_get(c0, "shard_of", v, sizeof v) || sscanf(v, "%d", &N) != 1 || N < 1 ||
+        !conf_get(c0, "n_layer", v, sizeof v) || sscanf(v, "%d", &NL) != 1 || NL < 1 || NL > 1 << 20 ||
+        !conf_get(c0, "reuse", v, sizeof v) || sscanf(v, "%d", &reuse) != 1 || !conf_get(c0, "ctx", v, sizeof v) ||
+        sscanf(v, "%d", &ctx) != 1 || !conf_get(c0, "chunks", v, sizeof v) || sscanf(v, "%d", &chunks) != 1) {
+        cli_error("%s/sweep.conf is damaged (shard_of, n_layer, reuse, ctx or chunks missing or unreadable)", sh[0].dir);
+        goto done;
+    }
+    for (int k = 0; k < nd; k++)
+        if (sh[k].index < 0 || sh[k].index >= N) {
+            cli_error("%s/sweep.conf: shard %d of %d is out of range", sh[k].dir, sh[k].index, N);
+            goto done;
+        }
+    sel.layers = malloc((size_t)NL * sizeof(int));
+    sel.formats = calloc(strlen(c0) + 1, sizeof(char *));
+    if (!sel.layers || !sel.formats) goto oom;
+    if (conf_get(c0, "layers", v, sizeof v))
+        for (char *p = v, *end; *p; p = *end ? end + 1 : end) {
+            long L = strtol(p, &end, 10);
+            if (end == p || L < 0 || L >= NL || sel.n_layers >= NL) break;
+            sel.layers[sel.n_layers++] = (int)L;
+        }
+    for (const char *p = c0; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+        const char *nl = strchr(p, '\n');
+        const int ll = nl ? (int)(nl - p) : (int)strlen(p);
+        if (ll > 5 && !strncmp(p, "node=", 5)) {
+            snprintf(v, sizeof v, "%.*s", ll - 5, p + 5);
+            int id = fq_node_from_name(v);
+            if (id < 0 || sel.n_nodes >= FQ_NODE_COUNT) {
+                cli_error("%s/sweep.conf: unknown node '%s' (made by another fqlm version?)", sh[0].dir, v);
+                goto done;
+            }
+            sel.nodes[sel.n_nodes++] = id;
+        } else if (ll > 7 && !strncmp(p, "format=", 7)) {
+            if (!(sel.formats[sel.n_formats] = strndup(p + 7, (size_t)ll - 7))) goto oom;
+            sel.n_formats++;
+        }
+    }
+    if (!sel.n_nodes || !sel.n_formats) {
+        cli_error("%s/sweep.conf names no node or no format", sh[0].dir);
+        goto done;
+    }
+    combos = malloc((size_t)sel.n_formats * sel.n_nodes * (sel.n_layers + 1) * sizeof *combos);
+    part = malloc((size_t)sel.n_formats * sel.n_nodes * (sel.n_layers + 1) * sizeof *combos);
+    if (!combos || !part) goto oom;
+    int n_combo = 0;
+    for (int f = 0; f < sel.n_formats; f++)
+        for (int k = 0; k < sel.n_nodes; k++) {
+            const int node = sel.nodes[k];
+            if (!fq_node_has_layer(node)) {
+                combos[n_combo++] = (combo){node, -1, f};
+                continue;
+            }
+            for (int li = 0; li < sel.n_layers; li++) combos[n_combo++] = (combo){node, sel.layers[li], f};
+        }
+    /* every shard present and finished: name what is missing */
+    int problems = 0;
+    for (int I = 0; I < N; I++) {
+        memcpy(part, combos, (size_t)n_combo * sizeof *combos);
+        const int np = shard_pick(part, n_combo, NL, I, N);
+        const shard_dir *d = NULL;
+        for (int k = 0; k < nd; k++)
+            if (sh[k].index == I) d = &sh[k];
+        int lack = 0;
+        if (!d) {
+            fprintf(stderr, "fqlm: sweep --merge: shard %d/%d is not given; its %d combination%s:\n", I, N, np,
+                    np == 1 ? "" : "s");
+            print_lacking(&sel, part, np, NULL, &lack);
+            problems++;
+            continue;
+        }
+        for (int i = 0; i < np; i++)
+            if (rows_find(&d->rows, fq_node_name(part[i].node), part[i].layer, sel.formats[part[i].fmt]) < 0) lack++;
+        if (lack) {
+            fprintf(stderr, "fqlm: sweep --merge: shard %d/%d (%s) is partial: %d of its %d combinations missing "
+                            "(rerun its command to finish it):\n", I, N, d->dir, lack, np);
+            print_lacking(&sel, part, np, &d->rows, &lack);
+            problems++;
+        } else if (!d->have_base) {
+            fprintf(stderr, "fqlm: sweep --merge: shard %d/%d (%s): sweep.baseline is missing or unreadable (rerun "
+                            "its command)\n", I, N, d->dir);
+            problems++;
+        }
+    }
+    if (problems) {
+        cli_error("sweep --merge: %d of %d shard%s missing or unfinished (see above): nothing written", problems, N,
+                  N == 1 ? "" : "s");
+        rc = 1;
+        goto done;
+    }
+    for (int k = 1; k < nd; k++)
+        if (sh[k].ppl != sh[0].ppl || sh[k].positions != sh[0].positions)
+            fprintf(stderr, "fqlm: warning: the baselines of %s and %s differ (perplexity %.17g and %.17g)\n",
+                    sh[0].dir, sh[k].dir, sh[0].ppl, sh[k].ppl);
+    /* the rows, in the order one process writes them */
+    for (int i = 0; i < n_combo; i++) {
+        const char *nn = fq_node_name(combos[i].node), *ff = sel.formats[combos[i].fmt];
+        for (int k = 0; k < nd; k++) {
+            int r = rows_find(&sh[k].rows, nn, combos[i].layer, ff);
+            if (r >= 0) {
+                if (rows_push(&merged, &sh[k].rows.v[r])) goto oom;
+                break;
+            }
+        }
+    }
+    /* the output directory: the settings one process would have recorded there */
+    rc = 1;
+    struct stat dst;
+    if (report_mkdir_p(out) || stat(out, &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+        cli_error("cannot create the output directory '%s': %s", out,
+                  errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
+        goto done;
+    }
+    if ((out_lock = lock_dir(out)) < 0) goto done;
+    if (!(common = strndup(c0, (size_t)(conf_line(c0, "shard_of") - c0)))) goto oom;
+    snprintf(path, sizeof path, "%s/sweep.conf", out);
+    if ((rc = check_conf(path, common, 0))) goto done;
+    rc = 1;
+    {
+        rbuf b;
+        rb_init(&b);
+        rb_puts(&b, CSV_HEADER);
+        for (int i = 0; i < merged.n; i++) csv_row(&b, &merged.v[i]);
+        snprintf(path, sizeof path, "%s/results.csv", out);
+        if (b.oom || fq_write_file_atomic(path, b.s, b.len, &e)) {
+            cli_error("%s", b.oom ? "out of memory" : e.msg);
+            rb_free(&b);
+            goto done;
+        }
+        rb_free(&b);
+    }
+    report_command_line(&cmdline, argc, argv);
+    char model[4096] = "", text[4096] = "", arith[64] = "";
+    conf_get(c0, "model", model, sizeof model);
+    conf_get(c0, "text", text, sizeof text);
+    conf_get(c0, "arithmetic", arith, sizeof arith);
+    out_ctx oc = {.dir = out, .command = cmdline.s ? cmdline.s : "", .model = model, .text_file = text,
+                  .exact = !strcmp(arith, "exact"), .n_layer = NL, .ctx = ctx, .n_chunks = chunks, .reuse = reuse,
+                  .n_total = n_combo, .positions = sh[0].positions, .ppl_base = sh[0].ppl,
+                  .ppl_base_err = sh[0].ppl_err, .sel = &sel, .t_start = t_start};
+    unsigned written = 0;
+    rc = write_outputs(&oc, &merged, 1, &written) ? 1 : 0;
+    printf("sweep --merge: %d shard%s, %d combinations into %s/results.csv%s%s%s\n", N, N == 1 ? "" : "s", merged.n,
+           out, written & OUT_JSON ? ", results.json" : "", written & OUT_SVG ? ", heatmap.svg" : "",
+           written & OUT_HTML ? ", report.html" : "");
+    int n_bad = 0;
+    for (int i = 0; i < merged.n; i++) n_bad += merged.v[i].positions > 0 && isnan(merged.v[i].mean_kld);
+    if (n_bad) {
+        printf("NOT VALID: %d combination%s had NaN/Inf logits: their KL, top-1 and perplexity figures are nan\n",
+               n_bad, n_bad == 1 ? "" : "s");
+        if (!rc) rc = CLI_EXIT_NONFINITE;
+    }
+    goto done;
+oom:
+    cli_error("out of memory");
+    rc = 1;
+done:
+    for (int k = 0; k < nd; k++) {
+        free(sh[k].conf);
+        free(sh[k].rows.v);
+        if (sh[k].lock_fd >= 0) close(sh[k].lock_fd);
+    }
+    free(sh);
+    if (out_lock >= 0) close(out_lock);
+    free(common);
+    free(combos);
+    free(part);
+    free(merged.v);
+    selection_free(&sel);
+    rb_free(&cmdline);
     return rc;
 }

@@ -74,6 +74,7 @@ static char *literal(const char *s, const char *end, char q, const char *stop) {
             break;
         }
         if (*p == '{' && p + 1 < end && (p[1] == '{' || p[1] == '%')) return NULL;
+        if (*p == '\0') return NULL; /* a C string cannot carry it: no usable default */
     }
     if (p >= end || p == s) return NULL;
     char *out = malloc((size_t)(p - s) + 1), *o = out;

@@ -291,6 +291,11 @@ static void test_real_templates(void) {
     char *d = fq_chat_default_system(esc, strlen(esc));
     CHECK(d && !strcmp(d, "It's \"fine\"\n"), "escapes in a default: \"%s\"", d ? d : "(none)");
     free(d);
+    /* a NUL inside the literal (fuzz_chat found it): no default, rather than an empty string */
+    static const char nul[] = "{% set system_message = 'a\0b' %}<|im_start|>";
+    d = fq_chat_default_system(nul, sizeof nul - 1);
+    CHECK(!d, "default with a NUL byte: \"%s\"", d ? d : "");
+    free(d);
     CHECK(!fq_chat_default_system(NULL, 0) && !fq_chat_default_system(tmpl_gemma, strlen(tmpl_gemma)),
           "default of NULL / non-ChatML");
     /* only the first len bytes count */

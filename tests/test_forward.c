@@ -39,37 +39,6 @@ static const char *model_path(const char *name, char *buf, size_t n) {
     return buf;
 }
 
-typedef struct {
-    double max_diff, mean_kl, top1;
-} cmp_result;
-
-static cmp_result compare_logits(const float *gold, const float *ours, int T, int V) {
-    cmp_result r = {0, 0, 0};
-    int agree = 0;
-    for (int t = 0; t < T; t++) {
-        const float *g = gold + (size_t)t * V, *o = ours + (size_t)t * V;
-        double mg = -INFINITY, mo = -INFINITY;
-        int ag = 0, ao = 0;
-        for (int i = 0; i < V; i++) {
-            double d = fabs((double)g[i] - o[i]);
-            if (d > r.max_diff || isnan(d)) r.max_diff = isnan(d) ? INFINITY : d;
-            if (g[i] > mg) mg = g[i], ag = i;
-            if (o[i] > mo) mo = o[i], ao = i;
-        }
-        agree += ag == ao;
-        double sg = 0, so = 0;
-        for (int i = 0; i < V; i++) sg += exp(g[i] - mg), so += exp(o[i] - mo);
-        double lzg = mg + log(sg), lzo = mo + log(so), kl = 0;
-        for (int i = 0; i < V; i++) {
-            double lpg = g[i] - lzg, lpo = o[i] - lzo;
-            kl += exp(lpg) * (lpg - lpo);
-        }
-        r.mean_kl += kl / T;
-    }
-    r.top1 = (double)agree / T;
-    return r;
-}
-
 /* (stories q5_1.p2 and q8_0.p2 left the list when attention, softmax and SiLU began to
  * mirror ggml's operation order: they now match to 2e-6) */
 static const char *const tie_flip_cases[] = {

@@ -2,6 +2,7 @@
 #ifndef FQ_TESTUTIL_H
 #define FQ_TESTUTIL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,39 @@ static inline float *tu_read_f32(const char *path, size_t *n) {
     if (!b) return NULL;
     *n = len / 4;
     return (float *)b;
+}
+
+/* Logits of T positions against golden ones: max |diff| (Inf when NaN), mean KL(gold || ours)
+ * per position, top-1 agreement. */
+typedef struct {
+    double max_diff, mean_kl, top1;
+} cmp_result;
+
+static inline cmp_result compare_logits(const float *gold, const float *ours, int T, int V) {
+    cmp_result r = {0, 0, 0};
+    int agree = 0;
+    for (int t = 0; t < T; t++) {
+        const float *g = gold + (size_t)t * V, *o = ours + (size_t)t * V;
+        double mg = -INFINITY, mo = -INFINITY;
+        int ag = 0, ao = 0;
+        for (int i = 0; i < V; i++) {
+            double d = fabs((double)g[i] - o[i]);
+            if (d > r.max_diff || isnan(d)) r.max_diff = isnan(d) ? INFINITY : d;
+            if (g[i] > mg) mg = g[i], ag = i;
+            if (o[i] > mo) mo = o[i], ao = i;
+        }
+        agree += ag == ao;
+        double sg = 0, so = 0;
+        for (int i = 0; i < V; i++) sg += exp(g[i] - mg), so += exp(o[i] - mo);
+        double lzg = mg + log(sg), lzo = mo + log(so), kl = 0;
+        for (int i = 0; i < V; i++) {
+            double lpg = g[i] - lzg, lpo = o[i] - lzo;
+            kl += exp(lpg) * (lpg - lpo);
+        }
+        r.mean_kl += kl / T;
+    }
+    r.top1 = (double)agree / T;
+    return r;
 }
 
 #endif

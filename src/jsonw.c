@@ -113,6 +113,12 @@ void jsonw_num(jsonw *w, double v) {
     else putf(w, "%.9g", v);
 }
 
+void jsonw_num17(jsonw *w, double v) {
+    value_start(w);
+    if (!isfinite(v)) put(w, "null", 4);
+    else putf(w, "%.17g", v);
+}
+
 void jsonw_bool(jsonw *w, int v) {
     value_start(w);
     put(w, v ? "true" : "false", v ? 4 : 5);

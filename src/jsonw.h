@@ -26,6 +26,7 @@ void jsonw_str(jsonw *w, const char *s);
 void jsonw_strn(jsonw *w, const char *s, size_t n);
 void jsonw_int(jsonw *w, long long v);
 void jsonw_num(jsonw *w, double v);   /* %.9g; NaN/Inf -> null */
+void jsonw_num17(jsonw *w, double v); /* %.17g (round-trips a double); NaN/Inf -> null */
 void jsonw_bool(jsonw *w, int v);
 void jsonw_null(jsonw *w);
 void jsonw_raw(jsonw *w, const char *json);  /* an already-formed JSON value */

@@ -119,13 +119,7 @@ out:
 
 static void jnum(jsonw *w, const char *key, double v) {
     jsonw_key(w, key);
-    if (!isfinite(v)) {
-        jsonw_null(w);
-        return;
-    }
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", v);
-    jsonw_raw(w, buf);
+    jsonw_num17(w, v);
 }
 
 static void json_timing(jsonw *w, const char *key, const report_timing *t) {

@@ -211,13 +211,7 @@ static void print_text(FILE *f, const diff_out *o) {
 
 static void jnum(jsonw *w, const char *key, double v) {
     jsonw_key(w, key);
-    if (!isfinite(v)) {
-        jsonw_null(w);
-        return;
-    }
-    char buf[40];
-    snprintf(buf, sizeof buf, "%.17g", v);
-    jsonw_raw(w, buf);
+    jsonw_num17(w, v);
 }
 
 static int write_json(const char *path, const diff_out *o) {

@@ -341,7 +341,7 @@ static void make_svg(rbuf *b, const diff_out *o) {
     if (!isfinite(lo)) lo = 1e-8, hi = 1e-7;
     double dlo = floor(log10(lo)) - 1, dhi = ceil(log10(hi));
     if (dhi <= dlo) dhi = dlo + 1;
-    const int W = 760, PL = 70, PR = 190, PT = 40, PB = 50, H = 420;
+    const int W = 760, PL = 70, PR = 190, PT = 54, PB = 50, H = 434; /* PT: title, subtitle, then the marker label */
     const int pw = W - PL - PR, ph = H - PT - PB;
     rb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                  "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
@@ -359,7 +359,8 @@ static void make_svg(rbuf *b, const diff_out *o) {
     for (int dec = (int)dlo; dec <= (int)dhi; dec++) {
         double y = YOF(pow(10, dec));
         rb_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", PL, PL + pw, y, y);
-        rb_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", PL - 4, y + 4, dec);
+        if (dec > (int)dlo) /* the bottom edge (a decade below every value) holds the zeros: labelled "0" */
+            rb_printf(b, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", PL - 4, y + 4, dec);
     }
     rb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#777\">0</text>\n", PL - 4, PT + ph + 4);
     const int tick = nl > 24 ? (nl + 11) / 12 : 1;
@@ -369,7 +370,7 @@ static void make_svg(rbuf *b, const diff_out *o) {
     if (o->worst_layer >= 0)
         rb_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" stroke=\"#d00\" stroke-dasharray=\"2,3\"/>"
                      "<text x=\"%.1f\" y=\"%d\" fill=\"#d00\" text-anchor=\"middle\">most error added</text>\n",
-                  XOF(o->worst_layer), XOF(o->worst_layer), PT, PT + ph, XOF(o->worst_layer), PT - 2);
+                  XOF(o->worst_layer), XOF(o->worst_layer), PT, PT + ph, XOF(o->worst_layer), PT - 4);
     for (int k = 0; k < nk; k++) {
         const int node = kinds[k];
         char color[32];

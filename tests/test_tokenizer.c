@@ -1035,7 +1035,8 @@ static void test_bpe_tiny(void) {
     CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "unknown pre-tokenizer tokenizer.ggml.pre = 'no-such-pre'") &&
           strstr(e.msg, "llama-bpe") && strstr(e.msg, "qwen2"), "bad pre: %s", e.msg);
     bpe_tiny(&b, -1, "chameleon", merges, 4);
-    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "'chameleon' is not supported yet"), "chameleon: %s", e.msg);
+    CHECK(load_mem(&b, &t, &e) == 0, "chameleon: %s", e.msg);
+    fq_tokenizer_free(t);
     static const char *const bad1[] = {"h e", "he zz"};
     bpe_tiny(&b, -1, NULL, bad1, 2);
     CHECK(load_mem(&b, &t, &e) == -1 &&
@@ -1094,6 +1095,26 @@ static void test_pre_by_hand(void) {
     expect_split("bloom", "Hello world. How?", "Hello| world|.| How|?");
     expect_split("poro-chat", "(a)  b", "(|a|) | b");
     expect_split("viking", "a12 b", "a|1|2| b");
+    /* chameleon: (sentinel,) image, [\t\n]|4 spaces|2 spaces, single \p{N}, single punctuation
+     * (ASCII !-/:-@[-`{-~ or \p{P}), then GPT-2's regex */
+    /* each regex only adds word boundaries: a sentinel is split further by the later ones */
+    expect_split("chameleon", "<sentinel:12>ab", "<|sentinel|:|1|2|>|ab");
+    expect_split("chameleon", "<sentinel:>x", "<|sentinel|:|>|x");
+    expect_split("chameleon", "<sentinel:7", "<|sentinel|:|7");
+    expect_split("chameleon", "xIMGIMGAZy", "x|IMGIMGAZ|y");
+    expect_split("chameleon", "IMGIMGABCDZIMGIMGABCDEZ", "IMGIMGABCDZ|IMGIMGABCDEZ");
+    expect_split("chameleon", "IMGIMGZ", "IMGIMGZ");
+    expect_split("chameleon", "a  b", "a|  |b");
+    expect_split("chameleon", "a   b", "a|  | b");
+    expect_split("chameleon", "a      b", "a|    |  |b");
+    expect_split("chameleon", "a\tb\n\nc", "a|\t|b|\n|\n|c");
+    expect_split("chameleon", "x12.5!", "x|1|2|.|5|!");
+    expect_split("chameleon", "don't", "don|'|t");
+    expect_split("chameleon", "a~`b", "a|~|`|b");
+    expect_split("chameleon", "a\xe2\x80\x94" "b", "a|\xe2\x80\x94|b");                 /* U+2014 is \p{P} */
+    expect_split("chameleon", "a\xe2\x82\xac\xe2\x82\xac" "b", "a|\xe2\x82\xac\xe2\x82\xac|b"); /* U+20AC is \p{S} */
+    expect_split("chameleon", "\xd9\xa3\xd9\xa4", "\xd9\xa3|\xd9\xa4");                /* Arabic-Indic digits */
+    expect_split("chameleon", " hello world", " hello| world");
 }
 
 static void test_load_errors(void) {

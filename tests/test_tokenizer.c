@@ -1117,6 +1117,96 @@ static void test_pre_by_hand(void) {
     expect_split("chameleon", " hello world", " hello| world");
 }
 
+/* pre-cases.jsonl (tools/gen_pre_cases.py): ids llama.cpp gives with the GPT-2 vocabulary
+ * under the pre-tokenizers no published vocabulary uses. The vocabulary is the GPT-2 file with
+ * its tokenizer.ggml.pre value replaced here in memory, as the generator did on disk. */
+static fq_tokenizer *load_gpt2_as(const char *pre) {
+    static const char key[] = "tokenizer.ggml.pre";
+    fq_err e = {{0}};
+    size_t len;
+    char *f = fq_read_file(VOCAB_DIR "ggml-vocab-gpt-2.gguf", &len, &e);
+    CHECK(f != NULL, "%s", e.msg);
+    if (!f) return NULL;
+    /* the key (u64 length 18, its bytes), type 8 (string), the value's u64 length and bytes */
+    char *k = NULL;
+    for (size_t i = 8; i + sizeof key + 20 <= len && !k; i++)
+        if (!memcmp(f + i, key, sizeof key - 1) && f[i - 8] == (char)(sizeof key - 1) && f[i + 18] == 8)
+            k = f + i;
+    CHECK(k != NULL, "no %s in the GPT-2 vocabulary", key);
+    fq_tokenizer *t = NULL;
+    if (k) {
+        uint64_t old;
+        memcpy(&old, k + 22, 8);
+        size_t at = (size_t)(k + 30 - f), nl = strlen(pre);
+        size_t nlen = len - (size_t)old + nl;
+        char *g = malloc(nlen);
+        FQ_ASSERT(g);
+        memcpy(g, f, at);
+        uint64_t n64 = nl;
+        memcpy(g + at - 8, &n64, 8);
+        memcpy(g + at, pre, nl);
+        memcpy(g + at + nl, f + at + old, len - at - (size_t)old);
+        fq_gguf gg;
+        int rc = fq_gguf_open_mem(&gg, g, nlen, "gpt-2 vocabulary", &e);
+        CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+        if (rc == 0) {
+            rc = fq_tokenizer_load(&t, &gg, &e);
+            CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+            fq_gguf_close(&gg);
+        }
+        free(g);
+    }
+    free(f);
+    return t;
+}
+
+static void test_pre_cases(void) {
+    static const char *const pres[] = {"chameleon", "tekken", "deepseek-v3", "bloom", "viking"};
+    enum { NP = sizeof pres / sizeof pres[0] };
+    fq_tokenizer *t[NP];
+    for (int k = 0; k < NP; k++) t[k] = load_gpt2_as(pres[k]);
+    fq_err e = {{0}};
+    size_t flen;
+    char *data = fq_read_file(VOCAB_DIR "pre-cases.jsonl", &flen, &e);
+    CHECK(data != NULL, "%s", e.msg);
+    int lines = 0, ok[NP] = {0};
+    for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        if (!*j_ws(line)) continue;
+        lines++;
+        char *text = NULL;
+        size_t tlen = 0;
+        if (!j_str(j_get(line, "text"), &text, &tlen)) {
+            CHECK(0, "pre-cases.jsonl:%d: cannot parse the text", lines);
+            continue;
+        }
+        for (int k = 0; k < NP; k++) {
+            int32_t *want = NULL, *got = NULL;
+            size_t nwant = 0, ngot = 0;
+            if (!t[k] || j_ints(j_get(line, pres[k]), &want, &nwant)) {
+                CHECK(t[k] == NULL, "pre-cases.jsonl:%d: cannot parse %s", lines, pres[k]);
+                continue;
+            }
+            int rc = fq_tokenize(t[k], text, tlen, false, false, &got, &ngot, &e);
+            char b1[512], b2[512];
+            bool same = rc == 0 && same_ids(got, ngot, want, nwant);
+            CHECK(same, "pre-cases.jsonl:%d %s \"%.60s\": got [%s] want [%s] %s", lines, pres[k], text,
+                  fmt_ids(b1, sizeof b1, got, ngot), fmt_ids(b2, sizeof b2, want, nwant), rc ? e.msg : "");
+            ok[k] += same;
+            free(got);
+            free(want);
+        }
+        free(text);
+    }
+    CHECK(lines > 800, "pre-cases.jsonl: %d lines", lines);
+    for (int k = 0; k < NP; k++) {
+        printf("gpt-2 vocabulary as %s: %d/%d llama.cpp cases\n", pres[k], ok[k], lines);
+        fq_tokenizer_free(t[k]);
+    }
+    free(data);
+}
+
 static void test_load_errors(void) {
     fq_err e = {{0}};
     fq_tokenizer *t;
@@ -1250,6 +1340,7 @@ int main(void) {
     test_tiny();
     test_bpe_tiny();
     test_pre_by_hand();
+    test_pre_cases();
     test_load_errors();
     fq_tokenizer_free(spm);
     fq_tokenizer_free(st);

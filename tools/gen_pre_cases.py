@@ -9,9 +9,11 @@ of characters from every class those regexes tell apart. Writes one JSON line pe
 fqlm against it.
 
 gen_pre_cases.py --diff REF_TOOL FQ_TOOL N [VOCAB.gguf...]: a differential check, not stored:
-N generated strings (half from the pieces below, half random Unicode scalar values) through
-llama.cpp (REF_TOOL) and fqlm (FQ_TOOL: tools/fqlm_ref_tokenize.c) for the five vocabularies
-above and each VOCAB; prints the mismatches (the first 5 per vocabulary) and a count."""
+N generated strings (half from the pieces below and some special-token texts, half random
+Unicode scalar values) through llama.cpp (REF_TOOL) and fqlm (FQ_TOOL:
+tools/fqlm_ref_tokenize.c) for the five vocabularies above and each VOCAB, plain and with
+add_special + parse_special; prints the mismatches (the first 5 per vocabulary and mode) and
+a count."""
 import json
 import os
 import random
@@ -82,9 +84,14 @@ def random_unicode(n, seed=7):
     return out
 
 
-def run_tool(tool, gguf, texts):
+SPECIAL = ["<|endoftext|>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>", "<|eot_id|>",
+           "<|begin_of_text|>", "<｜begin▁of▁sentence｜>", "<|end|>", "<|user|>", "<fim_prefix>",
+           "<|fim_middle|>", ">>ABSTRACT<<", "<|endoftext|", "|endoftext|>"]
+
+
+def run_tool(tool, gguf, texts, special=False):
     rec = b"".join(struct.pack("<I", len(t.encode())) + t.encode() for t in texts)
-    r = subprocess.run([tool, gguf], input=rec, stdout=subprocess.PIPE, check=True)
+    r = subprocess.run([tool, gguf] + (["special"] if special else []), input=rec, stdout=subprocess.PIPE, check=True)
     lines = r.stdout.decode().split("\n")[:-1]
     if len(lines) != len(texts):
         raise SystemExit(f"{tool} {gguf}: {len(lines)} results for {len(texts)} texts")
@@ -92,6 +99,7 @@ def run_tool(tool, gguf, texts):
 
 
 def diff(ref, fq, n, vocabs):
+    PIECES.extend(SPECIAL)
     texts = generated(n // 2, seed=99) + random_unicode(n - n // 2)
     bad_total = 0
     with tempfile.TemporaryDirectory() as d:
@@ -102,12 +110,14 @@ def diff(ref, fq, n, vocabs):
             todo.append(("gpt-2 as " + pre, g))
         todo += [(os.path.basename(v), v) for v in vocabs]
         for name, g in todo:
-            a, b = run_tool(ref, g, texts), run_tool(fq, g, texts)
-            bad = [i for i in range(len(texts)) if a[i] != b[i]]
-            for i in bad[:5]:
-                print(f"  {name}: {texts[i]!r}: llama.cpp [{a[i]}] fqlm [{b[i]}]")
-            print(f"{name}: {len(texts) - len(bad)}/{len(texts)} equal")
-            bad_total += len(bad)
+            for special in (False, True):
+                mode = "add+parse special" if special else "plain"
+                a, b = run_tool(ref, g, texts, special), run_tool(fq, g, texts, special)
+                bad = [i for i in range(len(texts)) if a[i] != b[i]]
+                for i in bad[:5]:
+                    print(f"  {name} {mode}: {texts[i]!r}: llama.cpp [{a[i]}] fqlm [{b[i]}]")
+                print(f"{name} {mode}: {len(texts) - len(bad)}/{len(texts)} equal")
+                bad_total += len(bad)
     print(f"{bad_total} mismatches")
     return 1 if bad_total else 0
 

@@ -1,7 +1,8 @@
 // llama_ref_tokenize.cpp - reference token ids from llama.cpp's own tokenizer, for many texts
 // in one process (tools/gen_pre_cases.py). Reads from stdin records "<u32 length><bytes>" and
 // writes one line per record: the ids of llama_tokenize(add_special=false, parse_special=false)
-// as "1 2 3", or "ERR <n>" when llama_tokenize fails.
+// as "1 2 3", or "ERR <n>" when llama_tokenize fails. A second argument "special" sets both
+// add_special and parse_special.
 // Build against a llama.cpp build tree L (e.g. /work/ext/llama.cpp):
 //   g++ -O2 -std=c++17 -I L/include -I L/ggml/include tools/llama_ref_tokenize.cpp \
 //       -L L/build/bin -lllama -lggml -lggml-base -Wl,-rpath,L/build/bin -o /tmp/llama_ref_tokenize
@@ -14,10 +15,11 @@
 static void quiet(enum ggml_log_level, const char *, void *) {}
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: llama_ref_tokenize VOCAB.gguf < records\n");
+    if (argc < 2 || argc > 3) {
+        fprintf(stderr, "usage: llama_ref_tokenize VOCAB.gguf [special] < records\n");
         return 2;
     }
+    const bool special = argc == 3;
     llama_log_set(quiet, nullptr);
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
@@ -37,8 +39,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "short record\n");
             return 1;
         }
-        ids.resize(len + 16);
-        int32_t n = llama_tokenize(vocab, text.data(), (int32_t)len, ids.data(), (int32_t)ids.size(), false, false);
+        ids.resize(len + 16); // a token holds at least one byte; BOS and EOS added
+        int32_t n = llama_tokenize(vocab, text.data(), (int32_t)len, ids.data(), (int32_t)ids.size(), special, special);
         if (n < 0) {
             printf("ERR %d\n", n);
             continue;

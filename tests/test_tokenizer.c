@@ -14,6 +14,7 @@
  * - small vocabularies built in memory: tie-breaking, user-defined tokens, byte fallback to
  *   <unk>, add_bos/add_eos flags, end-of-generation tokens, and load errors. */
 #include "harness.h"
+#include "testutil.h"
 #include "gguf.h"
 #include "tokenizer.h"
 #include "tok_pre.h"
@@ -1121,42 +1122,25 @@ static void test_pre_by_hand(void) {
  * under the pre-tokenizers no published vocabulary uses. The vocabulary is the GPT-2 file with
  * its tokenizer.ggml.pre value replaced here in memory, as the generator did on disk. */
 static fq_tokenizer *load_gpt2_as(const char *pre) {
-    static const char key[] = "tokenizer.ggml.pre";
     fq_err e = {{0}};
-    size_t len;
+    size_t len, nlen = 0;
     char *f = fq_read_file(VOCAB_DIR "ggml-vocab-gpt-2.gguf", &len, &e);
     CHECK(f != NULL, "%s", e.msg);
     if (!f) return NULL;
-    /* the key (u64 length 18, its bytes), type 8 (string), the value's u64 length and bytes */
-    char *k = NULL;
-    for (size_t i = 8; i + sizeof key + 20 <= len && !k; i++)
-        if (!memcmp(f + i, key, sizeof key - 1) && f[i - 8] == (char)(sizeof key - 1) && f[i + 18] == 8)
-            k = f + i;
-    CHECK(k != NULL, "no %s in the GPT-2 vocabulary", key);
-    fq_tokenizer *t = NULL;
-    if (k) {
-        uint64_t old;
-        memcpy(&old, k + 22, 8);
-        size_t at = (size_t)(k + 30 - f), nl = strlen(pre);
-        size_t nlen = len - (size_t)old + nl;
-        char *g = malloc(nlen);
-        FQ_ASSERT(g);
-        memcpy(g, f, at);
-        uint64_t n64 = nl;
-        memcpy(g + at - 8, &n64, 8);
-        memcpy(g + at, pre, nl);
-        memcpy(g + at + nl, f + at + old, len - at - (size_t)old);
-        fq_gguf gg;
-        int rc = fq_gguf_open_mem(&gg, g, nlen, "gpt-2 vocabulary", &e);
-        CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
-        if (rc == 0) {
-            rc = fq_tokenizer_load(&t, &gg, &e);
-            CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
-            fq_gguf_close(&gg);
-        }
-        free(g);
-    }
+    char *g = tu_gguf_set_pre(f, len, pre, &nlen);
     free(f);
+    CHECK(g != NULL, "no tokenizer.ggml.pre in the GPT-2 vocabulary");
+    if (!g) return NULL;
+    fq_tokenizer *t = NULL;
+    fq_gguf gg;
+    int rc = fq_gguf_open_mem(&gg, g, nlen, "gpt-2 vocabulary", &e);
+    CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+    if (rc == 0) {
+        rc = fq_tokenizer_load(&t, &gg, &e);
+        CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+        fq_gguf_close(&gg);
+    }
+    free(g);
     return t;
 }
 

@@ -1,10 +1,11 @@
 /* fuzz_tokenizer.c - libFuzzer target for the SentencePiece and byte-level BPE tokenizers:
  * arbitrary bytes in, tokens out, and back.
  *
- * The first input byte picks the vocabulary (bit 0 and bits 3-4: 0 the bundled 512-token
- * model, 1 llama's 32000-token SentencePiece vocabulary, 2..7 the BPE vocabularies gpt-2,
- * llama-bpe, qwen2, deepseek-coder, falcon, starcoder) and the flags (bit 1 add_special,
- * bit 2 parse_special); the rest is the text (any bytes, NULs included).
+ * The first input byte picks the vocabulary (bit 0 and bits 3-5, modulo 13: 0 the bundled
+ * 512-token model, 1 llama's 32000-token SentencePiece vocabulary, 2..7 the BPE vocabularies
+ * gpt-2, llama-bpe, qwen2, deepseek-coder, falcon, starcoder, 8..12 the GPT-2 vocabulary with
+ * the chameleon, tekken, deepseek-v3, bloom and viking pre-tokenizers) and the flags (bit 1
+ * add_special, bit 2 parse_special); the rest is the text (any bytes, NULs included).
  *
  * Promises checked (tokenizer.h):
  *  - every id is in the vocabulary; BOS comes first exactly when add_special asks for it;
@@ -19,23 +20,38 @@
  *  - no piece is longer than fq_tokenizer_max_piece. */
 #include "fuzz_common.h"
 
+#include "../tests/testutil.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
-#define N_VOCABS 8
+#define N_VOCABS 13
 static fq_tokenizer *g_tok[N_VOCABS];
 static int g_has_user_defined[N_VOCABS];
 static uint8_t g_no_byte[N_VOCABS][256]; /* BPE: the byte has no token (dropped) */
 
-static fq_tokenizer *load(const char *path, int *has_ud) {
+/* path, or with pre: the GPT-2 vocabulary path with tokenizer.ggml.pre set to pre */
+static fq_tokenizer *load(const char *path, const char *pre, int *has_ud) {
     fq_gguf g;
     fq_err e;
     fq_tokenizer *t = NULL;
-    if (fq_gguf_open(&g, path, &e) || fq_tokenizer_load(&t, &g, &e)) {
+    char *img = NULL;
+    int rc;
+    if (pre) {
+        size_t len, nlen = 0;
+        char *f = tu_read(path, &len);
+        img = f ? tu_gguf_set_pre(f, len, pre, &nlen) : NULL;
+        free(f);
+        if (!img) snprintf(e.msg, sizeof e.msg, "%s: cannot read it or set its pre-tokenizer", path);
+        rc = img ? fq_gguf_open_mem(&g, img, nlen, path, &e) : -1;
+    } else {
+        rc = fq_gguf_open(&g, path, &e);
+    }
+    if (rc || fq_tokenizer_load(&t, &g, &e)) {
         fprintf(stderr, "fuzz_tokenizer: %s (run from the repository root)\n", e.msg);
         exit(1);
     }
     fq_gguf_close(&g); /* the tokenizer keeps its own copy */
+    free(img);
     for (int32_t i = 0; i < fq_tokenizer_n_vocab(t); i++)
         if (fq_tokenizer_attr(t, i) & FQ_TOK_USER_DEFINED) *has_ud = 1;
     return t;
@@ -45,12 +61,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     static const char *const bpe[] = {"gpt-2", "llama-bpe", "qwen2", "deepseek-coder", "falcon",
                                        "starcoder"};
-    g_tok[0] = load(FUZZ_STORIES, &g_has_user_defined[0]);
-    g_tok[1] = load(FUZZ_SPM_VOCAB, &g_has_user_defined[1]);
+    static const char *const pre[] = {"chameleon", "tekken", "deepseek-v3", "bloom", "viking"};
+    g_tok[0] = load(FUZZ_STORIES, NULL, &g_has_user_defined[0]);
+    g_tok[1] = load(FUZZ_SPM_VOCAB, NULL, &g_has_user_defined[1]);
     for (int i = 2; i < N_VOCABS; i++) {
         char path[256];
-        snprintf(path, sizeof path, FUZZ_VOCAB_DIR "ggml-vocab-%s.gguf", bpe[i - 2]);
-        g_tok[i] = load(path, &g_has_user_defined[i]);
+        snprintf(path, sizeof path, FUZZ_VOCAB_DIR "ggml-vocab-%s.gguf", i < 8 ? bpe[i - 2] : "gpt-2");
+        g_tok[i] = load(path, i < 8 ? NULL : pre[i - 8], &g_has_user_defined[i]);
         for (int b = 0; b < 256; b++) {
             char c = (char)b;
             int32_t *ids;
@@ -66,7 +83,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1 || size > 8192) return 0;
-    const int which = ((data[0] & 1) | ((data[0] >> 3) & 3) << 1) % N_VOCABS;
+    const int which = ((data[0] & 1) | ((data[0] >> 3) & 7) << 1) % N_VOCABS;
     const bool add_special = data[0] & 2, parse_special = data[0] & 4;
     const fq_tokenizer *t = g_tok[which];
     /* exact-size heap copy of the text: ASan sees any read past its end */

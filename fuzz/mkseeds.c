@@ -277,7 +277,7 @@ typedef struct {
 } seed;
 
 static void tokenizer_seeds(void) {
-    /* first byte: bits 0, 3, 4 vocabulary, bit 1 add_special, bit 2 parse_special */
+    /* first byte: bits 0, 3-5 vocabulary, bit 1 add_special, bit 2 parse_special */
     static const seed t[] = {
         SEED("ascii", "\x00Once upon a time, there was a little girl named Lily."),
         SEED("ascii-spm", "\x01Hello world! 123 + 456 = 579\n\tTabs and  double  spaces"),
@@ -299,6 +299,13 @@ static void tokenizer_seeds(void) {
         SEED("bpe-deepseek", "\x11" "def f(x):\n\treturn x**2 # \xe4\xb8\xad\xe6\x96\x87 \xc3\xb5"),
         SEED("bpe-falcon", "\x18" "a\x03" "b $+<=>^~|` 123456 \xf2\x80\x80\x80"),
         SEED("bpe-starcoder", "\x19x = 1234567; // \xce\xb1\xce\xb2 \xd9\xa3"),
+        /* the GPT-2 vocabulary as chameleon (0x20), tekken (0x21), deepseek-v3 (0x28), bloom
+         * (0x29), viking (0x30) */
+        SEED("pre-chameleon", "\x20xIMGIMGAZy <sentinel:12> a\tb    c  d don't 12.5! \xe2\x80\x94\xd9\xa3"),
+        SEED("pre-tekken", "\x21HelloWorld ABC def a/b\n 1234 \xc3\x80" "Bc x  .//\n\ny"),
+        SEED("pre-deepseek-v3", "\x28Hello, world! 12345.abc a ~~b \xe4\xb8\x80\xe4\xba\x8c" "ab"),
+        SEED("pre-bloom", "\x29Hello world. How? (a)  b \xe2\x80\xa6\xe3\x80\x82x"),
+        SEED("pre-viking", "\x30" "a12 b c, d! \xef\xbc\x8c"),
     };
     for (size_t i = 0; i < FQ_ARRAY_LEN(t); i++) put("tokenizer", t[i].name, t[i].s, t[i].n);
 }

@@ -55,7 +55,7 @@ static const pre_name pre_names[] = {
     {"bloom", {FQ_PRE_BLOOM, 0, 1, 0}},
     {"gpt3-finnish", {FQ_PRE_BLOOM, 0, 1, 0}},
     {"exaone", {FQ_PRE_STARCODER, 0, 1, 0}},
-    {"chameleon", {FQ_PRE_UNSUPPORTED, 1, 0, 0}},
+    {"chameleon", {FQ_PRE_CHAMELEON, 1, 0, 0}},
     {"minerva-7b", {FQ_PRE_STARCODER, 0, 1, 0}},
     {"megrez", {FQ_PRE_QWEN2, 0, 1, 0}},
 };
@@ -79,7 +79,7 @@ const char *fq_pre_known(void) {
            "jina-v2-es, jina-v2-de, jina-v2-code, roberta-bpe, refact, command-r, qwen2, "
            "deepseek-r1-qwen, stablelm2, olmo, dbrx, smaug-bpe, chatglm-bpe, jais, smollm, "
            "codeshell, exaone, minerva-7b, megrez, deepseek-v3, poro-chat, viking, tekken, bloom, "
-           "gpt3-finnish (llama.cpp also knows chameleon, which fqlm does not support yet)";
+           "gpt3-finnish, chameleon";
 }
 
 /* ---- splitting ----------------------------------------------------------------------------- */
@@ -253,6 +253,7 @@ enum cls {
     C_CJK,            /* [一-龥ࠀ-一가-퟿] */
     C_CJK3,           /* [一-龥぀-ゟ゠-ヿ] (deepseek-v3) */
     C_BLOOM,          /* [^(\s|.,!?…。，、।۔،)] */
+    C_CHAM_PUNCT,     /* [\p{P}!-/:-@\[-`{-~] (chameleon) */
 };
 
 /* deepseek-llm's letter set, as codepoint ranges (llama.cpp's regex text, first to last) */
@@ -320,6 +321,11 @@ static int in_cls(int k, uint32_t c, uint16_t f) {
         return !(c == '(' || c == '|' || c == '.' || c == ',' || c == '!' || c == '?' || c == ')' ||
                  c == 0x2026 || c == 0x3002 || c == 0xFF0C || c == 0x3001 || c == 0x0964 ||
                  c == 0x06D4 || c == 0x060C);
+    case C_CHAM_PUNCT:
+        if (c < 0x80)
+            return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+                   (c >= 0x7B && c <= 0x7E);
+        return !nonascii_ws && (f & FQ_UC_PUNCT);
     }
     return 0;
 }
@@ -329,7 +335,15 @@ static int is_s(uint32_t c, uint16_t f) {
     return c < 0x80 ? (c == ' ' || (c >= 0x09 && c <= 0x0D)) : (f & WS) != 0;
 }
 
-enum pat { P_ONE, P_RUN, P_WS_RUN, P_DIGIT3, P_WS_END, P_RUN3, P_SP_RUN };
+enum pat { P_ONE, P_RUN, P_WS_RUN, P_DIGIT3, P_WS_END, P_RUN3, P_SP_RUN, P_IMAGE, P_TAB_SP };
+
+/* Whether the n ASCII bytes s start at cpt[pos] within [pos, e). */
+static int at_str(const uint32_t *cpt, size_t pos, size_t e, const char *s, size_t n) {
+    if (e - pos < n) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (cpt[pos + i] != (uint8_t)s[i]) return 0;
+    return 1;
+}
 
 /* One single-pattern regex over [a, e): unmatched stretches and matches both become words. */
 static void split_simple(const uint32_t *cpt, const uint16_t *fl, size_t a, size_t e, int pat,
@@ -365,6 +379,19 @@ static void split_simple(const uint32_t *cpt, const uint16_t *fl, size_t a, size
             if (pos + 3 <= e && in_cls(C_DIGIT, cpt[pos], 0) && in_cls(C_DIGIT, cpt[pos + 1], 0) &&
                 in_cls(C_DIGIT, cpt[pos + 2], 0))
                 end = pos + 3;
+            break;
+        case P_IMAGE: /* (IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z: no backtracking can help, as Z
+                       * is not one of A-I */
+            if (at_str(cpt, pos, e, "IMGIMG", 6)) {
+                size_t q = pos + 6;
+                while (q < e && q - pos < 10 && cpt[q] >= 'A' && cpt[q] <= 'I') q++;
+                if (q > pos + 6 && q < e && cpt[q] == 'Z') end = q + 1;
+            }
+            break;
+        case P_TAB_SP: /* ([\t\n]|    |  ), alternatives in order */
+            if (cpt[pos] == '\t' || cpt[pos] == '\n') end = pos + 1;
+            else if (at_str(cpt, pos, e, "    ", 4)) end = pos + 4;
+            else if (at_str(cpt, pos, e, "  ", 2)) end = pos + 2;
             break;
         case P_WS_END: { /* \s+$ */
             size_t q = pos;
@@ -520,6 +547,11 @@ size_t fq_pre_split(int kind, const uint32_t *cpt, const uint16_t *fl, size_t n,
     static const step s_tekken[] = {{-5, 0}};
     static const step s_bloom[] = {{P_SP_RUN, C_BLOOM}};
     static const step s_viking[] = {{P_SP_RUN, C_BLOOM}, {P_ONE, C_NUM}};
+    /* chameleon's list starts with <sentinel:[0-9]+>, left out here: a later regex isolates
+     * every '<' and '>', and no regex in between can match across them, so the words are the
+     * same without it */
+    static const step s_chameleon[] = {{P_IMAGE, 0},         {P_TAB_SP, 0}, {P_ONE, C_NUM},
+                                       {P_ONE, C_CHAM_PUNCT}, {-1, 0}};
     const step *st;
     size_t ns;
     switch (kind) {
@@ -534,6 +566,7 @@ size_t fq_pre_split(int kind, const uint32_t *cpt, const uint16_t *fl, size_t n,
     case FQ_PRE_TEKKEN: st = s_tekken; ns = 1; break;
     case FQ_PRE_BLOOM: st = s_bloom; ns = 1; break;
     case FQ_PRE_VIKING: st = s_viking; ns = 2; break;
+    case FQ_PRE_CHAMELEON: st = s_chameleon; ns = 5; break;
     default: st = s_default; ns = 4; break;
     }
     if (n == 0) return 0;

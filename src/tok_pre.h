@@ -24,7 +24,7 @@ enum fq_pre_kind {
     FQ_PRE_TEKKEN,
     FQ_PRE_BLOOM,          /* also poro-chat, gpt3-finnish */
     FQ_PRE_VIKING,
-    FQ_PRE_UNSUPPORTED,    /* a value llama.cpp knows whose regexes fqlm lacks */
+    FQ_PRE_CHAMELEON,
 };
 
 typedef struct fq_pre_info {

@@ -390,9 +390,6 @@ int fq_tokenizer_load(fq_tokenizer **out, const fq_gguf *g, fq_err *e) {
         if (fq_pre_lookup(rc > 0 ? NULL : pv.ptr, rc > 0 ? 0 : pv.len, &pre))
             return fq_errf(e, "unknown pre-tokenizer tokenizer.ggml.pre = '%s' (known: %s)",
                            fq_show(shown, sizeof shown, pv.ptr, pv.len), fq_pre_known());
-        if (pre.kind == FQ_PRE_UNSUPPORTED)
-            return fq_errf(e, "pre-tokenizer tokenizer.ggml.pre = '%s' is not supported yet (supported: %s)",
-                           fq_show(shown, sizeof shown, pv.ptr, pv.len), fq_pre_known());
         merges = fq_gguf_find(g, "tokenizer.ggml.merges");
         if (!merges) return fq_errf(e, "tokenizer.ggml.merges is missing (a gpt2 tokenizer needs its merges)");
         if (merges->type != FQ_GGUF_ARRAY || merges->arr_type != FQ_GGUF_STRING || !merges->strs)

@@ -64,6 +64,39 @@ static void test_tokenize_cli(void) {
            "ggml-vocab-qwen2.gguf", NULL);
 }
 
+/* bench tokenizer side by side with llama-tokenize, here a script that checks the options
+ * and prints fqlm's own ids (or altered ones, or fails) */
+static void test_bench_llama(void) {
+    setenv("FQLM_BIN", bin(), 0);
+    setenv("LLAMA_TOKENIZE", "tests/data/bin/fake-llama-tokenize", 1);
+    const char *args = "bench tokenizer -m " VOCAB "qwen2.gguf -m " VOCAB "gpt-2.gguf -f tests/data/vocab/ggml-vocab-qwen2.gguf.inp";
+    char *out = NULL, *err = NULL;
+    int rc = sh(args, &out, &err);
+    CHECK(rc == 0, "%s: exit %d (%s)", args, rc, err ? err : "");
+    /* both rows: name, MB, tokens, in-process speed, two process speeds and their ratio (or
+     * n/a where a difference came out <= 0), "equal" */
+    int rows = 0;
+    for (const char *p = out ? strstr(out, "ggml-vocab-") : NULL; p; p = strstr(p + 1, "ggml-vocab-")) {
+        char name[64], l1[32], l2[32], l3[32], verdict[32];
+        double mb, f1;
+        unsigned long n;
+        int k = sscanf(p, "%63s %lf %lu %lf %31s %31s %31s %31s", name, &mb, &n, &f1, l1, l2, l3, verdict);
+        CHECK(k == 8 && n > 100 && f1 > 0 && strcmp(verdict, "equal") == 0, "bench row: %.120s", p);
+        rows++;
+    }
+    CHECK(rows == 2 && strstr(out, "llama proc"), "bench with LLAMA_TOKENIZE: %s", out ? out : "");
+    free(out);
+    free(err);
+    setenv("FAKE_LLAMA_MODE", "differ", 1);
+    expect(args, 1, "DIFFER at token 1: fqlm ", NULL);
+    setenv("FAKE_LLAMA_MODE", "fail", 1);
+    expect(args, 1, NULL, "fake-llama-tokenize on " VOCAB "qwen2.gguf exited with 1: error: could not load model");
+    unsetenv("FAKE_LLAMA_MODE");
+    setenv("LLAMA_TOKENIZE", "/nonexistent/llama-tokenize", 1);
+    expect(args, 1, NULL, "LLAMA_TOKENIZE=/nonexistent/llama-tokenize is not a program that can be run");
+    unsetenv("LLAMA_TOKENIZE");
+}
+
 static void test_vocab_api(void) {
     fqlm_vocab *v = fqlm_vocab_load(VOCAB "llama-bpe.gguf");
     CHECK(v != NULL, "fqlm_vocab_load: %s", fqlm_last_error());
@@ -115,6 +148,7 @@ static void test_end_to_end(void) {
 
 int main(void) {
     test_tokenize_cli();
+    test_bench_llama();
     test_vocab_api();
     test_end_to_end();
     return TEST_END();

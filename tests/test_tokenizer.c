@@ -14,6 +14,7 @@
  * - small vocabularies built in memory: tie-breaking, user-defined tokens, byte fallback to
  *   <unk>, add_bos/add_eos flags, end-of-generation tokens, and load errors. */
 #include "harness.h"
+#include "testutil.h"
 #include "gguf.h"
 #include "tokenizer.h"
 #include "tok_pre.h"
@@ -1035,7 +1036,8 @@ static void test_bpe_tiny(void) {
     CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "unknown pre-tokenizer tokenizer.ggml.pre = 'no-such-pre'") &&
           strstr(e.msg, "llama-bpe") && strstr(e.msg, "qwen2"), "bad pre: %s", e.msg);
     bpe_tiny(&b, -1, "chameleon", merges, 4);
-    CHECK(load_mem(&b, &t, &e) == -1 && strstr(e.msg, "'chameleon' is not supported yet"), "chameleon: %s", e.msg);
+    CHECK(load_mem(&b, &t, &e) == 0, "chameleon: %s", e.msg);
+    fq_tokenizer_free(t);
     static const char *const bad1[] = {"h e", "he zz"};
     bpe_tiny(&b, -1, NULL, bad1, 2);
     CHECK(load_mem(&b, &t, &e) == -1 &&
@@ -1094,6 +1096,99 @@ static void test_pre_by_hand(void) {
     expect_split("bloom", "Hello world. How?", "Hello| world|.| How|?");
     expect_split("poro-chat", "(a)  b", "(|a|) | b");
     expect_split("viking", "a12 b", "a|1|2| b");
+    /* chameleon: (sentinel,) image, [\t\n]|4 spaces|2 spaces, single \p{N}, single punctuation
+     * (ASCII !-/:-@[-`{-~ or \p{P}), then GPT-2's regex */
+    /* each regex only adds word boundaries: a sentinel is split further by the later ones */
+    expect_split("chameleon", "<sentinel:12>ab", "<|sentinel|:|1|2|>|ab");
+    expect_split("chameleon", "<sentinel:>x", "<|sentinel|:|>|x");
+    expect_split("chameleon", "<sentinel:7", "<|sentinel|:|7");
+    expect_split("chameleon", "xIMGIMGAZy", "x|IMGIMGAZ|y");
+    expect_split("chameleon", "IMGIMGABCDZIMGIMGABCDEZ", "IMGIMGABCDZ|IMGIMGABCDEZ");
+    expect_split("chameleon", "IMGIMGZ", "IMGIMGZ");
+    expect_split("chameleon", "a  b", "a|  |b");
+    expect_split("chameleon", "a   b", "a|  | b");
+    expect_split("chameleon", "a      b", "a|    |  |b");
+    expect_split("chameleon", "a\tb\n\nc", "a|\t|b|\n|\n|c");
+    expect_split("chameleon", "x12.5!", "x|1|2|.|5|!");
+    expect_split("chameleon", "don't", "don|'|t");
+    expect_split("chameleon", "a~`b", "a|~|`|b");
+    expect_split("chameleon", "a\xe2\x80\x94" "b", "a|\xe2\x80\x94|b");                 /* U+2014 is \p{P} */
+    expect_split("chameleon", "a\xe2\x82\xac\xe2\x82\xac" "b", "a|\xe2\x82\xac\xe2\x82\xac|b"); /* U+20AC is \p{S} */
+    expect_split("chameleon", "\xd9\xa3\xd9\xa4", "\xd9\xa3|\xd9\xa4");                /* Arabic-Indic digits */
+    expect_split("chameleon", " hello world", " hello| world");
+}
+
+/* pre-cases.jsonl (tools/gen_pre_cases.py): ids llama.cpp gives with the GPT-2 vocabulary
+ * under the pre-tokenizers no published vocabulary uses. The vocabulary is the GPT-2 file with
+ * its tokenizer.ggml.pre value replaced here in memory, as the generator did on disk. */
+static fq_tokenizer *load_gpt2_as(const char *pre) {
+    fq_err e = {{0}};
+    size_t len, nlen = 0;
+    char *f = fq_read_file(VOCAB_DIR "ggml-vocab-gpt-2.gguf", &len, &e);
+    CHECK(f != NULL, "%s", e.msg);
+    if (!f) return NULL;
+    char *g = tu_gguf_set_pre(f, len, pre, &nlen);
+    free(f);
+    CHECK(g != NULL, "no tokenizer.ggml.pre in the GPT-2 vocabulary");
+    if (!g) return NULL;
+    fq_tokenizer *t = NULL;
+    fq_gguf gg;
+    int rc = fq_gguf_open_mem(&gg, g, nlen, "gpt-2 vocabulary", &e);
+    CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+    if (rc == 0) {
+        rc = fq_tokenizer_load(&t, &gg, &e);
+        CHECK(rc == 0, "gpt-2 as %s: %s", pre, e.msg);
+        fq_gguf_close(&gg);
+    }
+    free(g);
+    return t;
+}
+
+static void test_pre_cases(void) {
+    static const char *const pres[] = {"chameleon", "tekken", "deepseek-v3", "bloom", "viking"};
+    enum { NP = sizeof pres / sizeof pres[0] };
+    fq_tokenizer *t[NP];
+    for (int k = 0; k < NP; k++) t[k] = load_gpt2_as(pres[k]);
+    fq_err e = {{0}};
+    size_t flen;
+    char *data = fq_read_file(VOCAB_DIR "pre-cases.jsonl", &flen, &e);
+    CHECK(data != NULL, "%s", e.msg);
+    int lines = 0, ok[NP] = {0};
+    for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        if (!*j_ws(line)) continue;
+        lines++;
+        char *text = NULL;
+        size_t tlen = 0;
+        if (!j_str(j_get(line, "text"), &text, &tlen)) {
+            CHECK(0, "pre-cases.jsonl:%d: cannot parse the text", lines);
+            continue;
+        }
+        for (int k = 0; k < NP; k++) {
+            int32_t *want = NULL, *got = NULL;
+            size_t nwant = 0, ngot = 0;
+            if (!t[k] || j_ints(j_get(line, pres[k]), &want, &nwant)) {
+                CHECK(t[k] == NULL, "pre-cases.jsonl:%d: cannot parse %s", lines, pres[k]);
+                continue;
+            }
+            int rc = fq_tokenize(t[k], text, tlen, false, false, &got, &ngot, &e);
+            char b1[512], b2[512];
+            bool same = rc == 0 && same_ids(got, ngot, want, nwant);
+            CHECK(same, "pre-cases.jsonl:%d %s \"%.60s\": got [%s] want [%s] %s", lines, pres[k], text,
+                  fmt_ids(b1, sizeof b1, got, ngot), fmt_ids(b2, sizeof b2, want, nwant), rc ? e.msg : "");
+            ok[k] += same;
+            free(got);
+            free(want);
+        }
+        free(text);
+    }
+    CHECK(lines > 800, "pre-cases.jsonl: %d lines", lines);
+    for (int k = 0; k < NP; k++) {
+        printf("gpt-2 vocabulary as %s: %d/%d llama.cpp cases\n", pres[k], ok[k], lines);
+        fq_tokenizer_free(t[k]);
+    }
+    free(data);
 }
 
 static void test_load_errors(void) {
@@ -1229,6 +1324,7 @@ int main(void) {
     test_tiny();
     test_bpe_tiny();
     test_pre_by_hand();
+    test_pre_cases();
     test_load_errors();
     fq_tokenizer_free(spm);
     fq_tokenizer_free(st);

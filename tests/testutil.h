@@ -8,6 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A copy of the GGUF image buf[0..len) with the string value of tokenizer.ggml.pre set to pre
+ * (a vocabulary for a pre-tokenizer no published file uses, as tools/gguf_set_pre.py makes
+ * on disk): malloc'd, its length in *out_len; NULL if buf holds no such string key. */
+static inline char *tu_gguf_set_pre(const char *buf, size_t len, const char *pre, size_t *out_len) {
+    static const char key[] = "tokenizer.ggml.pre";
+    const size_t kl = sizeof key - 1;
+    /* the key's u64 length and bytes, type 8 (string), the value's u64 length and bytes */
+    for (size_t i = 8; i + kl + 12 <= len; i++) {
+        if (memcmp(buf + i, key, kl) || buf[i - 8] != (char)kl || buf[i + kl] != 8) continue;
+        uint64_t old;
+        memcpy(&old, buf + i + kl + 4, 8);
+        size_t at = i + kl + 12, nl = strlen(pre);
+        if (old > len - at) return NULL;
+        char *g = malloc(len - (size_t)old + nl);
+        if (!g) return NULL;
+        uint64_t n64 = nl;
+        memcpy(g, buf, at - 8);
+        memcpy(g + at - 8, &n64, 8);
+        memcpy(g + at, pre, nl);
+        memcpy(g + at + nl, buf + at + old, len - at - (size_t)old);
+        *out_len = len - (size_t)old + nl;
+        return g;
+    }
+    return NULL;
+}
+
 /* Whole file into a malloc'd NUL-terminated buffer; NULL if unreadable. */
 static inline char *tu_read(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");

@@ -271,5 +271,8 @@ void fq__isa_fill_avx512(fq__isa_kernels *k);
 /* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */
 void fq__isa_fill_dot_avx2(fq__isa_kernels *k);
 void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
+/* the K-quant tiles of mm_kq_*.c (Q2_K, Q3_K, Q5_K), called last by the fills above */
+void fq__isa_fill_mmkq_avx2(fq__isa_kernels *k);
+void fq__isa_fill_mmkq_avx512(fq__isa_kernels *k);
 
 #endif

@@ -753,4 +753,5 @@ void FN(fq__isa_fill)(fq__isa_kernels *k) {
     REG(Q5_K, q5_K) REG(Q6_K, q6_K)
 #undef REG
     FN(fq__isa_fill_dot)(k); /* Q4_K, Q6_K: quants_dot_avx2.c */
+    FN(fq__isa_fill_mmkq)(k); /* Q2_K, Q3_K, Q5_K tiles: mm_kq_avx2.c */
 }

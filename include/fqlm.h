@@ -209,6 +209,19 @@ int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, 
 fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, const char *cache_type_k,
                                   const char *cache_type_v);
 
+/* ---- planning (`fqlm plan`) --------------------------------------------------------------- */
+
+/* A format spec's canonical form (as sweep and compare print it) into canon (cap bytes,
+ * may be NULL) and its cost in bits per element with per-block scales counted (per-tensor,
+ * per-row and per-column scales not), the `bits` column of `fqlm formats`. Returns 0, or
+ * -1 for an unknown format or option (the message lists the valid ones). */
+int fqlm_format_info(const char *spec, char *canon, size_t cap, double *bits);
+/* A hash of the model file's bytes (metadata and weights): the model_hash that a sweep
+ * directory's sweep.conf records, so results can be matched to the model that made them. */
+uint64_t fqlm_model_hash(const fqlm_model *m);
+/* FNV-1a (64-bit) of n bytes: sweep.conf's text_hash is this over the text's token ids. */
+uint64_t fqlm_hash_bytes(const void *p, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

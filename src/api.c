@@ -543,3 +543,25 @@ int fqlm_vocab_detokenize(const fqlm_vocab *v, const int32_t *ids, int n, char *
     free(s);
     return len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
 }
+
+int fqlm_format_info(const char *spec, char *canon, size_t cap, double *bits) {
+    fq_err e;
+    fq_format *f;
+    if (!spec) {
+        snprintf(last_error, sizeof last_error, "no format spec given");
+        return -1;
+    }
+    if (fq_format_parse(spec, &f, &e)) return fail(&e);
+    if (canon && cap) snprintf(canon, cap, "%s", fq_format_str(f));
+    if (bits) {
+        fq_format_desc d;
+        fq_format_describe(f, &d);
+        *bits = d.bits;
+    }
+    fq_format_free(f);
+    return 0;
+}
+
+uint64_t fqlm_model_hash(const fqlm_model *m) { return fq_content_hash(m->m->gguf.map, m->m->gguf.size); }
+
+uint64_t fqlm_hash_bytes(const void *p, size_t n) { return fq_fnv1a(p, n); }

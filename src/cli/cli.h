@@ -15,6 +15,7 @@ FQ_CMD(cmd_bench);
 FQ_CMD(cmd_compare);
 FQ_CMD(cmd_ppl);
 FQ_CMD(cmd_sweep);
+FQ_CMD(cmd_plan);
 FQ_CMD(cmd_diff);
 FQ_CMD(cmd_demo);
 FQ_CMD(cmd_synth);

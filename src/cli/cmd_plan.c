@@ -1,0 +1,1154 @@
+/* cmd_plan.c - `fqlm plan`: a mixed-precision assignment of number formats to (node, layer)
+ * sites that stays within a measured budget (mean KL, top-1 agreement or perplexity ratio).
+ *
+ * Written on the public API (include/fqlm.h) alone: a baseline context and, per measured
+ * configuration, a context with that configuration's rules, scored by fqlm_score_tokens as
+ * `fqlm compare -f` scores a text (same chunks, same figures to the last bit).
+ *
+ * Every figure the plan reports is a measured run of the whole configuration; measurements
+ * are appended to DIR/plan.state (one line each, fsync'd) and keyed by the configuration, so
+ * a rerun (after Ctrl-C, a crash, or with another budget) replays the search from them
+ * without measuring again. DIR/plan.conf records what the numbers depend on (model hash,
+ * text, context, chunks, arithmetic, seed); a rerun with others is refused. */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fqlm.h"
+#include "jsonw.h"
+#include "opts.h"
+#include "outdir.h"
+#include "report.h"
+#include "select.h"
+#include "session.h"
+
+#define BASE_BITS 32.0 /* activations are F32 unless a rule rounds them */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: fqlm plan [-m MODEL] -f FILE --formats F1,F2,... (--budget-kl X | --budget-top1 P |\n"
+            "                 --budget-ppl R) [--nodes LIST] [--layers LIST] [--from-sweep DIR]\n"
+            "                 [--pairs K] [-c CTX] [--chunks K] [-t N] -o DIR\n\n"
+            "Finds which (node, layer) sites can take which of the formats together while a measured\n"
+            "run of the whole configuration stays within the budget, and writes\n"
+            "  DIR/plan.json     the assignment [{node, layer, format}], avg_bits, the measured figures\n"
+            "                    of the final configuration (mean_kld, kld_p99, top1_agree, ppl_ratio),\n"
+            "                    every step of the search, and the interaction table\n"
+            "  DIR/rules.txt     one --fq rule per line: `fqlm compare -f FILE $(sed 's/^/--fq /' rules.txt)`\n"
+            "                    re-measures the plan's figures exactly\n"
+            "  DIR/pareto.svg    average bits vs measured mean KL, one point per accepted step\n"
+            "  DIR/report.html   the same on one self-contained page\n\n"
+            "Algorithm:\n"
+            "  1. candidates: every selected (node, layer) site with every format cheaper than F32\n"
+            "     (cost: the format's bits per element with per-block scales, as `fqlm formats` lists);\n"
+            "     average bits are weighted by each site's values per token (kq, kq_soft_max: n_head x CTX/2);\n"
+            "  2. sensitivity: each candidate's single-rounding mean KL, measured (or read from\n"
+            "     --from-sweep DIR, a sweep of the same model, text and settings);\n"
+            "  3. greedy: candidates in order of single KL per bit saved (least first); the next batch\n"
+            "     of candidates is added to the current configuration and the combination is measured;\n"
+            "     within the budget: the step is accepted and the batch doubles; over it: the batch is\n"
+            "     backed off, halved, and tried again; a single candidate over the budget is skipped and\n"
+            "     the search goes on with the next. A candidate replaces a site's format only when it\n"
+            "     is cheaper. Every reported point is a measured run, never a sum of single effects;\n"
+            "  4. interactions: for the K most sensitive pairs of the final assignment (--pairs, default 6),\n"
+            "     the measured KL of the pair together vs the sum of the two singles (ratio > 1: the\n"
+            "     effects compound; < 1: they cancel).\n"
+            "Measurements go to DIR/plan.state as they are made: rerunning (with any budget) measures\n"
+            "nothing twice. DIR/plan.conf holds the settings and the model's hash; a rerun with others\n"
+            "is refused. A budget that no candidate meets is an error (exit 1).\n\n"
+            "  --formats LIST          format specs, comma-separated (bf16,fp8_e4m3,mxfp4,int4:group=32,asym)\n"
+            "  --budget-kl X           mean KL(base||plan) at most X nats\n"
+            "  --budget-top1 P         top-1 agreement at least P (0..1)\n"
+            "  --budget-ppl R          perplexity ratio plan/base at most R\n"
+            "  --nodes LIST            node names or globs, comma-separated (default: every node)\n"
+            "  --layers LIST           N, N-M, N,M,... or * (default: all)\n"
+            "  --from-sweep DIR        single-rounding figures from a `fqlm sweep` directory\n"
+            "  --pairs K               interaction pairs to measure (default 6; 0: none)\n"
+            "  --weights               the same over weight tensors with ggml types (not built yet)\n"
+            "  -c, --ctx-size N        tokens per chunk (default 512)\n"
+            "  --chunks K              score the first K chunks only\n"
+            "  -o, --out DIR           output directory (created if missing)\n");
+    cli_opts_help(f);
+}
+
+/* ---- sites, candidates, measurements --------------------------------------------------------- */
+
+typedef struct {
+    const char *node;
+    int layer;      /* -1: no layer */
+    double weight;  /* values per token: the weight of its bits in the average */
+} site;
+
+typedef struct {
+    double mean_kld, kld_p99, top1_agree, ppl_ratio;
+    long long nonfinite;
+} meas;
+
+typedef struct {
+    int site, fmt;
+    double saved;   /* (32 - bits) x weight */
+    meas single;
+    int have_single;
+    double prio;
+} cand;
+
+typedef struct {
+    char *key;
+    meas m;
+} memo_row;
+
+typedef struct {
+    int *added;     /* candidate indices */
+    int n_added;
+    int accepted;
+    double avg_bits;
+    meas m;
+} step;
+
+typedef struct {
+    fqlm_model *model;
+    fqlm_context *base;
+    fqlm_context_params cp;
+    const int32_t *toks;
+    int n_toks, ctx;
+    site *sites;
+    int n_sites;
+    char **formats;
+    double *bits;
+    int n_formats;
+    memo_row *memo;
+    int n_memo, cap_memo;
+    int state_fd;
+    int n_new, n_reused;
+    double total_weight;
+} plan;
+
+static void rule_text(const plan *P, int s, int f, char *buf, size_t n) {
+    const site *t = &P->sites[s];
+    if (t->layer >= 0) snprintf(buf, n, "%s@%d=%s", t->node, t->layer, P->formats[f]);
+    else snprintf(buf, n, "%s=%s", t->node, P->formats[f]);
+}
+
+/* The rules of an assignment (fmt per site, -1: none), in site order, joined by '\n'. */
+static void config_key(const plan *P, const int *fmt, rbuf *b) {
+    char r[512];
+    for (int s = 0; s < P->n_sites; s++) {
+        if (fmt[s] < 0) continue;
+        rule_text(P, s, fmt[s], r, sizeof r);
+        rb_printf(b, "%s%s", b->len ? "\n" : "", r);
+    }
+}
+
+static double avg_bits(const plan *P, const int *fmt) {
+    double sum = 0;
+    for (int s = 0; s < P->n_sites; s++) sum += P->sites[s].weight * (fmt[s] < 0 ? BASE_BITS : P->bits[fmt[s]]);
+    return P->total_weight > 0 ? sum / P->total_weight : BASE_BITS;
+}
+
+static int memo_find(const plan *P, const char *key) {
+    for (int i = 0; i < P->n_memo; i++)
+        if (!strcmp(P->memo[i].key, key)) return i;
+    return -1;
+}
+
+static int memo_add(plan *P, const char *key, const meas *m) {
+    if (P->n_memo == P->cap_memo) {
+        int nc = P->cap_memo ? 2 * P->cap_memo : 256;
+        memo_row *nv = realloc(P->memo, (size_t)nc * sizeof *nv);
+        if (!nv) return -1;
+        P->memo = nv;
+        P->cap_memo = nc;
+    }
+    char *k = strdup(key);
+    if (!k) return -1;
+    P->memo[P->n_memo++] = (memo_row){k, *m};
+    return 0;
+}
+
+/* State file lines: "m\t" rules joined by ' ' "\t" mean_kld p99 top1 ppl_ratio nonfinite. */
+static int state_append(plan *P, const char *key, const meas *m) {
+    rbuf b;
+    rb_init(&b);
+    rb_puts(&b, "m\t");
+    for (const char *p = key; *p; p++) rb_putn(&b, *p == '\n' ? " " : p, 1);
+    rb_printf(&b, "\t%.17g\t%.17g\t%.17g\t%.17g\t%lld\n", m->mean_kld, m->kld_p99, m->top1_agree, m->ppl_ratio,
+              m->nonfinite);
+    int rc = 0;
+    if (b.oom) rc = -1;
+    else {
+        ssize_t w;
+        do w = write(P->state_fd, b.s, b.len);
+        while (w < 0 && errno == EINTR);
+        if (w != (ssize_t)b.len || fsync(P->state_fd) != 0) rc = -1;
+    }
+    if (rc) cli_error("appending to plan.state: %s", b.oom ? "out of memory" : strerror(errno));
+    rb_free(&b);
+    return rc;
+}
+
+static int state_load(plan *P, const char *path) {
+    fq_err e;
+    size_t len;
+    if (access(path, F_OK) != 0) return 0;
+    char *text = fq_read_file(path, &len, &e);
+    if (!text) {
+        cli_error("%s", e.msg);
+        return -1;
+    }
+    int dropped = 0;
+    char *p = text;
+    while (p < text + len && *p) {
+        char *nl = strchr(p, '\n');
+        if (!nl) { /* a write cut short: measured again */
+            dropped++;
+            break;
+        }
+        *nl = 0;
+        char *f[7];
+        int nf = 0;
+        for (char *q = p; nf < 7;) {
+            f[nf++] = q;
+            char *t = strchr(q, '\t');
+            if (!t) break;
+            *t = 0;
+            q = t + 1;
+        }
+        meas m;
+        char *end;
+        int ok = nf == 7 && !strcmp(f[0], "m");
+        double *num[4] = {&m.mean_kld, &m.kld_p99, &m.top1_agree, &m.ppl_ratio};
+        for (int i = 0; ok && i < 4; i++) {
+            *num[i] = strtod(f[2 + i], &end);
+            ok = end != f[2 + i] && !*end;
+        }
+        if (ok) {
+            m.nonfinite = strtoll(f[6], &end, 10);
+            ok = end != f[6] && !*end;
+        }
+        if (ok) {
+            for (char *q = f[1]; *q; q++)
+                if (*q == ' ') *q = '\n';
+            if (memo_find(P, f[1]) < 0 && memo_add(P, f[1], &m)) {
+                free(text);
+                cli_error("out of memory reading %s", path);
+                return -1;
+            }
+        } else {
+            dropped++;
+        }
+        p = nl + 1;
+    }
+    free(text);
+    if (dropped)
+        fprintf(stderr, "fqlm: %s: dropping %d unreadable or partial line%s (measured again)\n", path, dropped,
+                dropped == 1 ? "" : "s");
+    return 0;
+}
+
+/* Measures an assignment (fmt per site, -1: none): from the memo, else a run. Returns 0, or
+ * -1 after printing an error (a rule the library refuses, an evaluation failure). */
+static int measure(plan *P, const int *fmt, meas *out) {
+    rbuf key;
+    rb_init(&key);
+    config_key(P, fmt, &key);
+    int rc = -1;
+    if (key.oom) {
+        cli_error("out of memory");
+        goto out;
+    }
+    const char *k = key.s ? key.s : "";
+    int i = memo_find(P, k);
+    if (i >= 0) {
+        *out = P->memo[i].m;
+        P->n_reused++;
+        rc = 0;
+        goto out;
+    }
+    fqlm_context *c = fqlm_context_new(P->model, &P->cp);
+    if (!c) {
+        cli_error("%s", fqlm_last_error());
+        goto out;
+    }
+    char r[512];
+    for (int s = 0; s < P->n_sites; s++) {
+        if (fmt[s] < 0) continue;
+        rule_text(P, s, fmt[s], r, sizeof r);
+        if (fqlm_context_add_rule(c, r)) {
+            cli_error("rule %s: %s", r, fqlm_last_error());
+            fqlm_context_free(c);
+            goto out;
+        }
+    }
+    fqlm_score sc;
+    int bad = fqlm_score_tokens(P->base, c, P->toks, P->n_toks, P->ctx, &sc);
+    fqlm_context_free(c);
+    if (bad) {
+        cli_error("%s", fqlm_last_error());
+        goto out;
+    }
+    *out = (meas){sc.mean_kld, sc.kld_p99, sc.top1_agree, sc.ppl_ratio, (long long)sc.n_nonfinite};
+    P->n_new++;
+    if (memo_add(P, k, out)) {
+        cli_error("out of memory");
+        goto out;
+    }
+    if (state_append(P, k, out)) goto out;
+    rc = 0;
+out:
+    rb_free(&key);
+    return rc;
+}
+
+/* ---- budget ------------------------------------------------------------------------------------ */
+
+enum { BUDGET_KL, BUDGET_TOP1, BUDGET_PPL };
+static const char *const budget_metric[] = {"mean_kld", "top1_agree", "ppl_ratio"};
+static const char *const budget_flag[] = {"--budget-kl", "--budget-top1", "--budget-ppl"};
+
+static double metric_of(const meas *m, int kind) {
+    return kind == BUDGET_KL ? m->mean_kld : kind == BUDGET_TOP1 ? m->top1_agree : m->ppl_ratio;
+}
+
+static int within(const meas *m, int kind, double limit) {
+    if (m->nonfinite) return 0;
+    double v = metric_of(m, kind);
+    if (isnan(v)) return 0;
+    return kind == BUDGET_TOP1 ? v >= limit : v <= limit;
+}
+
+/* ---- outputs ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int a, b;       /* candidate indices */
+    meas joint;
+} pair_row;
+
+typedef struct {
+    const char *command, *model_path, *text_path, *from_sweep;
+    uint64_t model_hash;
+    int kind;
+    double limit;
+    int n_chunks;
+    int64_t n_tokens;
+    const cand *cands;
+    int n_cands;
+    const step *steps;
+    int n_steps;
+    const int *fmt;     /* final */
+    double final_bits;
+    meas final;
+    const pair_row *pairs;
+    int n_pairs;
+} plan_out;
+
+static void jnum(jsonw *w, const char *k, double v) {
+    jsonw_key(w, k);
+    jsonw_num17(w, v);
+}
+
+static void json_meas(jsonw *w, const meas *m) {
+    jsonw_obj_begin(w);
+    jnum(w, "mean_kld", m->mean_kld);
+    jnum(w, "kld_p99", m->kld_p99);
+    jnum(w, "top1_agree", m->top1_agree);
+    jnum(w, "ppl_ratio", m->ppl_ratio);
+    jsonw_key(w, "nonfinite_positions");
+    jsonw_int(w, m->nonfinite);
+    jsonw_obj_end(w);
+}
+
+static const char *ALGORITHM =
+    "greedy by single-rounding mean KL per bit saved; batches of candidates added and the combination "
+    "measured; a batch over the budget is backed off and halved, a single candidate over it skipped; "
+    "every reported point is a measured run";
+
+static int write_json(const plan *P, const plan_out *R, const char *path) {
+    jsonw w;
+    jsonw_init(&w);
+    char r[512], hex[32];
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "command"); jsonw_str(&w, R->command);
+    jsonw_key(&w, "model"); jsonw_str(&w, R->model_path);
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)R->model_hash);
+    jsonw_key(&w, "model_hash"); jsonw_str(&w, hex);
+    jsonw_key(&w, "text"); jsonw_str(&w, R->text_path);
+    jsonw_key(&w, "ctx"); jsonw_int(&w, P->ctx);
+    jsonw_key(&w, "chunks"); jsonw_int(&w, R->n_chunks);
+    jsonw_key(&w, "tokens"); jsonw_int(&w, R->n_tokens);
+    jsonw_key(&w, "arithmetic"); jsonw_str(&w, P->cp.exact ? "exact" : "llama.cpp");
+    jsonw_key(&w, "budget");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "metric"); jsonw_str(&w, budget_metric[R->kind]);
+    jnum(&w, R->kind == BUDGET_TOP1 ? "min" : "max", R->limit);
+    jsonw_obj_end(&w);
+    jsonw_key(&w, "algorithm"); jsonw_str(&w, ALGORITHM);
+    jsonw_key(&w, "sensitivities"); jsonw_str(&w, R->from_sweep ? R->from_sweep : "measured");
+    jsonw_key(&w, "formats");
+    jsonw_arr_begin(&w);
+    for (int f = 0; f < P->n_formats; f++) {
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "format"); jsonw_str(&w, P->formats[f]);
+        jnum(&w, "bits", P->bits[f]);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jnum(&w, "baseline_bits", BASE_BITS);
+    jnum(&w, "avg_bits", R->final_bits);
+    jsonw_key(&w, "assignment");
+    jsonw_arr_begin(&w);
+    for (int s = 0; s < P->n_sites; s++) {
+        if (R->fmt[s] < 0) continue;
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "node"); jsonw_str(&w, P->sites[s].node);
+        jsonw_key(&w, "layer");
+        if (P->sites[s].layer >= 0) jsonw_int(&w, P->sites[s].layer);
+        else jsonw_null(&w);
+        jsonw_key(&w, "format"); jsonw_str(&w, P->formats[R->fmt[s]]);
+        jnum(&w, "bits", P->bits[R->fmt[s]]);
+        rule_text(P, s, R->fmt[s], r, sizeof r);
+        jsonw_key(&w, "rule"); jsonw_str(&w, r);
+        for (int c = 0; c < R->n_cands; c++)
+            if (R->cands[c].site == s && R->cands[c].fmt == R->fmt[s]) jnum(&w, "single_kld", R->cands[c].single.mean_kld);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "measured");
+    json_meas(&w, &R->final);
+    jsonw_key(&w, "steps");
+    jsonw_arr_begin(&w);
+    for (int i = 0; i < R->n_steps; i++) {
+        const step *st = &R->steps[i];
+        jsonw_obj_begin(&w);
+        jsonw_key(&w, "step"); jsonw_int(&w, i);
+        jsonw_key(&w, "added");
+        jsonw_arr_begin(&w);
+        for (int k = 0; k < st->n_added; k++) {
+            rule_text(P, R->cands[st->added[k]].site, R->cands[st->added[k]].fmt, r, sizeof r);
+            jsonw_str(&w, r);
+        }
+        jsonw_arr_end(&w);
+        jsonw_key(&w, "accepted"); jsonw_bool(&w, st->accepted);
+        jnum(&w, "avg_bits", st->avg_bits);
+        jsonw_key(&w, "measured");
+        json_meas(&w, &st->m);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "interactions");
+    jsonw_arr_begin(&w);
+    for (int i = 0; i < R->n_pairs; i++) {
+        const pair_row *pr = &R->pairs[i];
+        const cand *a = &R->cands[pr->a], *b = &R->cands[pr->b];
+        jsonw_obj_begin(&w);
+        rule_text(P, a->site, a->fmt, r, sizeof r);
+        jsonw_key(&w, "a"); jsonw_str(&w, r);
+        rule_text(P, b->site, b->fmt, r, sizeof r);
+        jsonw_key(&w, "b"); jsonw_str(&w, r);
+        jnum(&w, "kld_a", a->single.mean_kld);
+        jnum(&w, "kld_b", b->single.mean_kld);
+        const double sum = a->single.mean_kld + b->single.mean_kld;
+        jnum(&w, "kld_sum", sum);
+        jnum(&w, "kld_joint", pr->joint.mean_kld);
+        jnum(&w, "ratio", sum > 0 ? pr->joint.mean_kld / sum : NAN);
+        jsonw_obj_end(&w);
+    }
+    jsonw_arr_end(&w);
+    jsonw_key(&w, "measurements");
+    jsonw_obj_begin(&w);
+    jsonw_key(&w, "new"); jsonw_int(&w, P->n_new);
+    jsonw_key(&w, "reused"); jsonw_int(&w, P->n_reused);
+    jsonw_obj_end(&w);
+    jsonw_obj_end(&w);
+    fq_err e;
+    int rc = jsonw_write_file(&w, path, &e);
+    if (rc) cli_error("%s", e.msg);
+    jsonw_free(&w);
+    return rc;
+}
+
+/* Average bits (x, falling to the right) vs measured mean KL (y), accepted steps joined by
+ * a line, steps over the budget as grey crosses, the budget as a dashed line (KL budgets). */
+static void pareto_svg(rbuf *b, const plan_out *R, int standalone) {
+    const double W = 640, H = 400, L = 70, Rm = 20, T = 30, B = 50;
+    double xmin = BASE_BITS, xmax = BASE_BITS, ymax = 0;
+    for (int i = 0; i < R->n_steps; i++) {
+        xmin = fmin(xmin, R->steps[i].avg_bits);
+        if (isfinite(R->steps[i].m.mean_kld)) ymax = fmax(ymax, R->steps[i].m.mean_kld);
+    }
+    if (R->kind == BUDGET_KL) ymax = fmax(ymax, R->limit);
+    if (ymax <= 0) ymax = 1e-6;
+    ymax *= 1.1;
+    if (xmax - xmin < 1) xmin = xmax - 1;
+    /* x: most bits on the left, fewest on the right (the direction of the search) */
+#define PX(v) (L + (xmax - (v)) / (xmax - xmin) * (W - L - Rm))
+#define PY(v) (T + (1 - (v) / ymax) * (H - T - B))
+    rb_printf(b, "%s<svg %swidth=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" "
+                 "font-size=\"12\">\n",
+              standalone ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" : "",
+              standalone ? "xmlns=\"http://www.w3.org/2000/svg\" " : "", W, H, W, H);
+    rb_printf(b, "<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", W, H);
+    rb_printf(b, "<text x=\"%.0f\" y=\"18\" text-anchor=\"middle\">measured mean KL vs average bits (accepted "
+                 "steps)</text>\n", W / 2);
+    rb_printf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, H - B, W - Rm, H - B);
+    rb_printf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L, H - B);
+    for (int k = 0; k <= 4; k++) {
+        double xv = xmax - k * (xmax - xmin) / 4, yv = k * ymax / 4;
+        rb_printf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.2f</text>\n", PX(xv), H - B + 16, xv);
+        rb_printf(b, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", L - 4, PY(yv) + 4, yv);
+    }
+    rb_printf(b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">average bits per value</text>\n", W / 2, H - 12);
+    rb_printf(b, "<text x=\"14\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 14 %.0f)\">mean KL "
+                 "(nats)</text>\n", (H - B + T) / 2, (H - B + T) / 2);
+    if (R->kind == BUDGET_KL)
+        rb_printf(b, "<line class=\"budget\" x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"red\" "
+                     "stroke-dasharray=\"4 3\"/>\n", L, PY(R->limit), W - Rm, PY(R->limit));
+    rb_printf(b, "<polyline fill=\"none\" stroke=\"steelblue\" points=\"%.1f,%.1f", PX(BASE_BITS), PY(0.0));
+    for (int i = 0; i < R->n_steps; i++)
+        if (R->steps[i].accepted && isfinite(R->steps[i].m.mean_kld))
+            rb_printf(b, " %.1f,%.1f", PX(R->steps[i].avg_bits), PY(R->steps[i].m.mean_kld));
+    rb_puts(b, "\"/>\n");
+    rb_printf(b, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"steelblue\"><title>baseline: %.0f "
+                 "bits, KL 0</title></circle>\n", PX(BASE_BITS), PY(0.0), BASE_BITS);
+    for (int i = 0; i < R->n_steps; i++) {
+        const step *st = &R->steps[i];
+        if (!isfinite(st->m.mean_kld)) continue;
+        const double x = PX(st->avg_bits), y = PY(fmin(st->m.mean_kld, ymax));
+        if (st->accepted)
+            rb_printf(b, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"steelblue\"><title>step %d: "
+                         "%.3f bits, KL %.4g</title></circle>\n", x, y, i, st->avg_bits, st->m.mean_kld);
+        else
+            rb_printf(b, "<path class=\"rejected\" d=\"M%.1f %.1fl6 6m0 -6l-6 6\" stroke=\"#aaa\"/>\n", x - 3, y - 3);
+    }
+    rb_puts(b, "</svg>\n");
+#undef PX
+#undef PY
+}
+
+static void html_meas_cells(rbuf *b, const meas *m) {
+    rb_printf(b, "<td>%.6g</td><td>%.6g</td><td>%.6f</td><td>%.6f</td>", m->mean_kld, m->kld_p99, m->top1_agree,
+              m->ppl_ratio);
+}
+
+static void report_html(rbuf *b, const plan *P, const plan_out *R) {
+    char r[512];
+    rb_puts(b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>fqlm plan</title><style>"
+               "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+               "padding:2px 6px;text-align:right}td:first-child{text-align:left}code{background:#f4f4f4}"
+               ".no{color:#999}</style></head><body>\n<h1>fqlm plan</h1>\n<p>Model <code>");
+    rb_xml(b, R->model_path);
+    rb_printf(b, "</code> (hash %016llx), text <code>", (unsigned long long)R->model_hash);
+    rb_xml(b, R->text_path);
+    rb_printf(b, "</code>: %lld tokens in %d chunk%s of up to %d; %s arithmetic.</p>\n", (long long)R->n_tokens,
+              R->n_chunks, R->n_chunks == 1 ? "" : "s", P->ctx, P->cp.exact ? "exact" : "llama.cpp-mirroring");
+    rb_printf(b, "<p>Budget: %s %s %.6g. Result: <b>%.4f average bits</b> (baseline %.0f) with measured mean KL "
+                 "%.6g, KL p99 %.6g, top-1 agreement %.6f, perplexity ratio %.6f.</p>\n",
+              budget_metric[R->kind], R->kind == BUDGET_TOP1 ? "&ge;" : "&le;", R->limit, R->final_bits, BASE_BITS,
+              R->final.mean_kld, R->final.kld_p99, R->final.top1_agree, R->final.ppl_ratio);
+    rb_puts(b, "<p>Algorithm: ");
+    rb_xml(b, ALGORITHM);
+    rb_puts(b, ".</p>\n<p>Command: <code>");
+    rb_xml(b, R->command);
+    rb_puts(b, "</code></p>\n");
+    pareto_svg(b, R, 0);
+    rb_puts(b, "<h2>Assignment (rules.txt)</h2>\n<table><tr><th>rule</th><th>bits</th><th>single KL</th></tr>\n");
+    for (int s = 0; s < P->n_sites; s++) {
+        if (R->fmt[s] < 0) continue;
+        rule_text(P, s, R->fmt[s], r, sizeof r);
+        double kl = NAN;
+        for (int c = 0; c < R->n_cands; c++)
+            if (R->cands[c].site == s && R->cands[c].fmt == R->fmt[s]) kl = R->cands[c].single.mean_kld;
+        rb_puts(b, "<tr><td><code>");
+        rb_xml(b, r);
+        rb_printf(b, "</code></td><td>%.4g</td><td>%.6g</td></tr>\n", P->bits[R->fmt[s]], kl);
+    }
+    rb_puts(b, "</table>\n<h2>Interactions</h2>\n<p>Measured KL of each pair together against the sum of the two "
+               "single KLs: a ratio above 1 means the effects compound, below 1 that they cancel.</p>\n"
+               "<table><tr><th>a</th><th>b</th><th>KL a</th><th>KL b</th><th>sum</th><th>joint</th><th>ratio</th>"
+               "</tr>\n");
+    for (int i = 0; i < R->n_pairs; i++) {
+        const cand *a = &R->cands[R->pairs[i].a], *c = &R->cands[R->pairs[i].b];
+        const double sum = a->single.mean_kld + c->single.mean_kld;
+        rb_puts(b, "<tr><td><code>");
+        rule_text(P, a->site, a->fmt, r, sizeof r);
+        rb_xml(b, r);
+        rb_puts(b, "</code></td><td><code>");
+        rule_text(P, c->site, c->fmt, r, sizeof r);
+        rb_xml(b, r);
+        rb_printf(b, "</code></td><td>%.6g</td><td>%.6g</td><td>%.6g</td><td>%.6g</td><td>%.4f</td></tr>\n",
+                  a->single.mean_kld, c->single.mean_kld, sum, R->pairs[i].joint.mean_kld,
+                  sum > 0 ? R->pairs[i].joint.mean_kld / sum : NAN);
+    }
+    rb_puts(b, "</table>\n<h2>Steps</h2>\n<table><tr><th>added</th><th>accepted</th><th>avg bits</th><th>mean KL</th>"
+               "<th>KL p99</th><th>top-1</th><th>ppl ratio</th></tr>\n");
+    for (int i = 0; i < R->n_steps; i++) {
+        const step *st = &R->steps[i];
+        rb_printf(b, "<tr%s><td>", st->accepted ? "" : " class=\"no\"");
+        for (int k = 0; k < st->n_added; k++) {
+            rule_text(P, R->cands[st->added[k]].site, R->cands[st->added[k]].fmt, r, sizeof r);
+            if (k) rb_puts(b, " ");
+            rb_xml(b, r);
+        }
+        rb_printf(b, "</td><td>%s</td><td>%.4f</td>", st->accepted ? "yes" : "no", st->avg_bits);
+        html_meas_cells(b, &st->m);
+        rb_puts(b, "</tr>\n");
+    }
+    rb_puts(b, "</table>\n</body></html>\n");
+}
+
+static int write_buf(const char *dir, const char *name, rbuf *b) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fq_err e;
+    if (b->oom || fq_write_file_atomic(path, b->s ? b->s : "", b->len, &e)) {
+        cli_error("%s: %s", path, b->oom ? "out of memory" : e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- settings ---------------------------------------------------------------------------------- */
+
+/* The value of "key=" in a key=value text, or NULL (points into text; ends at '\n'). */
+static const char *conf_get(const char *text, const char *key, size_t *len) {
+    size_t kl = strlen(key);
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, key, kl) && p[kl] == '=') {
+            const char *v = p + kl + 1;
+            *len = strcspn(v, "\n");
+            return v;
+        }
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    return NULL;
+}
+
+/* The settings a sweep directory's numbers depend on must be this plan's: model (by hash),
+ * text (by its tokens), context, chunks, arithmetic, cache and seed. 0, or 2 after printing. */
+static int check_sweep_conf(const char *dir, const char *conf) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sweep.conf", dir);
+    fq_err e;
+    size_t len;
+    char *sc = fq_read_file(path, &len, &e);
+    if (!sc) {
+        cli_error("--from-sweep: %s", e.msg);
+        return 2;
+    }
+    static const char *const keys[] = {"model_hash", "text_hash", "text_tokens", "ctx", "chunks", "arithmetic",
+                                       "cache_type", "seed"};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys && !rc; i++) {
+        size_t la = 0, lb = 0;
+        const char *a = conf_get(sc, keys[i], &la), *b = conf_get(conf, keys[i], &lb);
+        if (!a || !b || la != lb || memcmp(a, b, la)) {
+            cli_error("--from-sweep %s: the sweep was made with %s %s=%.*s, this plan has %s=%.*s (%s)", dir,
+                      !strcmp(keys[i], "model_hash") ? "another model:" : "other settings:", keys[i], a ? (int)la : 9,
+                      a ? a : "(missing)", keys[i], (int)lb, b ? b : "",
+                      !strcmp(keys[i], "model_hash") ? "run the sweep on this model, or plan without --from-sweep"
+                                                     : "use the sweep's settings, or plan without --from-sweep");
+            rc = 2;
+        }
+    }
+    free(sc);
+    return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------------------- */
+
+static int cmp_prio(const void *pa, const void *pb) {
+    const cand *a = pa, *b = pb;
+    if (a->prio != b->prio) return a->prio < b->prio ? -1 : 1;
+    if (a->site != b->site) return a->site - b->site;
+    return a->fmt - b->fmt;
+}
+
+int cmd_plan(int argc, char **argv) {
+    cli_opts o;
+    cli_opts_defaults(&o);
+    const char *formats_arg = NULL, *nodes_arg = "*", *layers_arg = "*", *dir = NULL, *sweep_dir = NULL;
+    int kind = -1, n_budgets = 0, max_chunks = 0, n_pairs_max = 6, weights = 0;
+    double limit = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--weights")) {
+            weights = 1;
+            continue;
+        }
+        static const char *const valued[] = {"--formats", "--nodes", "--layers", "-o", "--out", "--from-sweep",
+                                             "--chunks", "--pairs", "--budget-kl", "--budget-top1", "--budget-ppl"};
+        int hit = -1;
+        for (int k = 0; k < (int)(sizeof valued / sizeof *valued); k++)
+            if (!strcmp(a, valued[k])) hit = k;
+        if (hit >= 0) {
+            if (i + 1 >= argc) {
+                cli_error("option %s needs a value", a);
+                return 2;
+            }
+            const char *v = argv[++i];
+            long long iv;
+            if (hit == 0) formats_arg = v;
+            else if (hit == 1) nodes_arg = v;
+            else if (hit == 2) layers_arg = v;
+            else if (hit == 3 || hit == 4) dir = v;
+            else if (hit == 5) sweep_dir = v;
+            else if (hit == 6) {
+                if (cli_parse_int(a, v, 1, 1 << 30, &iv)) return 2;
+                max_chunks = (int)iv;
+            } else if (hit == 7) {
+                if (cli_parse_int(a, v, 0, 1000, &iv)) return 2;
+                n_pairs_max = (int)iv;
+            } else {
+                kind = hit - 8;
+                n_budgets++;
+                if (cli_parse_float(a, v, &limit)) return 2;
+            }
+            continue;
+        }
+        int r = cli_opts_parse(&o, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r == 0) {
+            cli_error("plan: unknown option '%s' (see fqlm plan --help)", a);
+            return 2;
+        }
+    }
+    if (weights) {
+        cli_error("plan --weights is not built yet (weight-type plans need in-memory re-quantization of a loaded "
+                  "model's tensors); plan activations with --nodes, or compare weight rules one at a time with "
+                  "fqlm compare --fq 'weight:GLOB=FORMAT'");
+        return 2;
+    }
+    if (o.n_rules || o.fq_ffn_norm || o.fq_logits || o.fq_layer || o.dump || o.fq_stats || o.json || o.chat ||
+        o.cache_type_k != UINT32_MAX || o.cache_type_v != UINT32_MAX) {
+        cli_error("plan takes no --fq, --fake-quant*, --dump, --fq-stats, --json, --chat or --cache-type-k/-v "
+                  "options: it builds the configuration itself (see fqlm plan --help)");
+        return 2;
+    }
+    if (!o.prompt_file || o.prompt) {
+        cli_error("plan needs a text to score: -f FILE (as fqlm compare -f)");
+        return 2;
+    }
+    if (!formats_arg) {
+        cli_error("plan needs --formats F1,F2,... (see fqlm formats)");
+        return 2;
+    }
+    if (n_budgets != 1) {
+        cli_error("plan needs exactly one budget: --budget-kl X, --budget-top1 P or --budget-ppl R (%d given)", n_budgets);
+        return 2;
+    }
+    if (!isfinite(limit) || (kind == BUDGET_KL && !(limit > 0)) || (kind == BUDGET_TOP1 && !(limit > 0 && limit <= 1)) ||
+        (kind == BUDGET_PPL && !(limit >= 1))) {
+        cli_error("%s %g: no assignment can meet it (%s)", budget_flag[kind], limit,
+                  kind == BUDGET_KL ? "a KL budget must be > 0" : kind == BUDGET_TOP1 ? "top-1 agreement is in (0, 1]"
+                                                                               : "a perplexity ratio budget must be >= 1");
+        return 2;
+    }
+    if (!dir) {
+        cli_error("plan needs an output directory: -o DIR");
+        return 2;
+    }
+    if (o.n_ctx == 0) o.n_ctx = 512;
+
+    char **formats = NULL;
+    int n_formats = 0;
+    if (cli_parse_formats("--formats", formats_arg, &formats, &n_formats)) return 2;
+    double *bits = calloc((size_t)n_formats, sizeof(double));
+    plan P;
+    memset(&P, 0, sizeof P);
+    P.state_fd = -1;
+    P.formats = formats;
+    P.n_formats = n_formats;
+    P.bits = bits;
+    int rc = 1;
+    char *text = NULL;
+    int32_t *toks = NULL;
+    int *layers = NULL, n_layers = 0, *fmt = NULL, *trial = NULL, *batch = NULL;
+    cand *cands = NULL;
+    step *steps = NULL;
+    pair_row *pairs = NULL;
+    sweep_row *srows = NULL;
+    int n_cands = 0, n_steps = 0, n_pairs = 0, n_srows = 0, lock_fd = -1;
+    rbuf conf, cmdline, out;
+    rb_init(&conf);
+    rb_init(&cmdline);
+    rb_init(&out);
+    report_command_line(&cmdline, argc, argv);
+    if (!bits) goto oom;
+    for (int f = 0; f < n_formats; f++) fqlm_format_info(formats[f], NULL, 0, &bits[f]);
+
+    const char *model_path = o.model ? o.model : cli_default_model();
+    P.model = fqlm_model_load(model_path);
+    if (!P.model) {
+        cli_error("%s", fqlm_last_error());
+        goto done;
+    }
+    const int NL = fqlm_model_n_layer(P.model);
+    rc = 2;
+    if (cli_parse_layers("--layers", layers_arg, NL, &layers, &n_layers)) goto done;
+
+    /* sites: the selected nodes the model computes, in graph order, each at the selected layers */
+    {
+        const int nn = fqlm_model_n_nodes(P.model);
+        P.sites = calloc((size_t)nn * (size_t)(NL + 1), sizeof *P.sites);
+        if (!P.sites) goto oom;
+        char *copy = strdup(nodes_arg);
+        if (!copy) goto oom;
+        /* every piece of --nodes must name something */
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ') t++;
+            int hits = 0;
+            for (int i = 0; i < nn; i++)
+                hits += fnmatch(t, fqlm_model_node(P.model, i, NULL, NULL), 0) == 0;
+            if (!hits) {
+                rbuf names;
+                rb_init(&names);
+                for (int i = 0; i < nn; i++) rb_printf(&names, "%s%s", i ? ", " : "", fqlm_model_node(P.model, i, NULL, NULL));
+                cli_error("--nodes: the model has no node '%s' (its nodes: %s)", t, names.s ? names.s : "");
+                rb_free(&names);
+                free(copy);
+                goto done;
+            }
+        }
+        free(copy);
+        for (int i = 0; i < nn; i++) {
+            int has_layer = 0;
+            int64_t cols = 0;
+            const char *name = fqlm_model_node(P.model, i, &has_layer, &cols);
+            int sel = 0;
+            copy = strdup(nodes_arg);
+            if (!copy) goto oom;
+            save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                while (*t == ' ') t++;
+                sel |= fnmatch(t, name, 0) == 0;
+            }
+            free(copy);
+            if (!sel) continue;
+            /* kq and kq_soft_max hold n_head rows of n_kv values per token: n_kv averages CTX/2 */
+            double wgt = (double)cols * (!strncmp(name, "kq", 2) ? o.n_ctx / 2.0 : 1.0);
+            if (!has_layer) P.sites[P.n_sites++] = (site){name, -1, wgt};
+            else
+                for (int li = 0; li < n_layers; li++) P.sites[P.n_sites++] = (site){name, layers[li], wgt};
+        }
+        if (!P.n_sites) {
+            cli_error("--nodes '%s' --layers '%s' select no site", nodes_arg, layers_arg);
+            goto done;
+        }
+        for (int s = 0; s < P.n_sites; s++) P.total_weight += P.sites[s].weight;
+    }
+
+    /* the text, cut as compare -f cuts it; K chunks take the first CTX + (K-1)(CTX-1) tokens */
+    size_t tlen;
+    text = cli_prompt_text(&o, &tlen);
+    if (!text) goto done;
+    int32_t probe[1];
+    int nt = fqlm_tokenize(P.model, text, probe, 0, 1);
+    if (nt < 0) {
+        cli_error("%s: %s", o.prompt_file, fqlm_last_error());
+        rc = 1;
+        goto done;
+    }
+    toks = malloc((size_t)(nt > 0 ? nt : 1) * sizeof(int32_t));
+    if (!toks) goto oom;
+    fqlm_tokenize(P.model, text, toks, nt, 1);
+    const int ctx = o.n_ctx;
+    const int lead = nt > 0 && toks[0] == fqlm_token_bos(P.model);
+    if (ctx < 2 || nt < (lead ? 2 : 1)) {
+        cli_error("%s: %s", o.prompt_file, ctx < 2 ? "chunks of fewer than 2 tokens cannot be scored (use -c 2 or more)"
+                                                   : "the text gives no tokens to score");
+        goto done;
+    }
+    int n_chunks = 1, n_used = nt;
+    {
+        const long per = ctx - lead;
+        if (nt > ctx) n_chunks += (int)((nt - ctx + per - 1) / per);
+        if (max_chunks > 0 && n_chunks > max_chunks) {
+            n_chunks = max_chunks;
+            n_used = (int)(ctx + (long)(max_chunks - 1) * per);
+        }
+    }
+    P.toks = toks;
+    P.n_toks = n_used;
+    P.ctx = ctx;
+    P.cp = fqlm_context_default_params();
+    P.cp.n_ctx = ctx;
+    P.cp.n_threads = o.n_threads;
+    P.cp.n_batch = o.n_batch;
+    P.cp.exact = o.exact;
+    P.cp.cache_f16 = o.cache_type != 0; /* GGUF type ids: 0 F32, 1 F16 */
+    P.cp.seed = o.sp.seed;
+    const uint64_t mhash = fqlm_model_hash(P.model);
+    rb_printf(&conf, "model=%s\nmodel_hash=%016llx\n", model_path, (unsigned long long)mhash);
+    rb_printf(&conf, "text=%s\ntext_tokens=%d\ntext_hash=%016llx\n", o.prompt_file, nt,
+              (unsigned long long)fqlm_hash_bytes(toks, (size_t)nt * sizeof(int32_t)));
+    rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", ctx, n_chunks, o.n_batch,
+              o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
+    if (conf.oom) goto oom;
+
+    /* candidates: each site with each format cheaper than F32 */
+    cands = calloc((size_t)P.n_sites * (size_t)n_formats, sizeof *cands);
+    if (!cands) goto oom;
+    for (int s = 0; s < P.n_sites; s++)
+        for (int f = 0; f < n_formats; f++)
+            if (bits[f] < BASE_BITS) cands[n_cands++] = (cand){.site = s, .fmt = f, .saved = (BASE_BITS - bits[f]) * P.sites[s].weight};
+    if (!n_cands) {
+        cli_error("--formats %s: no format costs less than F32's %.0f bits: nothing to plan", formats_arg, BASE_BITS);
+        goto done;
+    }
+
+    /* the output directory, its settings and earlier measurements */
+    if (sweep_dir) {
+        rc = check_sweep_conf(sweep_dir, conf.s);
+        if (rc) goto done;
+        rc = 2;
+        if (cli_sweep_read_rows(sweep_dir, &srows, &n_srows)) goto done;
+    }
+    rc = 1;
+    {
+        struct stat st;
+        if (report_mkdir_p(dir) || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            cli_error("cannot create the output directory '%s': %s", dir,
+                      errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
+            goto done;
+        }
+        lock_fd = cli_lock_dir(dir, "plan");
+        if (lock_fd < 0) goto done;
+        char path[4096], cpath[4096];
+        snprintf(path, sizeof path, "%s/plan.state", dir);
+        if (state_load(&P, path)) goto done;
+        snprintf(cpath, sizeof cpath, "%s/plan.conf", dir);
+        rc = cli_check_conf(cpath, conf.s, P.n_memo ? "plan.state" : NULL, "plan");
+        if (rc) goto done;
+        rc = 1;
+        P.state_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+        if (P.state_fd < 0) {
+            cli_error("%s: %s", path, strerror(errno));
+            goto done;
+        }
+    }
+    const int n_from_state = P.n_memo;
+    P.base = fqlm_context_new(P.model, &P.cp);
+    if (!P.base) {
+        cli_error("%s", fqlm_last_error());
+        goto done;
+    }
+    fprintf(stderr, "fqlm: plan %s: %s: %d tokens in %d chunk%s of up to %d; %d sites x %d formats = %d candidates; "
+                    "budget %s %s %g; %d measurements in %s/plan.state\n",
+            model_path, o.prompt_file, n_used, n_chunks, n_chunks == 1 ? "" : "s", ctx, P.n_sites, n_formats, n_cands,
+            budget_metric[kind], kind == BUDGET_TOP1 ? ">=" : "<=", limit, n_from_state, dir);
+
+    fmt = malloc((size_t)P.n_sites * sizeof(int));
+    trial = malloc((size_t)P.n_sites * sizeof(int));
+    batch = malloc((size_t)n_cands * sizeof(int));
+    if (!fmt || !trial || !batch) goto oom;
+
+    /* 2. single-rounding sensitivities */
+    int n_sweep = 0;
+    for (int c = 0; c < n_cands; c++) {
+        cand *cd = &cands[c];
+        for (int r = 0; r < n_srows; r++)
+            if (srows[r].layer == P.sites[cd->site].layer && !strcmp(srows[r].node, P.sites[cd->site].node) &&
+                !strcmp(srows[r].format, formats[cd->fmt])) {
+                cd->single = (meas){srows[r].mean_kld, srows[r].kld_p99, srows[r].top1_agree, srows[r].ppl_ratio,
+                                    isfinite(srows[r].mean_kld) ? 0 : 1};
+                cd->have_single = 1;
+                n_sweep++;
+                break;
+            }
+        if (cd->have_single) continue;
+        for (int s = 0; s < P.n_sites; s++) fmt[s] = -1;
+        fmt[cd->site] = cd->fmt;
+        if (measure(&P, fmt, &cd->single)) goto done;
+        cd->have_single = 1;
+    }
+    if (sweep_dir)
+        fprintf(stderr, "fqlm: --from-sweep %s: %d of %d single-rounding figures from the sweep\n", sweep_dir, n_sweep,
+                n_cands);
+    for (int c = 0; c < n_cands; c++) {
+        const double kl = cands[c].single.mean_kld;
+        cands[c].prio = cands[c].single.nonfinite || !isfinite(kl) ? INFINITY : fmax(kl, 0) / cands[c].saved;
+    }
+    qsort(cands, (size_t)n_cands, sizeof *cands, cmp_prio);
+
+    /* 3. greedy with back-off */
+    for (int s = 0; s < P.n_sites; s++) fmt[s] = -1;
+    meas cur = {0, 0, 1, 1, 0};
+    steps = calloc((size_t)n_cands * 2 + 2, sizeof *steps);
+    if (!steps) goto oom;
+    int next = 0, bsize = 1, n_accepted = 0;
+    while (next < n_cands) {
+        /* the next bsize candidates that would make their site cheaper (one per site per batch) */
+        memcpy(trial, fmt, (size_t)P.n_sites * sizeof(int));
+        int nb = 0, scan = next;
+        for (; scan < n_cands && nb < bsize; scan++) {
+            const cand *cd = &cands[scan];
+            if (!isfinite(cd->prio)) continue;
+            const int curf = trial[cd->site];
+            if (curf >= 0 && bits[cd->fmt] >= bits[curf]) continue;
+            if (curf != fmt[cd->site]) break; /* the site already moved in this batch: next batch */
+            trial[cd->site] = cd->fmt;
+            batch[nb++] = scan;
+        }
+        if (!nb) break;
+        meas m;
+        if (measure(&P, trial, &m)) goto done;
+        step *st = &steps[n_steps];
+        if (n_steps + 1 >= n_cands * 2 + 2) { /* cannot happen: each step adds or skips one */
+            cli_error("internal: too many steps");
+            goto done;
+        }
+        st->added = malloc((size_t)nb * sizeof(int));
+        if (!st->added) goto oom;
+        memcpy(st->added, batch, (size_t)nb * sizeof(int));
+        st->n_added = nb;
+        st->avg_bits = avg_bits(&P, trial);
+        st->m = m;
+        st->accepted = within(&m, kind, limit);
+        n_steps++;
+        if (st->accepted) {
+            memcpy(fmt, trial, (size_t)P.n_sites * sizeof(int));
+            cur = m;
+            n_accepted++;
+            next = batch[nb - 1] + 1;
+            bsize *= 2;
+        } else if (nb > 1) {
+            bsize = FQ_MAX(1, nb / 2);
+        } else {
+            next = batch[0] + 1;
+        }
+        if (o.verbose)
+            fprintf(stderr, "fqlm: step %d: +%d candidate%s: %.4f bits, %s %.6g: %s\n", n_steps - 1, nb, nb == 1 ? "" : "s",
+                    st->avg_bits, budget_metric[kind], metric_of(&m, kind), st->accepted ? "accepted" : "over the budget");
+        if (st->accepted || nb == 1) {
+            /* skip candidates no cheaper than what their site has now */
+            while (next < n_cands && fmt[cands[next].site] >= 0 && bits[cands[next].fmt] >= bits[fmt[cands[next].site]])
+                next++;
+        }
+    }
+    if (!n_accepted) {
+        const cand *best = NULL;
+        for (int c = 0; c < n_cands; c++)
+            if (!best || (isfinite(metric_of(&cands[c].single, kind)) &&
+                          (kind == BUDGET_TOP1 ? metric_of(&cands[c].single, kind) > metric_of(&best->single, kind)
+                                               : metric_of(&cands[c].single, kind) < metric_of(&best->single, kind))))
+                best = &cands[c];
+        char r[512];
+        rule_text(&P, best->site, best->fmt, r, sizeof r);
+        cli_error("no assignment meets %s %g: even the least harmful single candidate, %s, measures %s %.6g "
+                  "(loosen the budget or offer formats with more bits); %d measurements kept in %s/plan.state",
+                  budget_flag[kind], limit, r, budget_metric[kind], metric_of(&best->single, kind), P.n_memo, dir);
+        rc = 1;
+        goto done;
+    }
+
+    /* 4. interactions: pairs of the final assignment's most sensitive entries */
+    {
+        int *pool = malloc((size_t)P.n_sites * sizeof(int)), np = 0;
+        if (!pool) goto oom;
+        for (int c = 0; c < n_cands; c++)
+            if (fmt[cands[c].site] == cands[c].fmt) pool[np++] = c;
+        /* most sensitive first */
+        for (int i = 1; i < np; i++)
+            for (int j = i; j > 0 && cands[pool[j]].single.mean_kld > cands[pool[j - 1]].single.mean_kld; j--) {
+                int t = pool[j];
+                pool[j] = pool[j - 1];
+                pool[j - 1] = t;
+            }
+        pairs = calloc((size_t)n_pairs_max + 1, sizeof *pairs);
+        if (!pairs) {
+            free(pool);
+            goto oom;
+        }
+        /* pairs (0,1), (0,2), (1,2), (0,3), ...: the most sensitive entries first */
+        for (int j = 1; j < np && n_pairs < n_pairs_max; j++)
+            for (int i = 0; i < j && n_pairs < n_pairs_max; i++) {
+                int a = pool[i], b = pool[j];
+                if (cands[a].site > cands[b].site) a = pool[j], b = pool[i];
+                for (int s = 0; s < P.n_sites; s++) trial[s] = -1;
+                trial[cands[a].site] = cands[a].fmt;
+                trial[cands[b].site] = cands[b].fmt;
+                pairs[n_pairs].a = a;
+                pairs[n_pairs].b = b;
+                if (measure(&P, trial, &pairs[n_pairs].joint)) {
+                    free(pool);
+                    goto done;
+                }
+                n_pairs++;
+            }
+        free(pool);
+    }
+
+    /* outputs */
+    {
+        plan_out R = {.command = cmdline.s ? cmdline.s : "", .model_path = model_path, .text_path = o.prompt_file,
+                      .from_sweep = sweep_dir, .model_hash = mhash, .kind = kind, .limit = limit,
+                      .n_chunks = n_chunks, .n_tokens = n_used, .cands = cands, .n_cands = n_cands, .steps = steps,
+                      .n_steps = n_steps, .fmt = fmt, .final_bits = avg_bits(&P, fmt), .final = cur,
+                      .pairs = pairs, .n_pairs = n_pairs};
+        char path[4096];
+        snprintf(path, sizeof path, "%s/plan.json", dir);
+        if (write_json(&P, &R, path)) goto done;
+        rb_init(&out);
+        config_key(&P, fmt, &out);
+        rb_puts(&out, "\n");
+        if (write_buf(dir, "rules.txt", &out)) goto done;
+        rb_free(&out);
+        rb_init(&out);
+        pareto_svg(&out, &R, 1);
+        if (write_buf(dir, "pareto.svg", &out)) goto done;
+        rb_free(&out);
+        rb_init(&out);
+        report_html(&out, &P, &R);
+        if (write_buf(dir, "report.html", &out)) goto done;
+        int n_assigned = 0;
+        for (int s = 0; s < P.n_sites; s++) n_assigned += fmt[s] >= 0;
+        printf("plan: %d of %d sites rounded, %.4f average bits (baseline %.0f): mean KL %.6g, KL p99 %.6g, top-1 "
+               "%.6f, ppl ratio %.6f (measured)\n",
+               n_assigned, P.n_sites, R.final_bits, BASE_BITS, cur.mean_kld, cur.kld_p99, cur.top1_agree, cur.ppl_ratio);
+        printf("plan: %d steps (%d accepted), %d interaction pair%s; %d new measurements, %d reused (%d were in "
+               "%s/plan.state)\n",
+               n_steps, n_accepted, n_pairs, n_pairs == 1 ? "" : "s", P.n_new, P.n_reused, n_from_state, dir);
+        printf("plan: wrote %s/plan.json, rules.txt, pareto.svg, report.html\n", dir);
+    }
+    rc = 0;
+    goto done;
+oom:
+    cli_error("out of memory");
+    rc = 1;
+done:
+    if (P.state_fd >= 0) close(P.state_fd);
+    if (lock_fd >= 0) close(lock_fd);
+    for (int i = 0; i < P.n_memo; i++) free(P.memo[i].key);
+    free(P.memo);
+    for (int i = 0; steps && i < n_steps; i++) free(steps[i].added);
+    free(steps);
+    free(pairs);
+    free(cands);
+    free(srows);
+    free(fmt);
+    free(trial);
+    free(batch);
+    free(layers);
+    free(toks);
+    free(text);
+    free(P.sites);
+    fqlm_context_free(P.base);
+    fqlm_model_free(P.model);
+    for (int f = 0; f < n_formats; f++) free(formats[f]);
+    free(formats);
+    free(bits);
+    rb_free(&conf);
+    rb_free(&cmdline);
+    rb_free(&out);
+    return rc;
+}

@@ -1,0 +1,241 @@
+/* test_plan.c - `fqlm plan` as a user runs it, on the bundled tiny model: a --budget-kl plan
+ * whose figures `fqlm compare` with rules.txt re-measures exactly and which is within the
+ * budget; interaction pairs equal to direct compare runs of the pairs; singles read from a
+ * sweep directory give the same plan; resume measures nothing twice; the error cases. */
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+static char tmpdir[256];
+
+static int sh(const char *args, char **out, char **err) { return tu_fqlm(tmpdir, args, out, err); }
+
+static double jnum_from(const char *js, const char *from, const char *key) { return tu_json_num_from(js, from, key); }
+
+/* The string value after "key": at or after from, into buf; 0 when found. */
+static int jstr_from(const char *js, const char *from, const char *key, char *buf, size_t n) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = js ? strstr(from ? from : js, pat) : NULL;
+    if (!p) return -1;
+    p += strlen(pat);
+    size_t k = strcspn(p, "\"");
+    if (k >= n) return -1;
+    memcpy(buf, p, k);
+    buf[k] = 0;
+    return 0;
+}
+
+static int count(const char *s, const char *pat) {
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, pat)); p += strlen(pat)) n++;
+    return n;
+}
+
+#define MODEL "models/stories260K.gguf"
+#define TEXT "data/eval.txt"
+#define SET "-m " MODEL " -f " TEXT " -c 64 --chunks 2 -t 2"
+#define SEL "--nodes ffn_norm,attn_norm,ffn_out --formats fp8_e4m3,int4"
+
+/* compare with the given --fq arguments; its JSON into *js. */
+static int compare_json(const char *fq_args, char **js) {
+    char args[12000], jp[300];
+    snprintf(jp, sizeof jp, "%s/cmp.json", tmpdir);
+    snprintf(args, sizeof args, "compare " SET " %s --json %s", fq_args, jp);
+    int rc = sh(args, NULL, NULL);
+    *js = tu_read(jp, NULL);
+    unlink(jp);
+    return rc;
+}
+
+int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/fqlm_test_plan_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char args[4096], path[512], *out = NULL, *err = NULL;
+    const double budget = 0.004;
+
+    /* 1. a KL-budget plan, re-measured by compare with rules.txt */
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl %g -o %s/p", budget, tmpdir);
+    int rc = sh(args, &out, &err);
+    CHECK(rc == 0, "plan exits 0 (got %d): %s", rc, err ? err : "");
+    snprintf(path, sizeof path, "%s/p/plan.json", tmpdir);
+    char *pj = tu_read(path, NULL);
+    snprintf(path, sizeof path, "%s/p/rules.txt", tmpdir);
+    char *rules = tu_read(path, NULL);
+    CHECK(pj && rules, "plan.json and rules.txt written");
+    if (!pj || !rules) return TEST_END();
+    const char *meas = strstr(pj, "\"measured\":");
+    double kl = jnum_from(pj, meas, "mean_kld"), p99 = jnum_from(pj, meas, "kld_p99");
+    double top1 = jnum_from(pj, meas, "top1_agree"), pr = jnum_from(pj, meas, "ppl_ratio");
+    double bits = jnum_from(pj, NULL, "avg_bits");
+    CHECK(kl > 0 && kl <= budget, "the plan's measured KL %g is within the budget %g", kl, budget);
+    CHECK(bits < 32 && bits > 4, "average bits %g below F32's 32", bits);
+    int n_rules = count(rules, "\n");
+    CHECK(n_rules >= 2, "the plan rounds several sites (%d rules)", n_rules);
+    CHECK(count(strstr(pj, "\"assignment\":"), "\"rule\":") - count(strstr(pj, "\"steps\":"), "\"rule\":") == n_rules,
+          "one assignment entry per line of rules.txt");
+    {
+        char fq[8192] = "";
+        for (const char *p = rules; *p;) {
+            size_t k = strcspn(p, "\n");
+            size_t l = strlen(fq);
+            snprintf(fq + l, sizeof fq - l, " --fq '%.*s'", (int)k, p);
+            p += k + (p[k] == '\n');
+        }
+        char *cj = NULL;
+        rc = compare_json(fq, &cj);
+        CHECK(rc == 0 && cj, "compare with rules.txt runs (%d)", rc);
+        double ckl = jnum_from(cj, NULL, "mean_kld");
+        CHECK(ckl == kl, "compare re-measures the plan's KL exactly: plan %.17g, compare %.17g", kl, ckl);
+        CHECK(jnum_from(cj, NULL, "kld_p99") == p99, "kld_p99 equal");
+        CHECK(jnum_from(cj, NULL, "top1_agree") == top1, "top1_agree equal");
+        CHECK(jnum_from(cj, NULL, "ppl_ratio") == pr, "ppl_ratio equal");
+        free(cj);
+    }
+    /* every accepted step is within the budget, and the last accepted one is the plan */
+    {
+        int n_acc = 0, n_rej = 0;
+        double last = NAN;
+        for (const char *p = strstr(pj, "\"steps\":"); p && (p = strstr(p, "\"accepted\":")); p++) {
+            int acc = !strncmp(p + 11, "true", 4);
+            double v = jnum_from(pj, p, "mean_kld");
+            if (acc) {
+                n_acc++;
+                last = v;
+                CHECK(v <= budget, "accepted step within budget (%g)", v);
+            } else {
+                n_rej++;
+            }
+        }
+        CHECK(n_acc >= 1 && last == kl, "the last accepted step is the plan (%d accepted)", n_acc);
+        CHECK(n_rej >= 1, "some steps were over the budget and backed off (%d)", n_rej);
+        snprintf(path, sizeof path, "%s/p/pareto.svg", tmpdir);
+        char *svg = tu_read(path, NULL);
+        CHECK(svg && !strncmp(svg, "<?xml", 5) && strstr(svg, "</svg>"), "pareto.svg is an SVG file");
+        CHECK(svg && count(svg, "class=\"point\"") == n_acc + 1, "one point per accepted step plus the baseline (%d)",
+              svg ? count(svg, "class=\"point\"") : -1);
+        free(svg);
+        snprintf(path, sizeof path, "%s/p/report.html", tmpdir);
+        char *html = tu_read(path, NULL);
+        CHECK(html && strstr(html, "<svg") && strstr(html, "Interactions") && strstr(html, "</html>"),
+              "report.html has the plot and the interaction table");
+        free(html);
+    }
+
+    /* 2. the interaction table agrees with direct compare runs */
+    {
+        const char *it = strstr(pj, "\"interactions\":");
+        int n = 0;
+        for (const char *p = it; p && (p = strstr(p, "\"a\":")) && n < 3; p++, n++) {
+            char a[256], b[256], fq[700];
+            if (jstr_from(pj, p, "a", a, sizeof a) || jstr_from(pj, p, "b", b, sizeof b)) break;
+            char *cj = NULL;
+            snprintf(fq, sizeof fq, "--fq '%s' --fq '%s'", a, b);
+            compare_json(fq, &cj);
+            double joint = jnum_from(pj, p, "kld_joint"), ka = jnum_from(pj, p, "kld_a");
+            double ratio = jnum_from(pj, p, "ratio"), sum = jnum_from(pj, p, "kld_sum");
+            CHECK(cj && jnum_from(cj, NULL, "mean_kld") == joint, "pair %s + %s: joint KL %.17g = compare's %.17g", a,
+                  b, joint, cj ? jnum_from(cj, NULL, "mean_kld") : NAN);
+            free(cj);
+            snprintf(fq, sizeof fq, "--fq '%s'", a);
+            compare_json(fq, &cj);
+            CHECK(cj && jnum_from(cj, NULL, "mean_kld") == ka, "single %s: %.17g = compare's", a, ka);
+            free(cj);
+            CHECK(fabs(ratio - joint / sum) <= 1e-12 * ratio, "ratio = joint / sum");
+        }
+        CHECK(n >= 2, "the interaction table has pairs (%d)", n);
+    }
+
+    /* 3. resume: the same command measures nothing again and writes the same plan */
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl %g -o %s/p", budget, tmpdir);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 0 && out && strstr(out, "; 0 new measurements"), "a rerun measures nothing: %s", out ? out : "");
+    snprintf(path, sizeof path, "%s/p/rules.txt", tmpdir);
+    char *rules2 = tu_read(path, NULL);
+    CHECK(rules2 && !strcmp(rules, rules2), "the rerun gives the same rules");
+    free(rules2);
+    /* a state file cut inside its last line (a kill during the append): that one is measured again */
+    {
+        snprintf(path, sizeof path, "%s/p/plan.state", tmpdir);
+        struct stat st;
+        CHECK(stat(path, &st) == 0 && truncate(path, st.st_size - 5) == 0, "cut plan.state");
+        free(out);
+        free(err);
+        rc = sh(args, &out, &err);
+        CHECK(rc == 0 && out && strstr(out, "; 1 new measurements"), "after a cut, one measurement again: %s",
+              out ? out : "");
+        CHECK(err && strstr(err, "partial"), "the cut line is reported: %s", err ? err : "");
+        snprintf(path, sizeof path, "%s/p/plan.json", tmpdir);
+        char *pj2 = tu_read(path, NULL);
+        CHECK(pj2 && jnum_from(pj2, strstr(pj2, "\"measured\":"), "mean_kld") == kl, "same figures after resume");
+        free(pj2);
+    }
+
+    /* 4. singles from a sweep directory of the same model and settings: the same plan */
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "sweep " SET " " SEL " -o %s/sw --no-progress", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 0, "sweep runs (%d): %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl %g --from-sweep %s/sw -o %s/ps", budget, tmpdir,
+             tmpdir);
+    rc = sh(args, &out, &err);
+    CHECK(rc == 0 && err && strstr(err, "30 of 30 single-rounding figures from the sweep"), "plan reads the sweep: %s",
+          err ? err : "");
+    snprintf(path, sizeof path, "%s/ps/rules.txt", tmpdir);
+    rules2 = tu_read(path, NULL);
+    CHECK(rules2 && !strcmp(rules, rules2), "the plan from the sweep's singles is the measured plan");
+    free(rules2);
+
+    /* 5. errors */
+    free(out);
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl 1e-9 -o %s/p", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 1 && err && strstr(err, "no assignment meets --budget-kl"), "a budget nothing meets: %d %s", rc,
+          err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " --formats fp9_e9m9 --budget-kl 0.01 -o %s/e", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "unknown format 'fp9_e9m9'"), "an unknown format: %d %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl -1 -o %s/e", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "must be > 0"), "a negative KL budget: %d %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " " SEL " --budget-kl 0.01 --budget-top1 0.9 -o %s/e", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "exactly one budget"), "two budgets: %d", rc);
+    free(err);
+    snprintf(args, sizeof args,
+             "plan -m tests/data/models/stories260K-f16.gguf -f " TEXT " -c 64 --chunks 2 " SEL
+             " --budget-kl 0.01 --from-sweep %s/sw -o %s/e2", tmpdir, tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "another model"), "a sweep of another model: %d %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan -m " MODEL " -f " TEXT " -c 32 --chunks 2 --nodes ffn_norm --formats int4 "
+             "--budget-kl 0.01 --from-sweep %s/sw -o %s/e3", tmpdir, tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "other settings"), "a sweep with another context: %d %s", rc, err ? err : "");
+    free(err);
+    snprintf(args, sizeof args, "plan " SET " --nodes no_such_node --formats int4 --budget-kl 0.01 -o %s/e", tmpdir);
+    rc = sh(args, NULL, &err);
+    CHECK(rc == 2 && err && strstr(err, "no node 'no_such_node'"), "an unknown node: %d %s", rc, err ? err : "");
+    free(err);
+
+    free(pj);
+    free(rules);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return TEST_END();
+}

@@ -183,6 +183,8 @@ static uint32_t fallback(uint32_t t, int64_t ncols) {
     return ncols % blck_of(t) ? FQ_TYPE_F16 : t;
 }
 
+uint32_t fq_qmix_fallback_type(uint32_t t, int64_t ncols) { return fallback(t, ncols); }
+
 const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got) {
     if (wanted == got) return "";
     if ((wanted == FQ_TYPE_Q2_K || wanted == FQ_TYPE_Q3_K) && got == FQ_TYPE_Q4_0)

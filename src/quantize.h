@@ -66,6 +66,10 @@ int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtens
  * rows: that build writes IQ4_NL, which fqlm has no encoder for; llama.cpp's current code
  * and fqlm write Q4_0). Never NULL. */
 const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got);
+/* llama.cpp's tensor_type_fallback: the type a tensor with rows of ncols elements gets when
+ * it should have type t (t itself when the rows are whole blocks of it; FQ_TYPE_COUNT when
+ * llama-quantize has no fallback and stops). */
+uint32_t fq_qmix_fallback_type(uint32_t t, int64_t ncols);
 
 /* llama.cpp's order of tensors (llama_model_loader's weights map): tensors outside the
  * blk.N. layers first, then layer by layer; by name within each. Fills order[0..n) with

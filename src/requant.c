@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "jsonr.h"
 #include "qtypes.h"
 #include "quantize.h"
 #include "threadpool.h"
@@ -170,4 +171,80 @@ out:
     free(ws);
     fq_pool_free(pool);
     return rc;
+}
+
+void fq_plan_free(char **names, uint32_t *types, int n) {
+    for (int i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+    free(types);
+}
+
+int fq_plan_read_weights(const char *path, char ***names_out, uint32_t **types_out, int *n_out, fq_err *e) {
+    size_t len;
+    char shown[FQ_SHOW_CAP];
+    *names_out = NULL, *types_out = NULL, *n_out = 0;
+    char *text = fq_read_file(path, &len, e);
+    if (!text) return -1;
+    fq_jval doc;
+    int rc = fq_json_parse(text, len, &doc, e);
+    free(text);
+    if (rc) return fq_err_prefix(e, "%s", path);
+    const fq_jval *a = fq_json_get(&doc, "assignment");
+    char **names = NULL;
+    uint32_t *types = NULL;
+    int n = 0;
+    rc = -1;
+    if (!a || a->type != FQ_J_ARR) {
+        fq_errf(e, "%s: no \"assignment\" array (a plan from fqlm plan has one)", path);
+        goto out;
+    }
+    names = fq_calloc(a->n ? a->n : 1, sizeof *names, e);
+    types = fq_calloc(a->n ? a->n : 1, sizeof *types, e);
+    if (!names || !types) goto out;
+    for (size_t k = 0; k < a->n; k++) {
+        const fq_jval *it = &a->items[k];
+        const fq_jval *t = fq_json_get(it, "tensor"), *ty = fq_json_get(it, "type");
+        const fq_jval *node = fq_json_get(it, "node"), *fmt = fq_json_get(it, "format");
+        if (it->type != FQ_J_OBJ) {
+            fq_errf(e, "%s: assignment entry %zu (line %d) is a %s, not an object", path, k + 1, it->line,
+                    fq_json_type_name(it->type));
+            goto out;
+        }
+        if (!t && (node || fmt)) {
+            fq_errf(e, "%s: assignment entry %zu (line %d) is an activation rule (node '%s'%s%s): fqlm quantize "
+                    "writes weight types only; activation formats are applied at run time (pass the plan's "
+                    "rules.txt to fqlm compare --fq)", path, k + 1, it->line,
+                    node && node->type == FQ_J_STR ? fq_show(shown, sizeof shown, node->str, node->len) : "?",
+                    fmt && fmt->type == FQ_J_STR ? ", format " : "", fmt && fmt->type == FQ_J_STR ? fmt->str : "");
+            goto out;
+        }
+        if (!t || t->type != FQ_J_STR || !ty || ty->type != FQ_J_STR) {
+            fq_errf(e, "%s: assignment entry %zu (line %d) needs \"tensor\" and \"type\" strings", path, k + 1,
+                    it->line);
+            goto out;
+        }
+        if (strlen(t->str) != t->len || strlen(ty->str) != ty->len) {
+            fq_errf(e, "%s: assignment entry %zu (line %d): a NUL inside a name", path, k + 1, it->line);
+            goto out;
+        }
+        if (fq_wtype_find(ty->str, &types[k], e)) {
+            fq_err_prefix(e, "%s: assignment entry %zu (line %d, tensor '%s')", path, k + 1, it->line,
+                          fq_show(shown, sizeof shown, t->str, t->len));
+            goto out;
+        }
+        const char *nm = strncmp(t->str, "weight:", 7) ? t->str : t->str + 7;
+        if (!(names[k] = fq_malloc(strlen(nm) + 1, e))) goto out;
+        memcpy(names[k], nm, strlen(nm) + 1);
+        n = (int)k + 1;
+    }
+    n = (int)a->n;
+    rc = 0;
+out:
+    fq_json_free(&doc);
+    if (rc) {
+        fq_plan_free(names, types, n);
+        return -1;
+    }
+    *names_out = names, *types_out = types, *n_out = n;
+    return 0;
 }

@@ -36,4 +36,13 @@ const char *fq_wtype_alternatives(uint32_t type, int64_t row_len, char *buf, siz
 int fq_model_requantize(fq_model *m, const char *const *names, const uint32_t *types, int n,
                         int n_threads, fq_err *e);
 
+/* Reads the weight types of a plan file (JSON: {"assignment": [{"tensor": NAME, "type":
+ * TYPE}, ...], ...}; a "weight:" prefix of NAME is dropped): *names (malloc'd array of
+ * malloc'd strings) and *types, *n pairs; free with fq_plan_free. Errors name the file and
+ * the entry: not JSON, no "assignment" array, an entry that is an activation rule ("node",
+ * "layer", "format": those are --fq rules for fqlm compare, not weight types), an entry
+ * without "tensor" or "type" strings, an unknown type. */
+int fq_plan_read_weights(const char *path, char ***names, uint32_t **types, int *n, fq_err *e);
+void fq_plan_free(char **names, uint32_t *types, int n);
+
 #endif

@@ -248,6 +248,8 @@ static void config_text(rbuf *b, const cli_opts *o, int n_layer) {
     }
     if (o->fq_logits) rb_printf(b, "%sresult_output=%s", b->len ? " " : "", o->fq_logits);
     if (o->dump) rb_printf(b, "%s(dump %s)", b->len ? " " : "", o->dump);
+    if (o->fq_model) rb_printf(b, "%smodel %s", b->len ? " " : "", o->fq_model);
+    if (o->weight_plan) rb_printf(b, "%sweight types of %s", b->len ? " " : "", o->weight_plan);
 }
 
 int cmd_compare(int argc, char **argv) {
@@ -281,8 +283,9 @@ int cmd_compare(int argc, char **argv) {
             return 2;
         }
     }
-    if (!o.n_rules && !o.fq_ffn_norm && !o.fq_logits && !o.fq_layer) {
-        cli_error("compare needs a fake-quant configuration: --fq NODES[@LAYERS]=FORMAT, "
+    if (!o.n_rules && !o.fq_ffn_norm && !o.fq_logits && !o.fq_layer && !o.fq_model && !o.weight_plan) {
+        cli_error("compare needs a fake-quant configuration: --fq NODES[@LAYERS]=FORMAT, --fq-model FILE, "
+                  "--weight-plan FILE, "
                   "--fake-quant-ffn-norm TYPE or --fake-quant TYPE");
         return 2;
     }
@@ -314,6 +317,13 @@ int cmd_compare(int argc, char **argv) {
     rc = cli_session_open(&sf, &o, 1);
     if (rc) goto close_base;
     R.t_fq.load_ms = (fq_time_us() - t0) / 1e3;
+    if (sf.m->hp.n_vocab != sb.m->hp.n_vocab) {
+        cli_error("--fq-model %s has %d tokens in its vocabulary, the model %d: compare needs the same vocabulary",
+                  o.fq_model ? o.fq_model : "", sf.m->hp.n_vocab, sb.m->hp.n_vocab);
+        rc = 1;
+        cli_session_close(&sf);
+        goto close_base;
+    }
 
     const fq_model *m = sb.m;
     const int V = m->hp.n_vocab;

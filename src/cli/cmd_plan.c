@@ -15,6 +15,7 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -79,9 +80,11 @@ static void usage(FILE *f) {
 /* ---- sites, candidates, measurements --------------------------------------------------------- */
 
 typedef struct {
-    const char *node;
-    int layer;      /* -1: no layer */
-    double weight;  /* values per token: the weight of its bits in the average */
+    const char *node;   /* --weights: the tensor's name */
+    int layer;          /* -1: no layer (--weights: always -1) */
+    double weight;      /* values per token (--weights: elements): the weight of its bits in the average */
+    double base_bits;   /* what it has without the plan: 32 (F32 activations), the stored type's bits */
+    int64_t row_len;    /* --weights: the row length block types must divide */
 } site;
 
 typedef struct {
@@ -126,11 +129,13 @@ typedef struct {
     int state_fd;
     int n_new, n_reused;
     double total_weight;
+    int weights;        /* sites are weight tensors, formats ggml types */
 } plan;
 
 static void rule_text(const plan *P, int s, int f, char *buf, size_t n) {
     const site *t = &P->sites[s];
-    if (t->layer >= 0) snprintf(buf, n, "%s@%d=%s", t->node, t->layer, P->formats[f]);
+    if (P->weights) snprintf(buf, n, "%s=%s", t->node, P->formats[f]);
+    else if (t->layer >= 0) snprintf(buf, n, "%s@%d=%s", t->node, t->layer, P->formats[f]);
     else snprintf(buf, n, "%s=%s", t->node, P->formats[f]);
 }
 
@@ -146,7 +151,7 @@ static void config_key(const plan *P, const int *fmt, rbuf *b) {
 
 static double avg_bits(const plan *P, const int *fmt) {
     double sum = 0;
-    for (int s = 0; s < P->n_sites; s++) sum += P->sites[s].weight * (fmt[s] < 0 ? BASE_BITS : P->bits[fmt[s]]);
+    for (int s = 0; s < P->n_sites; s++) sum += P->sites[s].weight * (fmt[s] < 0 ? P->sites[s].base_bits : P->bits[fmt[s]]);
     return P->total_weight > 0 ? sum / P->total_weight : BASE_BITS;
 }
 
@@ -269,13 +274,28 @@ static int measure(plan *P, const int *fmt, meas *out) {
         rc = 0;
         goto out;
     }
-    fqlm_context *c = fqlm_context_new(P->model, &P->cp);
+    fqlm_model *wm = NULL; /* --weights: the model with the assignment's tensor types */
+    if (P->weights) {
+        const char **tn = malloc((size_t)P->n_sites * sizeof *tn), **ty = malloc((size_t)P->n_sites * sizeof *ty);
+        int n = 0;
+        for (int s = 0; tn && ty && s < P->n_sites; s++)
+            if (fmt[s] >= 0) tn[n] = P->sites[s].node, ty[n++] = P->formats[fmt[s]];
+        if (tn && ty) wm = fqlm_model_requantize(P->model, tn, ty, n, P->cp.n_threads);
+        free(tn);
+        free(ty);
+        if (!wm) {
+            cli_error("%s", tn && ty ? fqlm_last_error() : "out of memory");
+            goto out;
+        }
+    }
+    fqlm_context *c = fqlm_context_new(wm ? wm : P->model, &P->cp);
     if (!c) {
         cli_error("%s", fqlm_last_error());
+        fqlm_model_free(wm);
         goto out;
     }
     char r[512];
-    for (int s = 0; s < P->n_sites; s++) {
+    for (int s = 0; !P->weights && s < P->n_sites; s++) {
         if (fmt[s] < 0) continue;
         rule_text(P, s, fmt[s], r, sizeof r);
         if (fqlm_context_add_rule(c, r)) {
@@ -287,6 +307,7 @@ static int measure(plan *P, const int *fmt, meas *out) {
     fqlm_score sc;
     int bad = fqlm_score_tokens(P->base, c, P->toks, P->n_toks, P->ctx, &sc);
     fqlm_context_free(c);
+    fqlm_model_free(wm);
     if (bad) {
         cli_error("%s", fqlm_last_error());
         goto out;
@@ -306,16 +327,19 @@ out:
 
 /* ---- budget ------------------------------------------------------------------------------------ */
 
-enum { BUDGET_KL, BUDGET_TOP1, BUDGET_PPL };
-static const char *const budget_metric[] = {"mean_kld", "top1_agree", "ppl_ratio"};
-static const char *const budget_flag[] = {"--budget-kl", "--budget-top1", "--budget-ppl"};
+/* BUDGET_BITS: at most that many average bits, with the least measured KL the search finds */
+enum { BUDGET_KL, BUDGET_TOP1, BUDGET_PPL, BUDGET_BITS };
+static const char *const budget_metric[] = {"mean_kld", "top1_agree", "ppl_ratio", "avg_bits"};
+static const char *const budget_flag[] = {"--budget-kl", "--budget-top1", "--budget-ppl", "--budget-bits"};
 
 static double metric_of(const meas *m, int kind) {
-    return kind == BUDGET_KL ? m->mean_kld : kind == BUDGET_TOP1 ? m->top1_agree : m->ppl_ratio;
+    return kind == BUDGET_TOP1 ? m->top1_agree : kind == BUDGET_PPL ? m->ppl_ratio : m->mean_kld;
 }
 
+/* A measured point within a quality budget (BUDGET_BITS: any finite point). */
 static int within(const meas *m, int kind, double limit) {
     if (m->nonfinite) return 0;
+    if (kind == BUDGET_BITS) return isfinite(m->mean_kld);
     double v = metric_of(m, kind);
     if (isnan(v)) return 0;
     return kind == BUDGET_TOP1 ? v >= limit : v <= limit;
@@ -329,7 +353,7 @@ typedef struct {
 } pair_row;
 
 typedef struct {
-    const char *command, *model_path, *text_path, *from_sweep;
+    const char *command, *model_path, *text_path, *from_sweep, *size_of;
     uint64_t model_hash;
     int kind;
     double limit;
@@ -366,6 +390,10 @@ static const char *ALGORITHM =
     "greedy by single-rounding mean KL per bit saved; batches of candidates added and the combination "
     "measured; a batch over the budget is backed off and halved, a single candidate over it skipped; "
     "every reported point is a measured run";
+static const char *ALGORITHM_BITS =
+    "every site at its cheapest format, then greedy upgrades by single-rounding KL gained per bit added "
+    "while the average stays within the bits budget; an upgrade is kept when the measured KL of the "
+    "combination falls, else backed off; every reported point is a measured run";
 
 static int write_json(const plan *P, const plan_out *R, const char *path) {
     jsonw w;
@@ -385,8 +413,12 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
     jsonw_obj_begin(&w);
     jsonw_key(&w, "metric"); jsonw_str(&w, budget_metric[R->kind]);
     jnum(&w, R->kind == BUDGET_TOP1 ? "min" : "max", R->limit);
+    if (R->size_of) {
+        jsonw_key(&w, "size_of"); jsonw_str(&w, R->size_of);
+    }
     jsonw_obj_end(&w);
-    jsonw_key(&w, "algorithm"); jsonw_str(&w, ALGORITHM);
+    jsonw_key(&w, "mode"); jsonw_str(&w, P->weights ? "weights" : "activations");
+    jsonw_key(&w, "algorithm"); jsonw_str(&w, R->kind == BUDGET_BITS ? ALGORITHM_BITS : ALGORITHM);
     jsonw_key(&w, "sensitivities"); jsonw_str(&w, R->from_sweep ? R->from_sweep : "measured");
     jsonw_key(&w, "formats");
     jsonw_arr_begin(&w);
@@ -397,18 +429,28 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    jnum(&w, "baseline_bits", BASE_BITS);
+    {
+        double bb = 0;
+        for (int s = 0; s < P->n_sites; s++) bb += P->sites[s].weight * P->sites[s].base_bits;
+        jnum(&w, "baseline_bits", P->total_weight > 0 ? bb / P->total_weight : BASE_BITS);
+    }
     jnum(&w, "avg_bits", R->final_bits);
     jsonw_key(&w, "assignment");
     jsonw_arr_begin(&w);
     for (int s = 0; s < P->n_sites; s++) {
         if (R->fmt[s] < 0) continue;
         jsonw_obj_begin(&w);
-        jsonw_key(&w, "node"); jsonw_str(&w, P->sites[s].node);
-        jsonw_key(&w, "layer");
-        if (P->sites[s].layer >= 0) jsonw_int(&w, P->sites[s].layer);
-        else jsonw_null(&w);
-        jsonw_key(&w, "format"); jsonw_str(&w, P->formats[R->fmt[s]]);
+        if (P->weights) {
+            jsonw_key(&w, "tensor"); jsonw_str(&w, P->sites[s].node);
+            jsonw_key(&w, "type"); jsonw_str(&w, P->formats[R->fmt[s]]);
+            jnum(&w, "base_bits", P->sites[s].base_bits);
+        } else {
+            jsonw_key(&w, "node"); jsonw_str(&w, P->sites[s].node);
+            jsonw_key(&w, "layer");
+            if (P->sites[s].layer >= 0) jsonw_int(&w, P->sites[s].layer);
+            else jsonw_null(&w);
+            jsonw_key(&w, "format"); jsonw_str(&w, P->formats[R->fmt[s]]);
+        }
         jnum(&w, "bits", P->bits[R->fmt[s]]);
         rule_text(P, s, R->fmt[s], r, sizeof r);
         jsonw_key(&w, "rule"); jsonw_str(&w, r);
@@ -600,6 +642,13 @@ static void report_html(rbuf *b, const plan *P, const plan_out *R) {
     rb_puts(b, "</table>\n</body></html>\n");
 }
 
+/* n as text, in a static buffer (one use per expression). */
+static const char *argv_num(int n) {
+    static char b[24];
+    snprintf(b, sizeof b, "%d", n);
+    return b;
+}
+
 static int write_buf(const char *dir, const char *name, rbuf *b) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -659,6 +708,219 @@ static int check_sweep_conf(const char *dir, const char *conf) {
     return rc;
 }
 
+/* ---- a bits budget: upgrades from the cheapest assignment ------------------------------------------ */
+
+static double single_kl(const cand *cands, int n, int s, int f) {
+    for (int c = 0; c < n; c++)
+        if (cands[c].site == s && cands[c].fmt == f) return cands[c].single.mean_kld;
+    return NAN;
+}
+
+/* Every site with a usable candidate starts at its cheapest format (the first step, measured);
+ * then the upgrade with the most single KL gained per bit added that keeps the average within
+ * limit is measured with the rest, and kept when the measured KL falls. Returns 0, 1 when even
+ * the cheapest assignment is over the budget (*start_bits says by how much), or -1 after
+ * printing an error. */
+static int search_up(plan *P, const cand *cands, int n_cands, int *fmt, int *trial, step *steps, int *n_steps,
+                     int *n_accepted, meas *cur, double limit, double *start_bits, int verbose) {
+    const double *bits = P->bits;
+    for (int s = 0; s < P->n_sites; s++) fmt[s] = -1;
+    for (int c = 0; c < n_cands; c++) {
+        const cand *cd = &cands[c];
+        if (!isfinite(cd->prio)) continue;
+        const int f0 = fmt[cd->site];
+        if (f0 < 0 || bits[cd->fmt] < bits[f0] ||
+            (bits[cd->fmt] == bits[f0] && cd->single.mean_kld < single_kl(cands, n_cands, cd->site, f0)))
+            fmt[cd->site] = cd->fmt;
+    }
+    *start_bits = avg_bits(P, fmt);
+    if (*start_bits > limit) return 1;
+    char *tried = calloc((size_t)n_cands + 1, 1);
+    if (!tried) {
+        cli_error("out of memory");
+        return -1;
+    }
+    int rc = -1, from = -1;
+    for (;;) {
+        meas m;
+        step *st = &steps[*n_steps];
+        if (from < 0) { /* the starting point */
+            memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
+        } else {
+            tried[from] = 1;
+            memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
+            trial[cands[from].site] = cands[from].fmt;
+        }
+        if (measure(P, trial, &m)) goto out;
+        st->n_added = 0;
+        st->added = NULL;
+        if (from >= 0) {
+            if (!(st->added = malloc(sizeof(int)))) {
+                cli_error("out of memory");
+                goto out;
+            }
+            st->added[st->n_added++] = from;
+        }
+        st->avg_bits = avg_bits(P, trial);
+        st->m = m;
+        st->accepted = within(&m, BUDGET_BITS, limit) && (from < 0 || m.mean_kld < cur->mean_kld);
+        (*n_steps)++;
+        if (st->accepted) {
+            memcpy(fmt, trial, (size_t)P->n_sites * sizeof(int));
+            *cur = m;
+            (*n_accepted)++;
+        }
+        if (verbose)
+            fprintf(stderr, "fqlm: step %d: %.4f bits, mean KL %.6g: %s\n", *n_steps - 1, st->avg_bits, m.mean_kld,
+                    st->accepted ? "kept" : "backed off");
+        /* the next upgrade */
+        from = -1;
+        double best = 0;
+        for (int c = 0; c < n_cands; c++) {
+            const cand *cd = &cands[c];
+            const int f0 = fmt[cd->site];
+            if (tried[c] || !isfinite(cd->prio) || f0 < 0 || bits[cd->fmt] <= bits[f0]) continue;
+            const double gain = single_kl(cands, n_cands, cd->site, f0) - cd->single.mean_kld;
+            if (!(gain > 0)) continue;
+            memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
+            trial[cd->site] = cd->fmt;
+            if (avg_bits(P, trial) > limit) continue;
+            const double p = gain / ((bits[cd->fmt] - bits[f0]) * P->sites[cd->site].weight);
+            if (from < 0 || p > best) from = c, best = p;
+        }
+        if (from < 0) break;
+    }
+    rc = 0;
+out:
+    free(tried);
+    return rc;
+}
+
+/* ---- --weights: tensors and types ---------------------------------------------------------------- */
+
+/* 1 when name matches one of the comma-separated globs of list. */
+static int glob_hit(const char *list, const char *name) {
+    const char *p = list;
+    char pat[256];
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        while (n && *p == ' ') p++, n--;
+        snprintf(pat, sizeof pat, "%.*s", (int)n, p);
+        if (*pat && fnmatch(pat, name, 0) == 0) return 1;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+/* --formats for --weights: ggml type names (case-insensitive) into their lower-case names. */
+static int parse_weight_types(const char *list, char ***out, int *n_out) {
+    char **v = calloc(strlen(list) + 1, sizeof *v);
+    int n = 0;
+    if (!v) return -1;
+    for (const char *p = list; *p;) {
+        size_t k = strcspn(p, ",");
+        char t[64];
+        snprintf(t, sizeof t, "%.*s", (int)(k < 63 ? k : 63), p);
+        p += k + (p[k] == ',');
+        if (!*t) continue;
+        const char *name = NULL;
+        for (int i = 0; fqlm_weight_type_list(i); i++)
+            if (!strcasecmp(fqlm_weight_type_list(i), t)) name = fqlm_weight_type_list(i);
+        if (!name || fqlm_weight_type_bpw(name) < 0) {
+            fqlm_weight_type_bpw(t); /* its message lists the known types */
+            cli_error("--formats: '%s' is not a weight type: %s", t, fqlm_last_error());
+            goto fail;
+        }
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= !strcmp(v[i], name);
+        if (!dup && !(v[n++] = strdup(name))) goto fail;
+    }
+    if (!n) {
+        cli_error("--formats: no weight type named in '%s'", list);
+        goto fail;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+fail:
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+    return -1;
+}
+
+/* The weight matrices --nodes (globs over tensor names) and --layers (blk.N.*; others only
+ * when every layer is selected) pick, with their stored types' bits. 0, or -1 after printing. */
+static int weight_sites(plan *P, const char *nodes, const char *layers_arg, const int *layers, int n_layers) {
+    const int nw = fqlm_model_n_weights(P->model);
+    const int all = n_layers == fqlm_model_n_layer(P->model);
+    P->sites = calloc((size_t)(nw > 0 ? nw : 1), sizeof *P->sites);
+    if (!P->sites) {
+        cli_error("out of memory");
+        return -1;
+    }
+    for (int i = 0; i < nw; i++) {
+        const char *type = NULL;
+        int64_t ne = 0, row = 0;
+        const char *name = fqlm_model_weight(P->model, i, &type, &ne, &row);
+        if (!name || !glob_hit(nodes, name)) continue;
+        int L = -1, in = all;
+        if (sscanf(name, "blk.%d.", &L) == 1) {
+            in = 0;
+            for (int k = 0; k < n_layers; k++) in |= layers[k] == L;
+        }
+        if (!in) continue;
+        const double b = type ? fqlm_weight_type_bpw(type) : -1;
+        if (b < 0) {
+            cli_error("%s: stored as %s, a type --weights cannot plan from", name, type ? type : "(unknown)");
+            return -1;
+        }
+        P->sites[P->n_sites++] = (site){name, -1, (double)ne, b, row};
+    }
+    if (!P->n_sites) {
+        cli_error("--weights: --nodes '%s' --layers '%s' select no weight matrix (names as `fqlm inspect` lists "
+                  "them, e.g. 'blk.*.ffn_*')", nodes, layers_arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* --budget-size-of FILE: the average bits per weight FILE's types give the plan's tensors.
+ * 0, or -1 after printing. */
+static int size_budget(const plan *P, const char *path, double *limit) {
+    fqlm_model *f = fqlm_model_load(path);
+    if (!f) {
+        cli_error("--budget-size-of: %s", fqlm_last_error());
+        return -1;
+    }
+    double sum = 0, tot = 0;
+    int rc = 0;
+    for (int s = 0; s < P->n_sites && !rc; s++) {
+        int found = 0;
+        for (int i = 0; i < fqlm_model_n_weights(f) && !found; i++) {
+            const char *type = NULL;
+            int64_t ne = 0;
+            const char *name = fqlm_model_weight(f, i, &type, &ne, NULL);
+            if (!name || strcmp(name, P->sites[s].node)) continue;
+            found = 1;
+            if ((double)ne != P->sites[s].weight) {
+                cli_error("--budget-size-of %s: %s has %lld elements there, %.0f in the model", path, name,
+                          (long long)ne, P->sites[s].weight);
+                rc = -1;
+            }
+            sum += fqlm_weight_type_bpw(type) * (double)ne;
+            tot += (double)ne;
+        }
+        if (!found) {
+            cli_error("--budget-size-of %s: the file has no tensor %s: not a model of the same shape", path,
+                      P->sites[s].node);
+            rc = -1;
+        }
+    }
+    fqlm_model_free(f);
+    if (!rc) *limit = sum / tot;
+    return rc;
+}
+
 /* ---- the command ------------------------------------------------------------------------------- */
 
 static int cmp_prio(const void *pa, const void *pb) {
@@ -671,7 +933,8 @@ static int cmp_prio(const void *pa, const void *pb) {
 int cmd_plan(int argc, char **argv) {
     cli_opts o;
     cli_opts_defaults(&o);
-    const char *formats_arg = NULL, *nodes_arg = "*", *layers_arg = "*", *dir = NULL, *sweep_dir = NULL;
+    const char *formats_arg = NULL, *nodes_arg = "*", *layers_arg = "*", *dir = NULL, *sweep_dir = NULL,
+               *size_of = NULL;
     int kind = -1, n_budgets = 0, max_chunks = 0, n_pairs_max = 6, weights = 0;
     double limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -685,7 +948,8 @@ int cmd_plan(int argc, char **argv) {
             continue;
         }
         static const char *const valued[] = {"--formats", "--nodes", "--layers", "-o", "--out", "--from-sweep",
-                                             "--chunks", "--pairs", "--budget-kl", "--budget-top1", "--budget-ppl"};
+                                             "--chunks", "--pairs", "--budget-kl", "--budget-top1", "--budget-ppl",
+                                             "--budget-bits", "--budget-size-of"};
         int hit = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof *valued); k++)
             if (!strcmp(a, valued[k])) hit = k;
@@ -707,6 +971,10 @@ int cmd_plan(int argc, char **argv) {
             } else if (hit == 7) {
                 if (cli_parse_int(a, v, 0, 1000, &iv)) return 2;
                 n_pairs_max = (int)iv;
+            } else if (hit == 12) {
+                kind = BUDGET_BITS;
+                n_budgets++;
+                size_of = v;
             } else {
                 kind = hit - 8;
                 n_budgets++;
@@ -721,10 +989,8 @@ int cmd_plan(int argc, char **argv) {
             return 2;
         }
     }
-    if (weights) {
-        cli_error("plan --weights is not built yet (weight-type plans need in-memory re-quantization of a loaded "
-                  "model's tensors); plan activations with --nodes, or compare weight rules one at a time with "
-                  "fqlm compare --fq 'weight:GLOB=FORMAT'");
+    if (weights && sweep_dir) {
+        cli_error("--from-sweep goes with activation plans: a sweep rounds activations, --weights re-encodes weights");
         return 2;
     }
     if (o.n_rules || o.fq_ffn_norm || o.fq_logits || o.fq_layer || o.dump || o.fq_stats || o.json || o.chat ||
@@ -742,11 +1008,16 @@ int cmd_plan(int argc, char **argv) {
         return 2;
     }
     if (n_budgets != 1) {
-        cli_error("plan needs exactly one budget: --budget-kl X, --budget-top1 P or --budget-ppl R (%d given)", n_budgets);
+        cli_error("plan needs exactly one budget: --budget-kl X, --budget-top1 P, --budget-ppl R, --budget-bits B or "
+                  "--budget-size-of FILE (%d given)", n_budgets);
         return 2;
     }
-    if (!isfinite(limit) || (kind == BUDGET_KL && !(limit > 0)) || (kind == BUDGET_TOP1 && !(limit > 0 && limit <= 1)) ||
-        (kind == BUDGET_PPL && !(limit >= 1))) {
+    if (kind == BUDGET_BITS && !size_of && !(limit > 0 && limit < 64)) {
+        cli_error("--budget-bits %g: give the average bits per value, more than 0 and below 64", limit);
+        return 2;
+    }
+    if (kind != BUDGET_BITS && (!isfinite(limit) || (kind == BUDGET_KL && !(limit > 0)) ||
+                                (kind == BUDGET_TOP1 && !(limit > 0 && limit <= 1)) || (kind == BUDGET_PPL && !(limit >= 1)))) {
         cli_error("%s %g: no assignment can meet it (%s)", budget_flag[kind], limit,
                   kind == BUDGET_KL ? "a KL budget must be > 0" : kind == BUDGET_TOP1 ? "top-1 agreement is in (0, 1]"
                                                                                : "a perplexity ratio budget must be >= 1");
@@ -758,9 +1029,16 @@ int cmd_plan(int argc, char **argv) {
     }
     if (o.n_ctx == 0) o.n_ctx = 512;
 
+    if (size_of && !weights) {
+        cli_error("--budget-size-of goes with --weights (a file's size is its weights' types); activation plans take "
+                  "--budget-bits B");
+        return 2;
+    }
     char **formats = NULL;
     int n_formats = 0;
-    if (cli_parse_formats("--formats", formats_arg, &formats, &n_formats)) return 2;
+    if (weights ? parse_weight_types(formats_arg, &formats, &n_formats)
+                : cli_parse_formats("--formats", formats_arg, &formats, &n_formats))
+        return 2;
     double *bits = calloc((size_t)n_formats, sizeof(double));
     plan P;
     memset(&P, 0, sizeof P);
@@ -783,7 +1061,11 @@ int cmd_plan(int argc, char **argv) {
     rb_init(&out);
     report_command_line(&cmdline, argc, argv);
     if (!bits) goto oom;
-    for (int f = 0; f < n_formats; f++) fqlm_format_info(formats[f], NULL, 0, &bits[f]);
+    for (int f = 0; f < n_formats; f++) {
+        if (weights) bits[f] = fqlm_weight_type_bpw(formats[f]);
+        else fqlm_format_info(formats[f], NULL, 0, &bits[f]);
+    }
+    P.weights = weights;
 
     const char *model_path = o.model ? o.model : cli_default_model();
     P.model = fqlm_model_load(model_path);
@@ -795,6 +1077,10 @@ int cmd_plan(int argc, char **argv) {
     rc = 2;
     if (cli_parse_layers("--layers", layers_arg, NL, &layers, &n_layers)) goto done;
 
+    if (weights) {
+        if (weight_sites(&P, nodes_arg, layers_arg, layers, n_layers)) goto done;
+        if (size_of && size_budget(&P, size_of, &limit)) goto done;
+    } else {
     /* sites: the selected nodes the model computes, in graph order, each at the selected layers */
     {
         const int nn = fqlm_model_n_nodes(P.model);
@@ -836,16 +1122,17 @@ int cmd_plan(int argc, char **argv) {
             if (!sel) continue;
             /* kq and kq_soft_max hold n_head rows of n_kv values per token: n_kv averages CTX/2 */
             double wgt = (double)cols * (!strncmp(name, "kq", 2) ? o.n_ctx / 2.0 : 1.0);
-            if (!has_layer) P.sites[P.n_sites++] = (site){name, -1, wgt};
+            if (!has_layer) P.sites[P.n_sites++] = (site){name, -1, wgt, BASE_BITS, 0};
             else
-                for (int li = 0; li < n_layers; li++) P.sites[P.n_sites++] = (site){name, layers[li], wgt};
+                for (int li = 0; li < n_layers; li++) P.sites[P.n_sites++] = (site){name, layers[li], wgt, BASE_BITS, 0};
         }
-        if (!P.n_sites) {
-            cli_error("--nodes '%s' --layers '%s' select no site", nodes_arg, layers_arg);
-            goto done;
-        }
-        for (int s = 0; s < P.n_sites; s++) P.total_weight += P.sites[s].weight;
     }
+    }
+    if (!P.n_sites) {
+        cli_error("--nodes '%s' --layers '%s' select no site", nodes_arg, layers_arg);
+        goto done;
+    }
+    for (int s = 0; s < P.n_sites; s++) P.total_weight += P.sites[s].weight;
 
     /* the text, cut as compare -f cuts it; K chunks take the first CTX + (K-1)(CTX-1) tokens */
     size_t tlen;
@@ -900,9 +1187,11 @@ int cmd_plan(int argc, char **argv) {
     if (!cands) goto oom;
     for (int s = 0; s < P.n_sites; s++)
         for (int f = 0; f < n_formats; f++)
-            if (bits[f] < BASE_BITS) cands[n_cands++] = (cand){.site = s, .fmt = f, .saved = (BASE_BITS - bits[f]) * P.sites[s].weight};
+            if (bits[f] < P.sites[s].base_bits && (!weights || fqlm_weight_type_fits(formats[f], P.sites[s].row_len) == 1))
+                cands[n_cands++] = (cand){.site = s, .fmt = f, .saved = (P.sites[s].base_bits - bits[f]) * P.sites[s].weight};
     if (!n_cands) {
-        cli_error("--formats %s: no format costs less than F32's %.0f bits: nothing to plan", formats_arg, BASE_BITS);
+        cli_error("--formats %s: no format costs less than what the selected %s have (or fits their rows): nothing "
+                  "to plan", formats_arg, weights ? "tensors" : "nodes");
         goto done;
     }
 
@@ -986,6 +1275,19 @@ int cmd_plan(int argc, char **argv) {
     steps = calloc((size_t)n_cands * 2 + 2, sizeof *steps);
     if (!steps) goto oom;
     int next = 0, bsize = 1, n_accepted = 0;
+    if (kind == BUDGET_BITS) {
+        double start = 0;
+        int r = search_up(&P, cands, n_cands, fmt, trial, steps, &n_steps, &n_accepted, &cur, limit, &start, o.verbose);
+        if (r < 0) goto done;
+        if (r > 0) {
+            cli_error("no assignment meets %s %.6g: every selected site at its cheapest format averages %.6g bits "
+                      "(offer cheaper formats or raise the budget)", size_of ? "--budget-size-of" : "--budget-bits",
+                      limit, start);
+            rc = 1;
+            goto done;
+        }
+        next = n_cands;
+    }
     while (next < n_cands) {
         /* the next bsize candidates that would make their site cheaper (one per site per batch) */
         memcpy(trial, fmt, (size_t)P.n_sites * sizeof(int));
@@ -1099,9 +1401,20 @@ int cmd_plan(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/plan.json", dir);
         if (write_json(&P, &R, path)) goto done;
         rb_init(&out);
-        config_key(&P, fmt, &out);
-        rb_puts(&out, "\n");
-        if (write_buf(dir, "rules.txt", &out)) goto done;
+        if (weights) {
+            /* real tensor types: deployed by fqlm quantize, re-measured by compare --weight-plan */
+            rb_printf(&out, "# the plan's tensor types, written into a GGUF file:\nfqlm quantize --plan %s/plan.json %s OUT.gguf\n"
+                            "# the llama-quantize command line that writes the same types:\n"
+                            "fqlm quantize --plan %s/plan.json --print-llama-quantize %s OUT.gguf\n"
+                            "# the plan's figures, measured again:\nfqlm compare -m %s -f %s -c %d%s%s --weight-plan %s/plan.json\n",
+                      dir, model_path, dir, model_path, model_path, o.prompt_file, ctx, max_chunks ? " --chunks " : "",
+                      max_chunks ? argv_num(max_chunks) : "", dir);
+            if (write_buf(dir, "deploy.txt", &out)) goto done;
+        } else {
+            config_key(&P, fmt, &out);
+            rb_puts(&out, "\n");
+            if (write_buf(dir, "rules.txt", &out)) goto done;
+        }
         rb_free(&out);
         rb_init(&out);
         pareto_svg(&out, &R, 1);
@@ -1118,7 +1431,7 @@ int cmd_plan(int argc, char **argv) {
         printf("plan: %d steps (%d accepted), %d interaction pair%s; %d new measurements, %d reused (%d were in "
                "%s/plan.state)\n",
                n_steps, n_accepted, n_pairs, n_pairs == 1 ? "" : "s", P.n_new, P.n_reused, n_from_state, dir);
-        printf("plan: wrote %s/plan.json, rules.txt, pareto.svg, report.html\n", dir);
+        printf("plan: wrote %s/plan.json, %s, pareto.svg, report.html\n", dir, weights ? "deploy.txt" : "rules.txt");
     }
     rc = 0;
     goto done;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fqlm.h"
 #include "harness.h"
 #include "testutil.h"
 
@@ -231,6 +232,85 @@ int main(void) {
     rc = sh(args, NULL, &err);
     CHECK(rc == 2 && err && strstr(err, "no node 'no_such_node'"), "an unknown node: %d %s", rc, err ? err : "");
     free(err);
+
+    /* 6. --weights: real tensor types at the size of the uniform Q4_1 and Q5_0 files beat them */
+    {
+#define WM "tests/data/models/stories260K-ff192-"
+#define WSET "-m " WM "f32.gguf -f " TEXT " -c 64 --chunks 2 -t 2"
+        static const char *const uni[2] = {"q4_1", "q5_0"};
+        for (int u = 0; u < 2; u++) {
+            /* one directory for both: the second plan reuses the first one's single measurements */
+            snprintf(args, sizeof args, "plan --weights " WSET " --formats q4_0,q4_1,q5_0,q5_1,q8_0 --budget-size-of "
+                     WM "%s.gguf -o %s/w", uni[u], tmpdir);
+            rc = sh(args, &out, &err);
+            CHECK(rc == 0, "plan --weights at %s's size exits 0 (%d): %s", uni[u], rc, err ? err : "");
+            free(out);
+            free(err);
+            snprintf(path, sizeof path, "%s/w/plan.json", tmpdir);
+            char *wj = tu_read(path, NULL), *cj = NULL;
+            CHECK(wj != NULL, "plan.json written");
+            if (!wj) break;
+            const double wkl = jnum_from(wj, strstr(wj, "\"measured\":"), "mean_kld");
+            const double wbits = jnum_from(wj, NULL, "avg_bits"), wmax = jnum_from(wj, strstr(wj, "\"budget\":"), "max");
+            CHECK(wbits <= wmax && wbits > wmax - 0.5, "average bits %g within the size of %s (%g bits per weight)", wbits,
+                  uni[u], wmax);
+            /* the uniform file, measured by compare against the F32 model on the same text */
+            char fq[1200];
+            snprintf(fq, sizeof fq, "compare " WSET " --fq-model " WM "%s.gguf --json %s/u.json", uni[u], tmpdir);
+            rc = sh(fq, NULL, NULL);
+            snprintf(path, sizeof path, "%s/u.json", tmpdir);
+            cj = tu_read(path, NULL);
+            const double ukl = jnum_from(cj, NULL, "mean_kld");
+            CHECK(rc == 0 && wkl < ukl, "at the size of uniform %s the plan's KL %.6g is below the file's %.6g", uni[u], wkl,
+                  ukl);
+            printf("weights plan at %s size: %.4f bits, KL %.6g; uniform file KL %.6g\n", uni[u], wbits, wkl, ukl);
+            free(cj);
+            /* re-measured in memory by compare --weight-plan, and from the file quantize --plan writes */
+            snprintf(fq, sizeof fq, "compare " WSET " --weight-plan %s/w/plan.json --json %s/r.json", tmpdir, tmpdir);
+            rc = sh(fq, NULL, NULL);
+            snprintf(path, sizeof path, "%s/r.json", tmpdir);
+            cj = tu_read(path, NULL);
+            CHECK(rc == 0 && jnum_from(cj, NULL, "mean_kld") == wkl, "compare --weight-plan re-measures the plan's KL");
+            free(cj);
+            snprintf(fq, sizeof fq, "quantize --plan %s/w/plan.json " WM "f32.gguf %s/w.gguf", tmpdir, tmpdir);
+            rc = sh(fq, NULL, &err);
+            CHECK(rc == 0, "quantize --plan writes the file (%d): %s", rc, err ? err : "");
+            free(err);
+            snprintf(fq, sizeof fq, "compare " WSET " --fq-model %s/w.gguf --json %s/f.json", tmpdir, tmpdir);
+            rc = sh(fq, NULL, NULL);
+            snprintf(path, sizeof path, "%s/f.json", tmpdir);
+            cj = tu_read(path, NULL);
+            CHECK(rc == 0 && jnum_from(cj, NULL, "mean_kld") == wkl, "the written file's KL is the plan's");
+            free(cj);
+            /* the file's tensor types are exactly the plan's */
+            snprintf(path, sizeof path, "%s/w.gguf", tmpdir);
+            fqlm_model *wm = fqlm_model_load(path);
+            CHECK(wm != NULL, "the written file loads");
+            int n_t = 0, n_ok = 0;
+            for (const char *p = strstr(wj, "\"assignment\":"); wm && p && (p = strstr(p, "\"tensor\":")); p++) {
+                char tn[128], ty[32];
+                if (jstr_from(wj, p, "tensor", tn, sizeof tn) || jstr_from(wj, p, "type", ty, sizeof ty)) break;
+                n_t++;
+                for (int i = 0; i < fqlm_model_n_weights(wm); i++) {
+                    const char *t = NULL, *nm = fqlm_model_weight(wm, i, &t, NULL, NULL);
+                    if (nm && !strcmp(nm, tn) && t && !strcmp(t, ty)) n_ok++;
+                }
+            }
+            CHECK(n_t > 30 && n_ok == n_t, "every tensor of the file has the plan's type (%d of %d)", n_ok, n_t);
+            fqlm_model_free(wm);
+            free(wj);
+        }
+        snprintf(args, sizeof args, "plan --weights " WSET " --formats q4_0,q9_9 --budget-bits 5 -o %s/w", tmpdir);
+        rc = sh(args, NULL, &err);
+        CHECK(rc == 2 && err && strstr(err, "'q9_9' is not a weight type"), "an unknown weight type: %d %s", rc,
+              err ? err : "");
+        free(err);
+        snprintf(args, sizeof args, "plan --weights " WSET " --formats q8_0 --budget-bits 5 -o %s/w", tmpdir);
+        rc = sh(args, NULL, &err);
+        CHECK(rc == 1 && err && strstr(err, "no assignment meets --budget-bits"), "a bits budget nothing meets: %d %s", rc,
+              err ? err : "");
+        free(err);
+    }
 
     free(pj);
     free(rules);

@@ -33,8 +33,10 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm plan [-m MODEL] -f FILE --formats F1,F2,... (--budget-kl X | --budget-top1 P |\n"
-            "                 --budget-ppl R) [--nodes LIST] [--layers LIST] [--from-sweep DIR]\n"
-            "                 [--pairs K] [-c CTX] [--chunks K] [-t N] -o DIR\n\n"
+            "                 --budget-ppl R | --budget-bits B) [--nodes LIST] [--layers LIST] [--from-sweep DIR]\n"
+            "                 [--pairs K] [-c CTX] [--chunks K] [-t N] -o DIR\n"
+            "       fqlm plan --weights [-m MODEL] -f FILE --formats TYPE,TYPE,... (a budget as above |\n"
+            "                 --budget-size-of FILE.gguf) [--nodes GLOBS] [--layers LIST] ... -o DIR\n\n"
             "Finds which (node, layer) sites can take which of the formats together while a measured\n"
             "run of the whole configuration stays within the budget, and writes\n"
             "  DIR/plan.json     the assignment [{node, layer, format}], avg_bits, the measured figures\n"
@@ -56,6 +58,10 @@ static void usage(FILE *f) {
             "     backed off, halved, and tried again; a single candidate over the budget is skipped and\n"
             "     the search goes on with the next. A candidate replaces a site's format only when it\n"
             "     is cheaper. Every reported point is a measured run, never a sum of single effects;\n"
+            "  3b. with a bits budget (--budget-bits, --budget-size-of) instead: every site starts at its\n"
+            "     cheapest format, or at one format everywhere it fits when that is within the budget and\n"
+            "     measures better; then upgrades, most single KL gained per bit added first, each measured\n"
+            "     with the rest and kept when the measured KL falls, while the average stays within budget;\n"
             "  4. interactions: for the K most sensitive pairs of the final assignment (--pairs, default 6),\n"
             "     the measured KL of the pair together vs the sum of the two singles (ratio > 1: the\n"
             "     effects compound; < 1: they cancel).\n"
@@ -70,7 +76,18 @@ static void usage(FILE *f) {
             "  --layers LIST           N, N-M, N,M,... or * (default: all)\n"
             "  --from-sweep DIR        single-rounding figures from a `fqlm sweep` directory\n"
             "  --pairs K               interaction pairs to measure (default 6; 0: none)\n"
-            "  --weights               the same over weight tensors with ggml types (not built yet)\n"
+            "  --budget-bits B         average bits per value at most B; the least measured KL found\n"
+            "  --weights               plan real ggml weight types per tensor instead (--formats q4_0,q4_1,\n"
+            "                          q5_0,q5_1,q8_0,q4_k,q5_k,q6_k,...; cost: bits per weight with block\n"
+            "                          scales; a type is a candidate where the rows are whole blocks of it);\n"
+            "                          each configuration is the model re-encoded in memory, so the real\n"
+            "                          kernels run. --nodes: globs over tensor names ('blk.*.ffn_*'); --layers:\n"
+            "                          blk.N tensors (the others only with every layer). Writes deploy.txt\n"
+            "                          instead of rules.txt: fqlm quantize --plan DIR/plan.json IN OUT writes\n"
+            "                          the GGUF, --print-llama-quantize gives llama-quantize's --tensor-type\n"
+            "                          line, fqlm compare --weight-plan DIR/plan.json re-measures it\n"
+            "  --budget-size-of FILE   with --weights: the average bits per weight FILE's types give these\n"
+            "                          tensors (a uniform llama-quantize file: the plan at its size)\n"
             "  -c, --ctx-size N        tokens per chunk (default 512)\n"
             "  --chunks K              score the first K chunks only\n"
             "  -o, --out DIR           output directory (created if missing)\n");
@@ -735,47 +752,40 @@ static int search_up(plan *P, const cand *cands, int n_cands, int *fmt, int *tri
     }
     *start_bits = avg_bits(P, fmt);
     if (*start_bits > limit) return 1;
+    /* other starting points: each format everywhere it fits (the cheapest elsewhere), when that
+     * is within the budget; the start is the one with the least measured KL */
+    int *best = malloc((size_t)P->n_sites * sizeof(int));
     char *tried = calloc((size_t)n_cands + 1, 1);
-    if (!tried) {
+    if (!tried || !best) {
+        free(best);
+        free(tried);
         cli_error("out of memory");
         return -1;
     }
-    int rc = -1, from = -1;
-    for (;;) {
-        meas m;
-        step *st = &steps[*n_steps];
-        if (from < 0) { /* the starting point */
-            memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
-        } else {
-            tried[from] = 1;
-            memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
-            trial[cands[from].site] = cands[from].fmt;
-        }
-        if (measure(P, trial, &m)) goto out;
-        st->n_added = 0;
-        st->added = NULL;
-        if (from >= 0) {
-            if (!(st->added = malloc(sizeof(int)))) {
-                cli_error("out of memory");
-                goto out;
-            }
-            st->added[st->n_added++] = from;
-        }
+    int rc = -1, from = -1, first = *n_steps;
+    memcpy(best, fmt, (size_t)P->n_sites * sizeof(int));
+    for (int f = -1; f < P->n_formats; f++) {
+        memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
+        int differs = f < 0;
+        for (int c = 0; f >= 0 && c < n_cands; c++)
+            if (cands[c].fmt == f && isfinite(cands[c].prio) && trial[cands[c].site] != f)
+                trial[cands[c].site] = f, differs = 1;
+        if (!differs || avg_bits(P, trial) > limit) continue;
+        step *st = &steps[(*n_steps)++];
+        if (measure(P, trial, &st->m)) goto out;
         st->avg_bits = avg_bits(P, trial);
-        st->m = m;
-        st->accepted = within(&m, BUDGET_BITS, limit) && (from < 0 || m.mean_kld < cur->mean_kld);
-        (*n_steps)++;
-        if (st->accepted) {
-            memcpy(fmt, trial, (size_t)P->n_sites * sizeof(int));
-            *cur = m;
-            (*n_accepted)++;
+        if (within(&st->m, BUDGET_BITS, limit) && (*n_steps - 1 == first || st->m.mean_kld < cur->mean_kld)) {
+            *cur = st->m;
+            memcpy(best, trial, (size_t)P->n_sites * sizeof(int));
         }
-        if (verbose)
-            fprintf(stderr, "fqlm: step %d: %.4f bits, mean KL %.6g: %s\n", *n_steps - 1, st->avg_bits, m.mean_kld,
-                    st->accepted ? "kept" : "backed off");
-        /* the next upgrade */
+    }
+    for (int i = first; i < *n_steps; i++) steps[i].accepted = steps[i].m.mean_kld == cur->mean_kld;
+    memcpy(fmt, best, (size_t)P->n_sites * sizeof(int));
+    (*n_accepted)++;
+    for (;;) {
+        /* the next upgrade: the most single KL gained per bit added, within the budget */
         from = -1;
-        double best = 0;
+        double top = 0;
         for (int c = 0; c < n_cands; c++) {
             const cand *cd = &cands[c];
             const int f0 = fmt[cd->site];
@@ -786,13 +796,38 @@ static int search_up(plan *P, const cand *cands, int n_cands, int *fmt, int *tri
             trial[cd->site] = cd->fmt;
             if (avg_bits(P, trial) > limit) continue;
             const double p = gain / ((bits[cd->fmt] - bits[f0]) * P->sites[cd->site].weight);
-            if (from < 0 || p > best) from = c, best = p;
+            if (from < 0 || p > top) from = c, top = p;
         }
         if (from < 0) break;
+        tried[from] = 1;
+        memcpy(trial, fmt, (size_t)P->n_sites * sizeof(int));
+        trial[cands[from].site] = cands[from].fmt;
+        meas m;
+        step *st = &steps[*n_steps];
+        if (measure(P, trial, &m)) goto out;
+        if (!(st->added = malloc(sizeof(int)))) {
+            cli_error("out of memory");
+            goto out;
+        }
+        st->added[0] = from;
+        st->n_added = 1;
+        st->avg_bits = avg_bits(P, trial);
+        st->m = m;
+        st->accepted = within(&m, BUDGET_BITS, limit) && m.mean_kld < cur->mean_kld;
+        (*n_steps)++;
+        if (st->accepted) {
+            memcpy(fmt, trial, (size_t)P->n_sites * sizeof(int));
+            *cur = m;
+            (*n_accepted)++;
+        }
+        if (verbose)
+            fprintf(stderr, "fqlm: step %d: %.4f bits, mean KL %.6g: %s\n", *n_steps - 1, st->avg_bits, m.mean_kld,
+                    st->accepted ? "kept" : "backed off");
     }
     rc = 0;
 out:
     free(tried);
+    free(best);
     return rc;
 }
 

@@ -381,6 +381,7 @@ typedef struct {
     const step *steps;
     int n_steps;
     const int *fmt;     /* final */
+    double base_bits;   /* the average without the plan */
     double final_bits;
     meas final;
     const pair_row *pairs;
@@ -446,11 +447,7 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
         jsonw_obj_end(&w);
     }
     jsonw_arr_end(&w);
-    {
-        double bb = 0;
-        for (int s = 0; s < P->n_sites; s++) bb += P->sites[s].weight * P->sites[s].base_bits;
-        jnum(&w, "baseline_bits", P->total_weight > 0 ? bb / P->total_weight : BASE_BITS);
-    }
+    jnum(&w, "baseline_bits", R->base_bits);
     jnum(&w, "avg_bits", R->final_bits);
     jsonw_key(&w, "assignment");
     jsonw_arr_begin(&w);
@@ -534,7 +531,7 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
  * a line, steps over the budget as grey crosses, the budget as a dashed line (KL budgets). */
 static void pareto_svg(rbuf *b, const plan_out *R, int standalone) {
     const double W = 640, H = 400, L = 70, Rm = 20, T = 30, B = 50;
-    double xmin = BASE_BITS, xmax = BASE_BITS, ymax = 0;
+    double xmin = R->base_bits, xmax = R->base_bits, ymax = 0;
     for (int i = 0; i < R->n_steps; i++) {
         xmin = fmin(xmin, R->steps[i].avg_bits);
         if (isfinite(R->steps[i].m.mean_kld)) ymax = fmax(ymax, R->steps[i].m.mean_kld);
@@ -566,13 +563,13 @@ static void pareto_svg(rbuf *b, const plan_out *R, int standalone) {
     if (R->kind == BUDGET_KL)
         rb_printf(b, "<line class=\"budget\" x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"red\" "
                      "stroke-dasharray=\"4 3\"/>\n", L, PY(R->limit), W - Rm, PY(R->limit));
-    rb_printf(b, "<polyline fill=\"none\" stroke=\"steelblue\" points=\"%.1f,%.1f", PX(BASE_BITS), PY(0.0));
+    rb_printf(b, "<polyline fill=\"none\" stroke=\"steelblue\" points=\"%.1f,%.1f", PX(R->base_bits), PY(0.0));
     for (int i = 0; i < R->n_steps; i++)
         if (R->steps[i].accepted && isfinite(R->steps[i].m.mean_kld))
             rb_printf(b, " %.1f,%.1f", PX(R->steps[i].avg_bits), PY(R->steps[i].m.mean_kld));
     rb_puts(b, "\"/>\n");
     rb_printf(b, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"steelblue\"><title>baseline: %.0f "
-                 "bits, KL 0</title></circle>\n", PX(BASE_BITS), PY(0.0), BASE_BITS);
+                 "bits, KL 0</title></circle>\n", PX(R->base_bits), PY(0.0), R->base_bits);
     for (int i = 0; i < R->n_steps; i++) {
         const step *st = &R->steps[i];
         if (!isfinite(st->m.mean_kld)) continue;
@@ -604,9 +601,9 @@ static void report_html(rbuf *b, const plan *P, const plan_out *R) {
     rb_xml(b, R->text_path);
     rb_printf(b, "</code>: %lld tokens in %d chunk%s of up to %d; %s arithmetic.</p>\n", (long long)R->n_tokens,
               R->n_chunks, R->n_chunks == 1 ? "" : "s", P->ctx, P->cp.exact ? "exact" : "llama.cpp-mirroring");
-    rb_printf(b, "<p>Budget: %s %s %.6g. Result: <b>%.4f average bits</b> (baseline %.0f) with measured mean KL "
+    rb_printf(b, "<p>Budget: %s %s %.6g. Result: <b>%.4f average bits</b> (baseline %.4g) with measured mean KL "
                  "%.6g, KL p99 %.6g, top-1 agreement %.6f, perplexity ratio %.6f.</p>\n",
-              budget_metric[R->kind], R->kind == BUDGET_TOP1 ? "&ge;" : "&le;", R->limit, R->final_bits, BASE_BITS,
+              budget_metric[R->kind], R->kind == BUDGET_TOP1 ? "&ge;" : "&le;", R->limit, R->final_bits, R->base_bits,
               R->final.mean_kld, R->final.kld_p99, R->final.top1_agree, R->final.ppl_ratio);
     rb_puts(b, "<p>Algorithm: ");
     rb_xml(b, ALGORITHM);
@@ -1426,11 +1423,13 @@ int cmd_plan(int argc, char **argv) {
     }
 
     /* outputs */
+    for (int s = 0; s < P.n_sites; s++) trial[s] = -1;
+    const int *none = trial;
     {
         plan_out R = {.command = cmdline.s ? cmdline.s : "", .model_path = model_path, .text_path = o.prompt_file,
                       .from_sweep = sweep_dir, .model_hash = mhash, .kind = kind, .limit = limit,
                       .n_chunks = n_chunks, .n_tokens = n_used, .cands = cands, .n_cands = n_cands, .steps = steps,
-                      .n_steps = n_steps, .fmt = fmt, .final_bits = avg_bits(&P, fmt), .final = cur,
+                      .n_steps = n_steps, .fmt = fmt, .final_bits = avg_bits(&P, fmt), .base_bits = avg_bits(&P, none), .final = cur,
                       .pairs = pairs, .n_pairs = n_pairs};
         char path[4096];
         snprintf(path, sizeof path, "%s/plan.json", dir);
@@ -1460,9 +1459,9 @@ int cmd_plan(int argc, char **argv) {
         if (write_buf(dir, "report.html", &out)) goto done;
         int n_assigned = 0;
         for (int s = 0; s < P.n_sites; s++) n_assigned += fmt[s] >= 0;
-        printf("plan: %d of %d sites rounded, %.4f average bits (baseline %.0f): mean KL %.6g, KL p99 %.6g, top-1 "
+        printf("plan: %d of %d sites rounded, %.4f average bits (baseline %.4g): mean KL %.6g, KL p99 %.6g, top-1 "
                "%.6f, ppl ratio %.6f (measured)\n",
-               n_assigned, P.n_sites, R.final_bits, BASE_BITS, cur.mean_kld, cur.kld_p99, cur.top1_agree, cur.ppl_ratio);
+               n_assigned, P.n_sites, R.final_bits, R.base_bits, cur.mean_kld, cur.kld_p99, cur.top1_agree, cur.ppl_ratio);
         printf("plan: %d steps (%d accepted), %d interaction pair%s; %d new measurements, %d reused (%d were in "
                "%s/plan.state)\n",
                n_steps, n_accepted, n_pairs, n_pairs == 1 ? "" : "s", P.n_new, P.n_reused, n_from_state, dir);

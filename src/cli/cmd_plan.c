@@ -34,7 +34,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm plan [-m MODEL] -f FILE --formats F1,F2,... (--budget-kl X | --budget-top1 P |\n"
             "                 --budget-ppl R | --budget-bits B) [--nodes LIST] [--layers LIST] [--from-sweep DIR]\n"
-            "                 [--pairs K] [-c CTX] [--chunks K] [-t N] -o DIR\n"
+            "                 [--pairs K] [--seeds K] [-c CTX] [--chunks K] [-t N] -o DIR\n"
             "       fqlm plan --weights [-m MODEL] -f FILE --formats TYPE,TYPE,... (a budget as above |\n"
             "                 --budget-size-of FILE.gguf) [--nodes GLOBS] [--layers LIST] ... -o DIR\n\n"
             "Finds which (node, layer) sites can take which of the formats together while a measured\n"
@@ -76,6 +76,10 @@ static void usage(FILE *f) {
             "  --layers LIST           N, N-M, N,M,... or * (default: all)\n"
             "  --from-sweep DIR        single-rounding figures from a `fqlm sweep` directory\n"
             "  --pairs K               interaction pairs to measure (default 6; 0: none)\n"
+            "  --seeds K               a configuration with a stochastic format (round=stochastic) is measured\n"
+            "                          with seeds S..S+K-1 (S: --seed); its figures are the means, and the\n"
+            "                          budget is held against the mean plus one sample sd (top-1: mean minus\n"
+            "                          one sd); `fqlm compare --seeds K` with rules.txt re-measures the means\n"
             "  --budget-bits B         average bits per value at most B; the least measured KL found\n"
             "  --weights               plan real ggml weight types per tensor instead (--formats q4_0,q4_1,\n"
             "                          q5_0,q5_1,q8_0,q4_k,q5_k,q6_k,...; cost: bits per weight with block\n"
@@ -105,8 +109,10 @@ typedef struct {
 } site;
 
 typedef struct {
-    double mean_kld, kld_p99, top1_agree, ppl_ratio;
+    double mean_kld, kld_p99, top1_agree, ppl_ratio; /* --seeds K: the means over the K runs */
     long long nonfinite;
+    int runs;           /* 1, or K for a stochastic configuration under --seeds K */
+    double sd[4];       /* sample sd of the four figures over the runs (0 for one run) */
 } meas;
 
 typedef struct {
@@ -147,6 +153,9 @@ typedef struct {
     int n_new, n_reused;
     double total_weight;
     int weights;        /* sites are weight tensors, formats ggml types */
+    int n_seeds;        /* --seeds K */
+    uint64_t seed0;     /* --seed: the first seed */
+    int *stochastic;    /* per format: rounds stochastically */
 } plan;
 
 static void rule_text(const plan *P, int s, int f, char *buf, size_t n) {
@@ -255,6 +264,8 @@ static int state_load(plan *P, const char *path) {
         if (ok) {
             for (char *q = f[1]; *q; q++)
                 if (*q == ' ') *q = '\n';
+            m.runs = 1;
+            memset(m.sd, 0, sizeof m.sd);
             if (memo_find(P, f[1]) < 0 && memo_add(P, f[1], &m)) {
                 free(text);
                 cli_error("out of memory reading %s", path);
@@ -272,12 +283,21 @@ static int state_load(plan *P, const char *path) {
     return 0;
 }
 
-/* Measures an assignment (fmt per site, -1: none): from the memo, else a run. Returns 0, or
- * -1 after printing an error (a rule the library refuses, an evaluation failure). */
-static int measure(plan *P, const int *fmt, meas *out) {
+/* 1 when a format of the assignment rounds stochastically. */
+static int config_stochastic(const plan *P, const int *fmt) {
+    for (int s = 0; P->stochastic && s < P->n_sites; s++)
+        if (fmt[s] >= 0 && P->stochastic[fmt[s]]) return 1;
+    return 0;
+}
+
+/* Measures an assignment (fmt per site, -1: none) with one seed (seed: the key names it, for
+ * a stochastic assignment; the context rounds with it): from the memo, else a run. Returns 0,
+ * or -1 after printing an error (a rule the library refuses, an evaluation failure). */
+static int measure_one(plan *P, const int *fmt, int stoch, uint64_t seed, meas *out) {
     rbuf key;
     rb_init(&key);
     config_key(P, fmt, &key);
+    if (stoch) rb_printf(&key, "\n#seed=%llu", (unsigned long long)seed);
     int rc = -1;
     if (key.oom) {
         cli_error("out of memory");
@@ -305,7 +325,9 @@ static int measure(plan *P, const int *fmt, meas *out) {
             goto out;
         }
     }
-    fqlm_context *c = fqlm_context_new(wm ? wm : P->model, &P->cp);
+    fqlm_context_params cp = P->cp;
+    cp.seed = seed;
+    fqlm_context *c = fqlm_context_new(wm ? wm : P->model, &cp);
     if (!c) {
         cli_error("%s", fqlm_last_error());
         fqlm_model_free(wm);
@@ -329,7 +351,7 @@ static int measure(plan *P, const int *fmt, meas *out) {
         cli_error("%s", fqlm_last_error());
         goto out;
     }
-    *out = (meas){sc.mean_kld, sc.kld_p99, sc.top1_agree, sc.ppl_ratio, (long long)sc.n_nonfinite};
+    *out = (meas){sc.mean_kld, sc.kld_p99, sc.top1_agree, sc.ppl_ratio, (long long)sc.n_nonfinite, 1, {0, 0, 0, 0}};
     P->n_new++;
     if (memo_add(P, k, out)) {
         cli_error("out of memory");
@@ -340,6 +362,29 @@ static int measure(plan *P, const int *fmt, meas *out) {
 out:
     rb_free(&key);
     return rc;
+}
+
+/* Measures an assignment: one run, or under --seeds K a stochastic one K times (seeds S ..
+ * S+K-1), giving each figure's mean (cli_mean_sd: the bits compare --seeds K reports) and
+ * sample sd. Returns 0, or -1 after printing an error. */
+static int measure(plan *P, const int *fmt, meas *out) {
+    const int stoch = config_stochastic(P, fmt);
+    const int K = stoch ? P->n_seeds : 1;
+    if (K <= 1) return measure_one(P, fmt, stoch, P->seed0, out);
+    double v[4][1000];
+    long long nf = 0;
+    for (int k = 0; k < K; k++) {
+        meas m;
+        if (measure_one(P, fmt, stoch, P->seed0 + (uint64_t)k, &m)) return -1;
+        v[0][k] = m.mean_kld, v[1][k] = m.kld_p99, v[2][k] = m.top1_agree, v[3][k] = m.ppl_ratio;
+        nf += m.nonfinite;
+    }
+    double mean[4];
+    for (int i = 0; i < 4; i++) cli_mean_sd(v[i], K, &mean[i], &out->sd[i]);
+    out->mean_kld = mean[0], out->kld_p99 = mean[1], out->top1_agree = mean[2], out->ppl_ratio = mean[3];
+    out->nonfinite = nf;
+    out->runs = K;
+    return 0;
 }
 
 /* ---- budget ------------------------------------------------------------------------------------ */
@@ -353,11 +398,18 @@ static double metric_of(const meas *m, int kind) {
     return kind == BUDGET_TOP1 ? m->top1_agree : kind == BUDGET_PPL ? m->ppl_ratio : m->mean_kld;
 }
 
+/* The figure held against a quality budget: the mean plus one sd on the unfavourable side
+ * (KL, ppl ratio: mean + sd; top-1 agreement: mean - sd); one run: the figure itself. */
+static double budget_value(const meas *m, int kind) {
+    const double sd = kind == BUDGET_TOP1 ? m->sd[2] : kind == BUDGET_PPL ? m->sd[3] : m->sd[0];
+    return kind == BUDGET_TOP1 ? m->top1_agree - sd : metric_of(m, kind) + sd;
+}
+
 /* A measured point within a quality budget (BUDGET_BITS: any finite point). */
 static int within(const meas *m, int kind, double limit) {
     if (m->nonfinite) return 0;
     if (kind == BUDGET_BITS) return isfinite(m->mean_kld);
-    double v = metric_of(m, kind);
+    double v = budget_value(m, kind);
     if (isnan(v)) return 0;
     return kind == BUDGET_TOP1 ? v >= limit : v <= limit;
 }
@@ -401,6 +453,14 @@ static void json_meas(jsonw *w, const meas *m) {
     jnum(w, "ppl_ratio", m->ppl_ratio);
     jsonw_key(w, "nonfinite_positions");
     jsonw_int(w, m->nonfinite);
+    if (m->runs > 1) { /* --seeds K: the figures above are means; their sample sd */
+        jsonw_key(w, "seeds");
+        jsonw_int(w, m->runs);
+        jnum(w, "mean_kld_sd", m->sd[0]);
+        jnum(w, "kld_p99_sd", m->sd[1]);
+        jnum(w, "top1_agree_sd", m->sd[2]);
+        jnum(w, "ppl_ratio_sd", m->sd[3]);
+    }
     jsonw_obj_end(w);
 }
 
@@ -436,6 +496,8 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
     }
     jsonw_obj_end(&w);
     jsonw_key(&w, "mode"); jsonw_str(&w, P->weights ? "weights" : "activations");
+    jsonw_key(&w, "seeds"); jsonw_int(&w, P->n_seeds);
+    jsonw_key(&w, "first_seed"); jsonw_int(&w, (long long)P->seed0);
     jsonw_key(&w, "algorithm"); jsonw_str(&w, R->kind == BUDGET_BITS ? ALGORITHM_BITS : ALGORITHM);
     jsonw_key(&w, "sensitivities"); jsonw_str(&w, R->from_sweep ? R->from_sweep : "measured");
     jsonw_key(&w, "formats");
@@ -605,8 +667,13 @@ static void report_html(rbuf *b, const plan *P, const plan_out *R) {
                  "%.6g, KL p99 %.6g, top-1 agreement %.6f, perplexity ratio %.6f.</p>\n",
               budget_metric[R->kind], R->kind == BUDGET_TOP1 ? "&ge;" : "&le;", R->limit, R->final_bits, R->base_bits,
               R->final.mean_kld, R->final.kld_p99, R->final.top1_agree, R->final.ppl_ratio);
+    if (R->final.runs > 1)
+        rb_printf(b, "<p>Stochastic rounding: the figures are means over %d seeds (from %llu); sample sd of the mean "
+                     "KL %.3g, KL p99 %.3g, top-1 %.3g, ppl ratio %.3g. The budget is held against the mean %s one "
+                     "sd.</p>\n", R->final.runs, (unsigned long long)P->seed0, R->final.sd[0], R->final.sd[1],
+                  R->final.sd[2], R->final.sd[3], R->kind == BUDGET_TOP1 ? "minus" : "plus");
     rb_puts(b, "<p>Algorithm: ");
-    rb_xml(b, ALGORITHM);
+    rb_xml(b, R->kind == BUDGET_BITS ? ALGORITHM_BITS : ALGORITHM);
     rb_puts(b, ".</p>\n<p>Command: <code>");
     rb_xml(b, R->command);
     rb_puts(b, "</code></p>\n");
@@ -967,7 +1034,7 @@ int cmd_plan(int argc, char **argv) {
     cli_opts_defaults(&o);
     const char *formats_arg = NULL, *nodes_arg = "*", *layers_arg = "*", *dir = NULL, *sweep_dir = NULL,
                *size_of = NULL;
-    int kind = -1, n_budgets = 0, max_chunks = 0, n_pairs_max = 6, weights = 0;
+    int kind = -1, n_budgets = 0, max_chunks = 0, n_pairs_max = 6, weights = 0, n_seeds = 1;
     double limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -981,7 +1048,7 @@ int cmd_plan(int argc, char **argv) {
         }
         static const char *const valued[] = {"--formats", "--nodes", "--layers", "-o", "--out", "--from-sweep",
                                              "--chunks", "--pairs", "--budget-kl", "--budget-top1", "--budget-ppl",
-                                             "--budget-bits", "--budget-size-of"};
+                                             "--budget-bits", "--budget-size-of", "--seeds"};
         int hit = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof *valued); k++)
             if (!strcmp(a, valued[k])) hit = k;
@@ -1003,6 +1070,9 @@ int cmd_plan(int argc, char **argv) {
             } else if (hit == 7) {
                 if (cli_parse_int(a, v, 0, 1000, &iv)) return 2;
                 n_pairs_max = (int)iv;
+            } else if (hit == 13) {
+                if (cli_parse_int(a, v, 1, 1000, &iv)) return 2;
+                n_seeds = (int)iv;
             } else if (hit == 12) {
                 kind = BUDGET_BITS;
                 n_budgets++;
@@ -1078,6 +1148,8 @@ int cmd_plan(int argc, char **argv) {
     P.formats = formats;
     P.n_formats = n_formats;
     P.bits = bits;
+    P.n_seeds = n_seeds;
+    P.seed0 = o.sp.seed;
     int rc = 1;
     char *text = NULL;
     int32_t *toks = NULL;
@@ -1093,10 +1165,17 @@ int cmd_plan(int argc, char **argv) {
     rb_init(&out);
     report_command_line(&cmdline, argc, argv);
     if (!bits) goto oom;
+    if (!(P.stochastic = calloc((size_t)n_formats, sizeof(int)))) goto oom;
+    int any_stoch = 0;
     for (int f = 0; f < n_formats; f++) {
+        char canon[256] = "";
         if (weights) bits[f] = fqlm_weight_type_bpw(formats[f]);
-        else fqlm_format_info(formats[f], NULL, 0, &bits[f]);
+        else fqlm_format_info(formats[f], canon, sizeof canon, &bits[f]);
+        any_stoch |= P.stochastic[f] = strstr(canon, "round=stochastic") != NULL;
     }
+    if (n_seeds > 1 && !any_stoch)
+        fprintf(stderr, "fqlm: note: --seeds %d: no format of --formats rounds stochastically (round=stochastic), so "
+                        "every seed gives the same figures: one run per configuration\n", n_seeds);
     P.weights = weights;
 
     const char *model_path = o.model ? o.model : cli_default_model();
@@ -1277,11 +1356,12 @@ int cmd_plan(int argc, char **argv) {
     int n_sweep = 0;
     for (int c = 0; c < n_cands; c++) {
         cand *cd = &cands[c];
-        for (int r = 0; r < n_srows; r++)
+        /* a sweep has one seed's figures: under --seeds K a stochastic format is measured */
+        for (int r = 0; r < n_srows && !(n_seeds > 1 && P.stochastic[cd->fmt]); r++)
             if (srows[r].layer == P.sites[cd->site].layer && !strcmp(srows[r].node, P.sites[cd->site].node) &&
                 !strcmp(srows[r].format, formats[cd->fmt])) {
                 cd->single = (meas){srows[r].mean_kld, srows[r].kld_p99, srows[r].top1_agree, srows[r].ppl_ratio,
-                                    isfinite(srows[r].mean_kld) ? 0 : 1};
+                                    isfinite(srows[r].mean_kld) ? 0 : 1, 1, {0, 0, 0, 0}};
                 cd->have_single = 1;
                 n_sweep++;
                 break;
@@ -1303,7 +1383,7 @@ int cmd_plan(int argc, char **argv) {
 
     /* 3. greedy with back-off */
     for (int s = 0; s < P.n_sites; s++) fmt[s] = -1;
-    meas cur = {0, 0, 1, 1, 0};
+    meas cur = {0, 0, 1, 1, 0, 1, {0, 0, 0, 0}};
     steps = calloc((size_t)n_cands * 2 + 2, sizeof *steps);
     if (!steps) goto oom;
     int next = 0, bsize = 1, n_accepted = 0;
@@ -1462,6 +1542,11 @@ int cmd_plan(int argc, char **argv) {
         printf("plan: %d of %d sites rounded, %.4f average bits (baseline %.4g): mean KL %.6g, KL p99 %.6g, top-1 "
                "%.6f, ppl ratio %.6f (measured)\n",
                n_assigned, P.n_sites, R.final_bits, R.base_bits, cur.mean_kld, cur.kld_p99, cur.top1_agree, cur.ppl_ratio);
+        if (cur.runs > 1)
+            printf("plan: means of %d seeds (%llu..%llu); sample sd: mean KL %.3g, KL p99 %.3g, top-1 %.3g, ppl ratio "
+                   "%.3g; the budget held %s\n", cur.runs, (unsigned long long)P.seed0,
+                   (unsigned long long)P.seed0 + (unsigned long long)cur.runs - 1, cur.sd[0], cur.sd[1], cur.sd[2],
+                   cur.sd[3], kind == BUDGET_TOP1 ? "mean - sd" : "mean + sd");
         printf("plan: %d steps (%d accepted), %d interaction pair%s; %d new measurements, %d reused (%d were in "
                "%s/plan.state)\n",
                n_steps, n_accepted, n_pairs, n_pairs == 1 ? "" : "s", P.n_new, P.n_reused, n_from_state, dir);
@@ -1494,6 +1579,7 @@ done:
     for (int f = 0; f < n_formats; f++) free(formats[f]);
     free(formats);
     free(bits);
+    free(P.stochastic);
     rb_free(&conf);
     rb_free(&cmdline);
     rb_free(&out);

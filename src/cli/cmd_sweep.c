@@ -89,7 +89,11 @@ static void usage(FILE *f) {
             "  --no-reuse              compute every combination from scratch (for comparison)\n"
             "  --shard I/N             run shard I (counting from 0) of N: a fixed 1/N of the combinations,\n"
             "                          dealt out costliest first; one -o DIR per shard (batch arrays)\n"
-            "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n");
+            "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n"
+            "  --seeds K               stochastic rounding as an axis: seed S (--seed) sweeps everything into\n"
+            "                          DIR/seed-S, seeds S+1..S+K-1 the round=stochastic formats into DIR/seed-N\n"
+            "                          (each an ordinary resumable sweep), and DIR/seeds.csv gets the mean and\n"
+            "                          sample sd of mean_kld, kld_p99, top1_agree, ppl_ratio per combination\n");
     cli_opts_help(f);
 }
 
@@ -733,10 +737,13 @@ static int combo_eval(cli_session *s, const fq_model *m, const cli_opts *o, cons
 #endif
 
 static int cmd_sweep_merge(int argc, char **argv);
+int cli_sweep_seeds(int argc, char **argv);
 
 int cmd_sweep(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--merge")) return cmd_sweep_merge(argc, argv);
+    for (int i = 1; i < argc; i++) /* sweep_seeds.c: K sweeps of their own, then DIR/seeds.csv */
+        if (!strcmp(argv[i], "--seeds")) return cli_sweep_seeds(argc, argv);
     cli_opts o;
     cli_opts_defaults(&o);
     const char *nodes_arg = NULL, *layers_arg = "*", *formats_arg = NULL, *dir = NULL;

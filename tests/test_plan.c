@@ -77,6 +77,12 @@ int main(void) {
     double bits = jnum_from(pj, NULL, "avg_bits");
     CHECK(kl > 0 && kl <= budget, "the plan's measured KL %g is within the budget %g", kl, budget);
     CHECK(bits < 32 && bits > 4, "average bits %g below F32's 32", bits);
+    {
+        const char *as = strstr(pj, "\"assignment\":[{");
+        CHECK(as && strstr(as, "\"node\":\"") && strstr(as, "\"layer\":") && strstr(as, "\"format\":\"") &&
+                  strstr(as, "\"node\":\"") < strstr(as, "}"),
+              "assignment entries are {node, layer, format}");
+    }
     int n_rules = count(rules, "\n");
     CHECK(n_rules >= 2, "the plan rounds several sites (%d rules)", n_rules);
     CHECK(count(strstr(pj, "\"assignment\":"), "\"rule\":") - count(strstr(pj, "\"steps\":"), "\"rule\":") == n_rules,
@@ -254,6 +260,20 @@ int main(void) {
             const double wbits = jnum_from(wj, NULL, "avg_bits"), wmax = jnum_from(wj, strstr(wj, "\"budget\":"), "max");
             CHECK(wbits <= wmax && wbits > wmax - 0.5, "average bits %g within the size of %s (%g bits per weight)", wbits,
                   uni[u], wmax);
+            /* deploy.txt: the llama-quantize line, as quantize --print-llama-quantize prints it */
+            {
+                char cmd[1200];
+                snprintf(cmd, sizeof cmd, "quantize --plan %s/w/plan.json --print-llama-quantize " WM "f32.gguf OUT.gguf",
+                         tmpdir);
+                char *lq = NULL;
+                rc = sh(cmd, &lq, NULL);
+                snprintf(path, sizeof path, "%s/w/deploy.txt", tmpdir);
+                char *dep = tu_read(path, NULL);
+                CHECK(rc == 0 && lq && !strncmp(lq, "llama-quantize --tensor-type '^", 31) && dep && strstr(dep, lq),
+                      "deploy.txt has the llama-quantize line: %.80s", lq ? lq : "");
+                free(lq);
+                free(dep);
+            }
             /* the uniform file, measured by compare against the F32 model on the same text */
             char fq[1200];
             snprintf(fq, sizeof fq, "compare " WSET " --fq-model " WM "%s.gguf --json %s/u.json", uni[u], tmpdir);

@@ -24,7 +24,10 @@
 #include "jsonw.h"
 #include "opts.h"
 #include "outdir.h"
+#include "qtypes.h"
+#include "quantize.h"
 #include "report.h"
+#include "requant.h"
 #include "select.h"
 #include "session.h"
 
@@ -1516,13 +1519,33 @@ int cmd_plan(int argc, char **argv) {
         if (write_json(&P, &R, path)) goto done;
         rb_init(&out);
         if (weights) {
-            /* real tensor types: deployed by fqlm quantize, re-measured by compare --weight-plan */
+            /* real tensor types: deployed by fqlm quantize (or llama-quantize: the line that
+             * quantize --print-llama-quantize prints), re-measured by compare --weight-plan */
+            char **pn = NULL, *lq = NULL;
+            uint32_t *pt = NULL;
+            int pnn = 0;
+            fq_err qe;
+            fq_qtypes_init();
+            if (fq_plan_read_weights(path, &pn, &pt, &pnn, &qe) == 0) {
+                fq_quantize_params qp = {0};
+                qp.tt_names = (const char *const *)pn;
+                qp.tt_types = pt;
+                qp.n_tt = pnn;
+                qp.n_threads = 1;
+                fq_quantize_llama_cmd(model_path, "OUT.gguf", &qp, &lq, &qe);
+                fq_plan_free(pn, pt, pnn);
+            }
+            if (!lq) {
+                cli_error("the llama-quantize line for %s: %s", path, qe.msg);
+                goto done;
+            }
             rb_printf(&out, "# the plan's tensor types, written into a GGUF file:\nfqlm quantize --plan %s/plan.json %s OUT.gguf\n"
-                            "# the llama-quantize command line that writes the same types:\n"
-                            "fqlm quantize --plan %s/plan.json --print-llama-quantize %s OUT.gguf\n"
+                            "# the llama-quantize command line that writes the same types (fqlm quantize --plan\n"
+                            "# %s/plan.json --print-llama-quantize %s OUT.gguf prints it):\n%s\n"
                             "# the plan's figures, measured again:\nfqlm compare -m %s -f %s -c %d%s%s --weight-plan %s/plan.json\n",
-                      dir, model_path, dir, model_path, model_path, o.prompt_file, ctx, max_chunks ? " --chunks " : "",
+                      dir, model_path, dir, model_path, lq, model_path, o.prompt_file, ctx, max_chunks ? " --chunks " : "",
                       max_chunks ? argv_num(max_chunks) : "", dir);
+            free(lq);
             if (write_buf(dir, "deploy.txt", &out)) goto done;
         } else {
             config_key(&P, fmt, &out);

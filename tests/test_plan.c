@@ -203,6 +203,52 @@ int main(void) {
     CHECK(rules2 && !strcmp(rules, rules2), "the plan from the sweep's singles is the measured plan");
     free(rules2);
 
+    /* 4b. the other quality budgets: top-1 agreement at least P, perplexity ratio at most R */
+    {
+        static const char *const flag[2] = {"--budget-top1", "--budget-ppl"}, *const key[2] = {"top1_agree", "ppl_ratio"};
+        static const double lim[2] = {0.97, 1.002};
+        for (int b = 0; b < 2; b++) {
+            free(out);
+            free(err);
+            snprintf(args, sizeof args, "plan " SET " " SEL " %s %g --pairs 0 -o %s/p", flag[b], lim[b], tmpdir);
+            rc = sh(args, &out, &err);
+            CHECK(rc == 0, "plan %s %g exits 0 (%d): %s", flag[b], lim[b], rc, err ? err : "");
+            snprintf(path, sizeof path, "%s/p/plan.json", tmpdir);
+            char *bj = tu_read(path, NULL);
+            const char *m = bj ? strstr(bj, "\"measured\":") : NULL;
+            const double v = jnum_from(bj, m, key[b]), bb = jnum_from(bj, NULL, "avg_bits");
+            CHECK(bj && (b == 0 ? v >= lim[b] : v <= lim[b]) && bb < 32, "%s %.6g within %g at %.3f bits", key[b], v,
+                  lim[b], bb);
+            CHECK(bj && strstr(bj, b == 0 ? "\"metric\":\"top1_agree\",\"min\":" : "\"metric\":\"ppl_ratio\",\"max\":"),
+                  "plan.json names the budget");
+            free(bj);
+        }
+    }
+    /* 4c. --weights with a KL budget: within it, and compare --weight-plan re-measures it */
+    {
+        free(out);
+        free(err);
+        snprintf(args, sizeof args, "plan --weights -m tests/data/models/stories260K-ff192-f32.gguf -f " TEXT
+                 " -c 64 --chunks 2 -t 2 --formats q4_0,q8_0 --nodes 'blk.*.ffn_*' --budget-kl 0.01 --pairs 2 -o %s/wk",
+                 tmpdir);
+        rc = sh(args, &out, &err);
+        CHECK(rc == 0, "plan --weights --budget-kl exits 0 (%d): %s", rc, err ? err : "");
+        snprintf(path, sizeof path, "%s/wk/plan.json", tmpdir);
+        char *wj = tu_read(path, NULL);
+        const double wkl = jnum_from(wj, wj ? strstr(wj, "\"measured\":") : NULL, "mean_kld");
+        CHECK(wj && wkl > 0 && wkl <= 0.01 && strstr(wj, "\"tensor\":\"blk."), "weights plan KL %.6g within 0.01", wkl);
+        char cmd[1200], *cj;
+        snprintf(cmd, sizeof cmd, "compare -m tests/data/models/stories260K-ff192-f32.gguf -f " TEXT
+                 " -c 64 --chunks 2 -t 2 --weight-plan %s/wk/plan.json --json %s/wk.json", tmpdir, tmpdir);
+        rc = sh(cmd, NULL, NULL);
+        snprintf(path, sizeof path, "%s/wk.json", tmpdir);
+        cj = tu_read(path, NULL);
+        CHECK(rc == 0 && jnum_from(cj, NULL, "mean_kld") == wkl, "compare --weight-plan: %.17g = %.17g",
+              jnum_from(cj, NULL, "mean_kld"), wkl);
+        free(cj);
+        free(wj);
+    }
+
     /* 5. errors */
     free(out);
     free(err);

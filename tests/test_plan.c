@@ -36,6 +36,28 @@ static int count(const char *s, const char *pat) {
     return n;
 }
 
+/* The (node, layer) sites the rules of a rules.txt text cover: NODE=F one, NODE@a-b,c=F
+ * b - a + 2. */
+static int rules_sites(const char *rules) {
+    int n = 0;
+    for (const char *p = rules; p && *p;) {
+        size_t k = strcspn(p, "\n");
+        const char *at = memchr(p, '@', k), *eq = memchr(p, '=', k);
+        if (!at || !eq || at > eq) n++;
+        else
+            for (const char *q = at + 1; q < eq;) {
+                char *end;
+                long a = strtol(q, &end, 10), b = a;
+                if (*end == '-') b = strtol(end + 1, &end, 10);
+                n += (int)(b - a + 1);
+                q = end + (*end == ',');
+                if (end == q) break;
+            }
+        p += k + (p[k] == '\n');
+    }
+    return n;
+}
+
 #define MODEL "models/stories260K.gguf"
 #define TEXT "data/eval.txt"
 #define SET "-m " MODEL " -f " TEXT " -c 64 --chunks 2 -t 2"
@@ -85,8 +107,9 @@ int main(void) {
     }
     int n_rules = count(rules, "\n");
     CHECK(n_rules >= 2, "the plan rounds several sites (%d rules)", n_rules);
-    CHECK(count(strstr(pj, "\"assignment\":"), "\"rule\":") - count(strstr(pj, "\"steps\":"), "\"rule\":") == n_rules,
-          "one assignment entry per line of rules.txt");
+    CHECK(count(strstr(pj, "\"assignment\":"), "\"rule\":") == rules_sites(rules),
+          "rules.txt covers one site per assignment entry (%d, %d)", count(strstr(pj, "\"assignment\":"), "\"rule\":"),
+          rules_sites(rules));
     {
         char fq[8192] = "";
         for (const char *p = rules; *p;) {
@@ -247,6 +270,50 @@ int main(void) {
               jnum_from(cj, NULL, "mean_kld"), wkl);
         free(cj);
         free(wj);
+    }
+
+    /* 4d. more sites than a context takes rules (64): rules.txt joins a node's layers; Ctrl-C
+     * stops with 130 and keeps what was measured, and the rerun resumes from it */
+    {
+        free(out);
+        free(err);
+        char cmd[5000];
+        const char *bin = getenv("FQLM_BIN") ? getenv("FQLM_BIN") : "build/fqlm";
+        snprintf(args, sizeof args, "plan " SET " --nodes '*' --layers 0-3 --formats fp8_e4m3,bf16 --budget-kl 0.002 "
+                 "--pairs 1 -o %s/big", tmpdir);
+        snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s/big.err & p=$!; sleep 1.5; kill -INT $p; wait $p; exit $?", bin,
+                 args, tmpdir);
+        int st = system(cmd);
+        snprintf(path, sizeof path, "%s/big.err", tmpdir);
+        char *be = tu_read(path, NULL);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 130 && be && strstr(be, "interrupted: "),
+              "Ctrl-C: exit 130 and a message (%d): %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, be ? be : "");
+        free(be);
+        rc = sh(args, &out, &err);
+        CHECK(rc == 0 && out && err && !strstr(err, " 0 measurements in") && strstr(out, " reused ("),
+              "the rerun resumes (%d): %s %s", rc, out ? out : "", err ? err : "");
+        snprintf(path, sizeof path, "%s/big/plan.json", tmpdir);
+        char *bj = tu_read(path, NULL);
+        snprintf(path, sizeof path, "%s/big/rules.txt", tmpdir);
+        char *br = tu_read(path, NULL);
+        const int n_as = bj ? count(strstr(bj, "\"assignment\":"), "\"rule\":") : 0;
+        CHECK(n_as > 64 && br && rules_sites(br) == n_as && count(br, "\n") <= 64,
+              "%d sites rounded by %d rules", n_as, br ? count(br, "\n") : -1);
+        if (bj && br) {
+            char fq[8192] = "", *cj = NULL;
+            for (const char *p = br; *p;) {
+                size_t k = strcspn(p, "\n"), l = strlen(fq);
+                snprintf(fq + l, sizeof fq - l, " --fq '%.*s'", (int)k, p);
+                p += k + (p[k] == '\n');
+            }
+            compare_json(fq, &cj);
+            const double bkl = jnum_from(bj, strstr(bj, "\"measured\":"), "mean_kld");
+            CHECK(cj && jnum_from(cj, NULL, "mean_kld") == bkl && bkl <= 0.002, "compare with rules.txt: %.17g = %.17g",
+                  cj ? jnum_from(cj, NULL, "mean_kld") : NAN, bkl);
+            free(cj);
+        }
+        free(bj);
+        free(br);
     }
 
     /* 5. errors */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -33,6 +34,14 @@
 
 #define BASE_BITS 32.0 /* activations are F32 unless a rule rounds them */
 
+/* Ctrl-C / SIGTERM: plan stops when the running measurement ends (it is recorded like every
+ * finished one in plan.state) and exits 130; the same command resumes. */
+static volatile sig_atomic_t g_interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm plan [-m MODEL] -f FILE --formats F1,F2,... (--budget-kl X | --budget-top1 P |\n"
@@ -45,7 +54,8 @@ static void usage(FILE *f) {
             "  DIR/plan.json     the assignment [{node, layer, format}], avg_bits, the measured figures\n"
             "                    of the final configuration (mean_kld, kld_p99, top1_agree, ppl_ratio),\n"
             "                    every step of the search, and the interaction table\n"
-            "  DIR/rules.txt     one --fq rule per line: `fqlm compare -f FILE $(sed 's/^/--fq /' rules.txt)`\n"
+            "  DIR/rules.txt     one --fq rule per line (a node's layers with one format in one rule:\n"
+            "                    ffn_norm@0-2,4=bf16): `fqlm compare -f FILE $(sed 's/^/--fq /' rules.txt)`\n"
             "                    re-measures the plan's figures exactly\n"
             "  DIR/pareto.svg    average bits vs measured mean KL, one point per accepted step\n"
             "  DIR/report.html   the same on one self-contained page\n\n"
@@ -68,7 +78,8 @@ static void usage(FILE *f) {
             "  4. interactions: for the K most sensitive pairs of the final assignment (--pairs, default 6),\n"
             "     the measured KL of the pair together vs the sum of the two singles (ratio > 1: the\n"
             "     effects compound; < 1: they cancel).\n"
-            "Measurements go to DIR/plan.state as they are made: rerunning (with any budget) measures\n"
+            "Measurements go to DIR/plan.state as they are made (Ctrl-C stops after the running one, exit\n"
+            "130): rerunning (with any budget) measures\n"
             "nothing twice. DIR/plan.conf holds the settings and the model's hash; a rerun with others\n"
             "is refused. A budget that no candidate meets is an error (exit 1).\n\n"
             "  --formats LIST          format specs, comma-separated (bf16,fp8_e4m3,mxfp4,int4:group=32,asym)\n"
@@ -176,6 +187,50 @@ static void config_key(const plan *P, const int *fmt, rbuf *b) {
         rule_text(P, s, fmt[s], r, sizeof r);
         rb_printf(b, "%s%s", b->len ? "\n" : "", r);
     }
+}
+
+/* The rules that give an assignment, one per line: the sites of one node with one format
+ * joined into one rule over their layers (ffn_norm@0-2,4=bf16), so that a configuration of
+ * any number of sites stays within the rules a context (and compare's --fq) takes. */
+static void config_rules(const plan *P, const int *fmt, rbuf *b) {
+    char r[512];
+    unsigned char *done = calloc((size_t)P->n_sites, 1);
+    if (!done) {
+        b->oom = 1;
+        return;
+    }
+    for (int s = 0; s < P->n_sites; s++) {
+        if (fmt[s] < 0 || done[s]) continue;
+        const site *t = &P->sites[s];
+        if (P->weights || t->layer < 0) {
+            rule_text(P, s, fmt[s], r, sizeof r);
+            rb_printf(b, "%s\n", r);
+            continue;
+        }
+        rb_printf(b, "%s@", t->node);
+        int prev = -2, run_start = -2, first = 1;
+        for (int u = s; u <= P->n_sites; u++) {
+            int L = -1;
+            if (u < P->n_sites) {
+                const site *v = &P->sites[u];
+                if (done[u] || fmt[u] != fmt[s] || v->layer < 0 || strcmp(v->node, t->node)) continue;
+                done[u] = 1;
+                L = v->layer;
+                if (L == prev + 1) {
+                    prev = L;
+                    continue;
+                }
+            }
+            if (prev >= 0) { /* close the run run_start..prev */
+                rb_printf(b, "%s%d", first ? "" : ",", run_start);
+                if (prev > run_start) rb_printf(b, "%s%d", prev == run_start + 1 ? "," : "-", prev);
+                first = 0;
+            }
+            run_start = prev = L;
+        }
+        rb_printf(b, "=%s\n", P->formats[fmt[s]]);
+    }
+    free(done);
 }
 
 static double avg_bits(const plan *P, const int *fmt) {
@@ -328,6 +383,10 @@ static int measure_one(plan *P, const int *fmt, int stoch, uint64_t seed, meas *
             goto out;
         }
     }
+    if (g_interrupted) {
+        cli_error("interrupted: %d measurements kept in plan.state; the same command resumes from them", P->n_memo);
+        goto out;
+    }
     fqlm_context_params cp = P->cp;
     cp.seed = seed;
     fqlm_context *c = fqlm_context_new(wm ? wm : P->model, &cp);
@@ -336,12 +395,23 @@ static int measure_one(plan *P, const int *fmt, int stoch, uint64_t seed, meas *
         fqlm_model_free(wm);
         goto out;
     }
-    char r[512];
-    for (int s = 0; !P->weights && s < P->n_sites; s++) {
-        if (fmt[s] < 0) continue;
-        rule_text(P, s, fmt[s], r, sizeof r);
-        if (fqlm_context_add_rule(c, r)) {
-            cli_error("rule %s: %s", r, fqlm_last_error());
+    if (!P->weights) {
+        rbuf rl;
+        rb_init(&rl);
+        config_rules(P, fmt, &rl);
+        int bad_rule = rl.oom;
+        if (bad_rule) cli_error("out of memory");
+        for (char *r = rl.s; !bad_rule && r && *r;) {
+            char *nl = strchr(r, '\n');
+            *nl = 0;
+            if (fqlm_context_add_rule(c, r)) {
+                cli_error("rule %s: %s", r, fqlm_last_error());
+                bad_rule = 1;
+            }
+            r = nl + 1;
+        }
+        rb_free(&rl);
+        if (bad_rule) {
             fqlm_context_free(c);
             goto out;
         }
@@ -1161,7 +1231,7 @@ int cmd_plan(int argc, char **argv) {
     step *steps = NULL;
     pair_row *pairs = NULL;
     sweep_row *srows = NULL;
-    int n_cands = 0, n_steps = 0, n_pairs = 0, n_srows = 0, lock_fd = -1;
+    int n_cands = 0, n_steps = 0, n_pairs = 0, n_srows = 0, lock_fd = -1, handlers = 0;
     rbuf conf, cmdline, out;
     rb_init(&conf);
     rb_init(&cmdline);
@@ -1340,6 +1410,14 @@ int cmd_plan(int argc, char **argv) {
         }
     }
     const int n_from_state = P.n_memo;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    g_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
     P.base = fqlm_context_new(P.model, &P.cp);
     if (!P.base) {
         cli_error("%s", fqlm_last_error());
@@ -1548,8 +1626,7 @@ int cmd_plan(int argc, char **argv) {
             free(lq);
             if (write_buf(dir, "deploy.txt", &out)) goto done;
         } else {
-            config_key(&P, fmt, &out);
-            rb_puts(&out, "\n");
+            config_rules(&P, fmt, &out);
             if (write_buf(dir, "rules.txt", &out)) goto done;
         }
         rb_free(&out);
@@ -1581,6 +1658,11 @@ oom:
     cli_error("out of memory");
     rc = 1;
 done:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        if (g_interrupted && rc) rc = 130;
+    }
     if (P.state_fd >= 0) close(P.state_fd);
     if (lock_fd >= 0) close(lock_fd);
     for (int i = 0; i < P.n_memo; i++) free(P.memo[i].key);

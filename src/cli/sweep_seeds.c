@@ -7,6 +7,7 @@
  * line per combination with the mean and sample sd of mean_kld, kld_p99, top1_agree and
  * ppl_ratio over its runs (cli_mean_sd: the bits compare --seeds K reports). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -75,6 +76,15 @@ int cli_sweep_seeds(int argc, char **argv) {
         }
         av[n0++] = argv[i];
     }
+#ifdef FQ_MPI
+    /* one MPI job runs one sweep (MPI_Init once): a job per seed instead */
+    if (!help && (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK") || getenv("SLURM_STEP_ID"))) {
+        cli_error("--seeds under MPI: run one sweep per seed (--seed N -o DIR/seed-N), then `fqlm sweep --seeds K` "
+                  "without MPI with the same settings and -o DIR writes DIR/seeds.csv from them (nothing left to run)");
+        free(av);
+        return 2;
+    }
+#endif
     if (help || !dir || !formats_arg) { /* the sweep's own usage or error */
         int rc = cmd_sweep(n0, av);
         free(av);
@@ -137,7 +147,10 @@ int cli_sweep_seeds(int argc, char **argv) {
     for (int r = 0; r < n_rows[0]; r++) {
         const sweep_row *x = &rows[0][r];
         int n = 0;
-        for (int k = 0; k < runs; k++)
+        /* a deterministic format: the first seed's run only (a later seed's directory may
+         * hold it too, from a sweep of its own) */
+        const int kk = strstr(x->format, "round=stochastic") ? runs : 1;
+        for (int k = 0; k < kk; k++)
             for (int j = 0; j < n_rows[k]; j++) {
                 const sweep_row *y = &rows[k][j];
                 if (y->layer != x->layer || strcmp(y->node, x->node) || strcmp(y->format, x->format)) continue;

@@ -667,13 +667,18 @@ static int write_json(const plan *P, const plan_out *R, const char *path) {
 static void pareto_svg(rbuf *b, const plan_out *R, int standalone) {
     const double W = 640, H = 400, L = 70, Rm = 20, T = 30, B = 50;
     double xmin = R->base_bits, xmax = R->base_bits, ymax = 0;
+    /* y: the accepted steps and the budget set the scale; a rejected step far above them is
+     * drawn at the top edge (its figure in plan.json and the report's table) */
+    double yrej = 0;
     for (int i = 0; i < R->n_steps; i++) {
         xmin = fmin(xmin, R->steps[i].avg_bits);
-        if (isfinite(R->steps[i].m.mean_kld)) ymax = fmax(ymax, R->steps[i].m.mean_kld);
+        if (!isfinite(R->steps[i].m.mean_kld)) continue;
+        if (R->steps[i].accepted) ymax = fmax(ymax, R->steps[i].m.mean_kld);
+        else yrej = fmax(yrej, R->steps[i].m.mean_kld);
     }
     if (R->kind == BUDGET_KL) ymax = fmax(ymax, R->limit);
-    if (ymax <= 0) ymax = 1e-6;
-    ymax *= 1.1;
+    if (ymax <= 0) ymax = yrej > 0 ? yrej : 1e-6;
+    ymax = fmin(ymax * 2, fmax(ymax * 1.1, yrej * 1.05));
     if (xmax - xmin < 1) xmin = xmax - 1;
     /* x: most bits on the left, fewest on the right (the direction of the search) */
 #define PX(v) (L + (xmax - (v)) / (xmax - xmin) * (W - L - Rm))

@@ -209,6 +209,55 @@ int fqlm_diff_summary(const fqlm_diff *d, double *mean_kld, double *top1_agree, 
 fqlm_context *fqlm_context_new_kv(fqlm_model *m, const fqlm_context_params *p, const char *cache_type_k,
                                   const char *cache_type_v);
 
+/* ---- planning (`fqlm plan`) --------------------------------------------------------------- */
+
+/* A format spec's canonical form (as sweep and compare print it) into canon (cap bytes,
+ * may be NULL) and its cost in bits per element with per-block scales counted (per-tensor,
+ * per-row and per-column scales not), the `bits` column of `fqlm formats`. Returns 0, or
+ * -1 for an unknown format or option (the message lists the valid ones). */
+int fqlm_format_info(const char *spec, char *canon, size_t cap, double *bits);
+/* A hash of the model file's bytes (metadata and weights): the model_hash that a sweep
+ * directory's sweep.conf records, so results can be matched to the model that made them. */
+uint64_t fqlm_model_hash(const fqlm_model *m);
+/* FNV-1a (64-bit) of n bytes: sweep.conf's text_hash is this over the text's token ids. */
+uint64_t fqlm_hash_bytes(const void *p, size_t n);
+
+/* ---- real weight types per tensor (issue 17) ------------------------------------------------
+ * The model's weight matrices (the tensors weight rules, plans and requantization name), in
+ * a fixed order (token_embd.weight, then layer by layer, output.weight last unless tied):
+ * fqlm_model_weight(m, i, &type, &n_elements, &row_len) gives the i-th name (NULL past the
+ * end), its current ggml type in lower case ("f32", "q4_k"), its element count and its row
+ * length (ggml's ne[0], which block types must divide). Any out-pointer may be NULL. */
+int fqlm_model_n_weights(const fqlm_model *m);
+const char *fqlm_model_weight(const fqlm_model *m, int i, const char **type, int64_t *n_elements,
+                              int64_t *row_len);
+
+/* The ggml types a weight can be re-encoded to, most bits first: "f32", "f16", "bf16",
+ * "q8_0", "q6_k", "q5_1", "q5_0", "q5_k", "q4_1", "q4_0", "q4_k", "q3_k", "q2_k"; NULL past the
+ * end. Names are case-insensitive everywhere ("Q4_K" works too). */
+const char *fqlm_weight_type_list(int i);
+/* Bits per weight of a type with its block scales counted (8 x block bytes / block
+ * elements: q4_k 4.5, q8_0 8.5, q6_k 6.5625, q4_0 4.5, f16 16), or -1 for an unknown name
+ * (fqlm_last_error() lists the known ones). */
+double fqlm_weight_type_bpw(const char *type);
+/* 1 when rows of row_len elements are whole blocks of type (the K-quants need multiples of
+ * 256, q4_0 ... q8_0 of 32, f32/f16/bf16 any length), 0 when not (fqlm_last_error() then
+ * names the types that fit and llama-quantize's fallback), -1 for an unknown name. */
+int fqlm_weight_type_fits(const char *type, int64_t row_len);
+
+/* A new model handle (free it with fqlm_model_free) of m's file whose weight matrices
+ * tensors[i] are re-encoded to types[i] (n pairs) in memory, so evaluation runs the real
+ * kernels of those types: each from the file's stored data decoded to F32 and encoded with
+ * the encoders of `fqlm quantize` (a model written by `fqlm quantize --plan` with the same
+ * types gives the same logits, bit for bit); a tensor whose type does not change keeps its
+ * bytes; the other tensors are unchanged. m itself is not changed (weight rules applied to
+ * m are not carried over). n_threads <= 0: physical cores (the result does not depend on
+ * it). NULL on failure, with fqlm_last_error() naming the tensor or type: a name that is
+ * not one of the model's weight matrices, a tensor given twice, an unknown type, rows that
+ * are not whole blocks of the type, memory, or m's file no longer readable. */
+fqlm_model *fqlm_model_requantize(const fqlm_model *m, const char *const *tensors, const char *const *types,
+                                  int n, int n_threads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,6 +12,7 @@
 #include "model.h"
 #include "nodediff.h"
 #include "qtypes.h"
+#include "requant.h"
 #include "threadpool.h"
 #include "tokenizer.h"
 
@@ -542,4 +543,106 @@ int fqlm_vocab_detokenize(const fqlm_vocab *v, const int32_t *ids, int n, char *
     }
     free(s);
     return len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
+}
+
+int fqlm_format_info(const char *spec, char *canon, size_t cap, double *bits) {
+    fq_err e;
+    fq_format *f;
+    if (!spec) {
+        snprintf(last_error, sizeof last_error, "no format spec given");
+        return -1;
+    }
+    if (fq_format_parse(spec, &f, &e)) return fail(&e);
+    if (canon && cap) snprintf(canon, cap, "%s", fq_format_str(f));
+    if (bits) {
+        fq_format_desc d;
+        fq_format_describe(f, &d);
+        *bits = d.bits;
+    }
+    fq_format_free(f);
+    return 0;
+}
+
+uint64_t fqlm_model_hash(const fqlm_model *m) { return fq_content_hash(m->m->gguf.map, m->m->gguf.size); }
+
+uint64_t fqlm_hash_bytes(const void *p, size_t n) { return fq_fnv1a(p, n); }
+
+/* ---- real weight types per tensor ------------------------------------------------------- */
+
+int fqlm_model_n_weights(const fqlm_model *m) { return fq_model_weights(m->m, NULL, 0); }
+
+const char *fqlm_model_weight(const fqlm_model *m, int i, const char **type, int64_t *n_elements,
+                              int64_t *row_len) {
+    int nw = fq_model_weights(m->m, NULL, 0);
+    if (i < 0 || i >= nw) return NULL;
+    fq_weight **ws = malloc((size_t)nw * sizeof *ws);
+    if (!ws) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return NULL;
+    }
+    fq_model_weights(m->m, ws, nw);
+    const fq_weight *w = ws[i];
+    free(ws);
+    if (type) *type = fq_wtype_lname(w->type);
+    if (n_elements) *n_elements = w->n_in * w->n_out;
+    if (row_len) *row_len = w->n_in;
+    return w->name;
+}
+
+const char *fqlm_weight_type_list(int i) {
+    uint32_t t = fq_wtype_at(i);
+    return t == FQ_TYPE_COUNT ? NULL : fq_wtype_lname(t);
+}
+
+double fqlm_weight_type_bpw(const char *type) {
+    fq_err e;
+    uint32_t t;
+    if (fq_wtype_find(type, &t, &e)) return fail(&e);
+    return fq_wtype_bpw(t);
+}
+
+int fqlm_weight_type_fits(const char *type, int64_t row_len) {
+    fq_err e;
+    uint32_t t;
+    if (fq_wtype_find(type, &t, &e)) return fail(&e);
+    if (fq_wtype_fits(t, row_len)) return 1;
+    char alt[320];
+    snprintf(last_error, sizeof last_error, "rows of %lld elements are not whole %s blocks (%lld)%s",
+             (long long)row_len, fq_wtype_lname(t), (long long)fq_type_get(t)->blck,
+             fq_wtype_alternatives(t, row_len, alt, sizeof alt));
+    return 0;
+}
+
+fqlm_model *fqlm_model_requantize(const fqlm_model *m, const char *const *tensors, const char *const *types,
+                                  int n, int n_threads) {
+    fq_err e;
+    if (n < 0 || (n > 0 && (!tensors || !types))) {
+        snprintf(last_error, sizeof last_error, "requantize: %d tensors with a NULL list", n);
+        return NULL;
+    }
+    uint32_t *ty = malloc((size_t)(n > 0 ? n : 1) * sizeof *ty);
+    if (!ty) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        if (fq_wtype_find(types[i], &ty[i], &e)) {
+            fq_err_prefix(&e, "tensor '%.200s'", tensors[i] ? tensors[i] : "");
+            fail(&e);
+            free(ty);
+            return NULL;
+        }
+    /* a second handle on the same file: its own weight pointers, the mapping shared */
+    fqlm_model *r = fqlm_model_load(m->m->gguf.path);
+    if (!r) {
+        free(ty);
+        return NULL;
+    }
+    if (fq_model_requantize(r->m, tensors, ty, n, n_threads > 0 ? n_threads : fq_physical_cores(), &e)) {
+        fail(&e);
+        fqlm_model_free(r);
+        r = NULL;
+    }
+    free(ty);
+    return r;
 }

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FQ_ERR_MAX 1024
 
@@ -79,6 +80,26 @@ static inline uint64_t fq_fnv1a(const void *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
     return h;
+}
+
+/* A content hash of a file's bytes (a model's metadata and weights: what sweep.conf and
+ * plan.conf record as model_hash): four independent lanes over 8-byte words, so it runs at
+ * memory speed (a 668 MB model in about 0.1 s). */
+static inline uint64_t fq_content_hash(const uint8_t *p, uint64_t n) {
+    const uint64_t K = 0x9e3779b97f4a7c15ull;
+    uint64_t h[4] = {K, K ^ 1, K ^ 2, K ^ 3};
+    uint64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = (h[l] ^ w) * 0xff51afd7ed558ccdull;
+            h[l] ^= h[l] >> 29;
+        }
+    uint64_t r = n;
+    for (int l = 0; l < 4; l++) r = (r ^ h[l]) * K;
+    for (; i < n; i++) r = (r ^ p[i]) * 0x100000001b3ull;
+    return r ^ (r >> 31);
 }
 
 /* splitmix64's output function (Stafford's mix 13): random bits from a counter; synth's

@@ -103,6 +103,15 @@ void fq_fakequant_free(fq_fakequant *f) {
 }
 
 void fq_fakequant_set_seed(fq_fakequant *f, uint64_t seed) { f->seed = seed; }
+
+int fq_fakequant_stochastic(const fq_fakequant *f) {
+    for (int i = 0; f && i < f->n_rules; i++) {
+        fq_format_desc d;
+        fq_format_describe(f->rules[i].fmt, &d);
+        if (d.rounding && !strcmp(d.rounding, "stochastic")) return 1;
+    }
+    return 0;
+}
 void fq_fakequant_set_log(fq_fakequant *f, FILE *log) { f->log = log; }
 int fq_fakequant_n_rules(const fq_fakequant *f) { return f->n_rules; }
 const char *fq_fakequant_dump_error(const fq_fakequant *f) {

@@ -35,6 +35,8 @@ int fq_fakequant_n_rules(const fq_fakequant *f);
 
 /* Seed of stochastic rounding (default 0). */
 void fq_fakequant_set_seed(fq_fakequant *f, uint64_t seed);
+/* 1 when a rule rounds stochastically (its figures depend on the seed), else 0. */
+int fq_fakequant_stochastic(const fq_fakequant *f);
 /* Where first-application lines go (NULL: silent). */
 void fq_fakequant_set_log(fq_fakequant *f, FILE *log);
 

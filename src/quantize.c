@@ -2,11 +2,13 @@
 #include "quantize.h"
 
 #include <ctype.h>
+#include <regex.h>
 #include <string.h>
 
 #include "cpu.h"
 #include "gguf.h"
 #include "qtypes.h"
+#include "requant.h"
 
 /* ---- mixes -------------------------------------------------------------------------- */
 
@@ -114,6 +116,43 @@ static int allows_quantization(const fq_qtensor *t) {
 
 static int blck_of(uint32_t type) { return (int)fq_type_get(type)->blck; }
 
+int fq_qmix_quantizable(const fq_qtensor *t) { return allows_quantization(t); }
+
+/* llama_model_loader's guess of the file type from the most common tensor type */
+static uint32_t ftype_of_type(uint32_t t) {
+    switch (t) {
+    case FQ_TYPE_F32: return FT_ALL_F32;
+    case FQ_TYPE_F16: return FT_F16;
+    case FQ_TYPE_BF16: return FT_BF16;
+    case FQ_TYPE_Q4_0: return FT_Q4_0;
+    case FQ_TYPE_Q4_1: return FT_Q4_1;
+    case FQ_TYPE_Q5_0: return FT_Q5_0;
+    case FQ_TYPE_Q5_1: return FT_Q5_1;
+    case FQ_TYPE_Q8_0: return FT_Q8_0;
+    case FQ_TYPE_Q2_K: return FT_Q2_K;
+    case FQ_TYPE_Q3_K: return FT_Q3_K_M;
+    case FQ_TYPE_Q4_K: return FT_Q4_K_M;
+    case FQ_TYPE_Q5_K: return FT_Q5_K_M;
+    case FQ_TYPE_Q6_K: return FT_Q6_K;
+    default: return UINT32_MAX;
+    }
+}
+
+uint32_t fq_qmix_ftype_of_types(const uint32_t *types, size_t n) {
+    int count[FQ_TYPE_COUNT] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (types[i] < FQ_TYPE_COUNT) count[types[i]]++;
+    int best = -1, best_q = -1;
+    for (size_t i = 0; i < n; i++) { /* ties: the first in the given order */
+        uint32_t t = types[i];
+        if (t >= FQ_TYPE_COUNT) continue;
+        if (best < 0 || count[t] > count[best]) best = (int)t;
+        if (blck_of(t) > 1 && (best_q < 0 || count[t] > count[best_q])) best_q = (int)t;
+    }
+    if (best_q >= 0) return ftype_of_type((uint32_t)best_q);
+    return best >= 0 ? ftype_of_type((uint32_t)best) : UINT32_MAX;
+}
+
 static int use_more_bits(int i_layer, int n_layer) {
     return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
 }
@@ -183,6 +222,8 @@ static uint32_t fallback(uint32_t t, int64_t ncols) {
     return ncols % blck_of(t) ? FQ_TYPE_F16 : t;
 }
 
+uint32_t fq_qmix_fallback_type(uint32_t t, int64_t ncols) { return fallback(t, ncols); }
+
 const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got) {
     if (wanted == got) return "";
     if ((wanted == FQ_TYPE_Q2_K || wanted == FQ_TYPE_Q3_K) && got == FQ_TYPE_Q4_0)
@@ -223,6 +264,11 @@ void fq_qorder(const char *const *names, size_t n, size_t *order) {
 
 int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
                         uint32_t *types, uint32_t *wanted, fq_err *e) {
+    return fq_qmix_plan_over(mix, hp, t, n, NULL, types, wanted, e);
+}
+
+int fq_qmix_plan_over(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                      const uint32_t *over, uint32_t *types, uint32_t *wanted, fq_err *e) {
     const char **names = n ? fq_malloc(n * sizeof *names, e) : NULL;
     size_t *order = n ? fq_malloc(n * sizeof *order, e) : NULL;
     if (n && (!names || !order)) {
@@ -243,16 +289,23 @@ int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtens
     }
     /* the counters (i-th attn_v, i-th ffn_down) advance in llama.cpp's tensor order */
     fq_qorder(names, n, order);
-    const fq_type_traits *base = fq_type_get(mix->base_type);
-    int quantized = base->blck > 1, rc = 0;
+    const fq_type_traits *base = mix ? fq_type_get(mix->base_type) : NULL;
+    int quantized = base && base->blck > 1, rc = 0;
     for (size_t k = 0; k < n && !rc; k++) {
         const fq_qtensor *x = &t[order[k]];
-        uint32_t ty = x->type, want = ty;
+        uint32_t ty = x->type, want = ty, ov = over ? over[order[k]] : FQ_TYPE_COUNT;
         if (allows_quantization(x)) {
-            ty = want = mix->base_type;
-            if (quantized) {
-                if (!mix->pure) ty = want = mix_rules(&s, mix->ftype, ty, x, category(x->name));
+            if (ov != FQ_TYPE_COUNT) {
+                /* a manual type (llama-quantize's --tensor-type): no mix rule is consulted,
+                 * so the attn_v / ffn_down counters do not advance either */
+                ty = want = ov;
                 ty = fallback(want, x->ne[0]);
+            } else if (mix) {
+                ty = want = mix->base_type;
+                if (quantized) {
+                    if (!mix->pure) ty = want = mix_rules(&s, mix->ftype, ty, x, category(x->name));
+                    ty = fallback(want, x->ne[0]);
+                }
             }
         }
         if (ty == FQ_TYPE_COUNT) {
@@ -351,61 +404,169 @@ static int arch_u32(const fq_gguf *g, const char *arch, const char *key, int def
     return (int)v;
 }
 
+/* The model facts llama-quantize's rules read, from the file's metadata. */
+static int read_hp(const fq_gguf *g, const char *in_path, fq_qmix_hp *hp, fq_err *e) {
+    char arch[64] = "llama", shown[FQ_SHOW_CAP];
+    fq_str a;
+    if (fq_gguf_get_str(g, "general.architecture", &a, NULL) == 0 && a.len < sizeof arch) {
+        /* the name prefixes the keys read below: with a NUL it would read another's */
+        if (memchr(a.ptr, 0, a.len))
+            return fq_errf(e, "%s: general.architecture '%s' contains a NUL byte", in_path,
+                           fq_show(shown, sizeof shown, a.ptr, a.len));
+        memcpy(arch, a.ptr, a.len);
+        arch[a.len] = 0;
+    }
+    *hp = (fq_qmix_hp){0, 0, 0};
+    for (size_t i = 0; i < (size_t)g->n_tensors; i++) hp->n_layer = FQ_MAX(hp->n_layer, layer_of(g->tensors[i].name) + 1);
+    hp->n_layer = arch_u32(g, arch, "block_count", hp->n_layer);
+    hp->n_head = arch_u32(g, arch, "attention.head_count", 1);
+    hp->n_head_kv = arch_u32(g, arch, "attention.head_count_kv", hp->n_head);
+    return 0;
+}
+
+/* The manual types of p (a plan's exact names, or --tensor-type patterns) as over[i] per
+ * tensor of g (FQ_TYPE_COUNT: none). */
+static int manual_types(const fq_gguf *g, const char *in_path, const fq_quantize_params *p, const fq_qtensor *qt,
+                        uint32_t *over, fq_err *e) {
+    size_t n = (size_t)g->n_tensors;
+    char shown[FQ_SHOW_CAP], alt[320];
+    for (size_t i = 0; i < n; i++) over[i] = FQ_TYPE_COUNT;
+    if (!p->tt_regex) {
+        int *seen = fq_calloc(n ? n : 1, sizeof *seen, e);
+        if (!seen) return -1;
+        int rc = 0;
+        for (int k = 0; k < p->n_tt && !rc; k++) {
+            const char *nm = p->tt_names[k];
+            size_t i = 0;
+            while (i < n && strcmp(g->tensors[i].name, nm)) i++;
+            uint32_t ty = p->tt_types[k];
+            if (i == n)
+                rc = fq_errf(e, "tensor '%s' (plan entry %d) is not in %s", fq_show(shown, sizeof shown, nm, strlen(nm)),
+                             k + 1, in_path);
+            else if (!allows_quantization(&qt[i]))
+                rc = fq_errf(e, "tensor '%s' (plan entry %d) is not a weight matrix llama-quantize can change "
+                             "(1-D, a norm, or a name not ending in 'weight'): it keeps its type", qt[i].name, k + 1);
+            else if (seen[i])
+                rc = fq_errf(e, "tensor '%s' is given twice (plan entries %d and %d)", qt[i].name, seen[i], k + 1);
+            else if (!fq_wtype_fits(ty, qt[i].ne[0]))
+                rc = fq_errf(e, "tensor '%s' (plan entry %d): rows of %lld elements are not whole %s blocks (%lld)%s",
+                             qt[i].name, k + 1, (long long)qt[i].ne[0], fq_wtype_lname(ty), (long long)blck_of(ty),
+                             fq_wtype_alternatives(ty, qt[i].ne[0], alt, sizeof alt));
+            else {
+                seen[i] = k + 1;
+                over[i] = ty;
+            }
+        }
+        free(seen);
+        return rc;
+    }
+    /* llama-quantize's --tensor-type: the pattern (lower-cased) searched in the name; the
+     * first pattern that matches wins */
+    regex_t *re = fq_calloc(p->n_tt > 0 ? (size_t)p->n_tt : 1, sizeof *re, e);
+    if (!re) return -1;
+    int nre = 0, rc = 0;
+    for (; nre < p->n_tt; nre++) {
+        char low[512];
+        size_t l = strlen(p->tt_names[nre]);
+        if (l >= sizeof low) {
+            rc = fq_errf(e, "--tensor-type pattern %d is longer than %zu bytes", nre + 1, sizeof low - 1);
+            break;
+        }
+        for (size_t c = 0; c <= l; c++) low[c] = (char)tolower((unsigned char)p->tt_names[nre][c]);
+        int r = regcomp(&re[nre], low, REG_EXTENDED | REG_NOSUB);
+        if (r) {
+            char why[128];
+            regerror(r, &re[nre], why, sizeof why);
+            rc = fq_errf(e, "--tensor-type pattern '%s': %s", fq_show(shown, sizeof shown, low, l), why);
+            break;
+        }
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!allows_quantization(&qt[i])) continue;
+        for (int k = 0; k < nre; k++)
+            if (regexec(&re[k], qt[i].name, 0, NULL, 0) == 0) {
+                over[i] = p->tt_types[k];
+                break;
+            }
+    }
+    for (int k = 0; k < nre; k++) regfree(&re[k]);
+    free(re);
+    return rc;
+}
+
+/* Every tensor's output type (and the type the rules wanted before a fallback) and the
+ * general.file_type to write. */
+static int choose_types(const fq_gguf *g, const char *in_path, const fq_quantize_params *p, fq_qtensor *qt,
+                        uint32_t *types, uint32_t *wanted, uint32_t *ftype, fq_err *e) {
+    size_t n = (size_t)g->n_tensors;
+    fq_qmix mix, *mixp = NULL;
+    if (p->type) {
+        if (fq_qmix_find(p->type, &mix, e)) return -1;
+        if (p->pure) mix.pure = 1;
+        mixp = &mix;
+    } else if (!p->n_tt || p->tt_regex) {
+        return fq_errf(e, "no type given (a type is needed unless a plan gives the tensors' types)");
+    }
+    if (p->n_tt && p->tt_regex && fq_type_get(mix.base_type)->blck == 1)
+        return fq_errf(e, "--tensor-type takes effect only with a block TYPE (q4_0 ... q6_k): llama-quantize "
+                       "ignores it for %s", mix.name);
+    fq_qmix_hp hp;
+    if (read_hp(g, in_path, &hp, e)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const fq_gguf_tensor *t = &g->tensors[i];
+        qt[i] = (fq_qtensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}};
+    }
+    uint32_t *over = fq_malloc((n ? n : 1) * sizeof *over, e);
+    if (!over) return -1;
+    int rc = 0;
+    if (p->n_tt && manual_types(g, in_path, p, qt, over, e)) rc = -1;
+    if (!rc && fq_qmix_plan_over(mixp, &hp, qt, n, p->n_tt ? over : NULL, types, wanted, e)) {
+        fq_err_prefix(e, "%s", in_path);
+        rc = -1;
+    }
+    free(over);
+    if (rc) return -1;
+    if (mixp) {
+        *ftype = mix.ftype; /* as llama-quantize: the TYPE argument's file type */
+    } else {
+        uint32_t *wt = fq_malloc((n ? n : 1) * sizeof *wt, e);
+        if (!wt) return -1;
+        size_t nw = 0;
+        for (size_t i = 0; i < n; i++)
+            if (allows_quantization(&qt[i])) wt[nw++] = types[i];
+        *ftype = fq_qmix_ftype_of_types(wt, nw);
+        free(wt);
+        if (*ftype == UINT32_MAX) return fq_errf(e, "%s: no weight matrix to give a file type from", in_path);
+    }
+    return 0;
+}
+
 int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantize_params *p,
                      fq_quantize_stats *st, fq_err *e) {
     fq_quantize_stats stats;
     memset(&stats, 0, sizeof stats);
-    fq_qmix mix;
-    if (fq_qmix_find(p->type, &mix, e)) return -1;
-    if (p->pure) mix.pure = 1;
     fq_gguf g;
     if (fq_gguf_open(&g, in_path, e)) return -1;
     int rc = -1;
     size_t n = (size_t)g.n_tensors;
     fq_qtensor *qt = NULL;
-    uint32_t *types = NULL, *wanted = NULL;
+    uint32_t *types = NULL, *wanted = NULL, ftype = 0;
     size_t *order = NULL;
     const char **names = NULL;
     void **bufs = NULL;
     fq_pool *pool = NULL;
     fq_gguf_writer *w = NULL;
+    char shown[FQ_SHOW_CAP];
 
-    char arch[64] = "llama", shown[FQ_SHOW_CAP];
-    fq_str a;
-    if (fq_gguf_get_str(&g, "general.architecture", &a, NULL) == 0 && a.len < sizeof arch) {
-        /* the name prefixes the keys read below: with a NUL it would read another's */
-        if (memchr(a.ptr, 0, a.len)) {
-            fq_errf(e, "%s: general.architecture '%s' contains a NUL byte", in_path,
-                    fq_show(shown, sizeof shown, a.ptr, a.len));
-            goto done;
-        }
-        memcpy(arch, a.ptr, a.len);
-        arch[a.len] = 0;
-    }
-    fq_qmix_hp hp = {0, 0, 0};
-    for (size_t i = 0; i < n; i++) hp.n_layer = FQ_MAX(hp.n_layer, layer_of(g.tensors[i].name) + 1);
-    hp.n_layer = arch_u32(&g, arch, "block_count", hp.n_layer);
-    hp.n_head = arch_u32(&g, arch, "attention.head_count", 1);
-    hp.n_head_kv = arch_u32(&g, arch, "attention.head_count_kv", hp.n_head);
-
-    if (n) {
-        qt = fq_calloc(n, sizeof *qt, e);
-        types = fq_calloc(n, sizeof *types, e);
-        wanted = fq_calloc(n, sizeof *wanted, e);
-        order = fq_calloc(n, sizeof *order, e);
-        names = fq_calloc(n, sizeof *names, e);
-        bufs = fq_calloc(n, sizeof *bufs, e);
-        if (!qt || !types || !wanted || !order || !names || !bufs) goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const fq_gguf_tensor *t = &g.tensors[i];
-        qt[i] = (fq_qtensor){t->name, t->type, t->n_dims, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}};
-        names[i] = t->name;
-    }
-    if (fq_qmix_plan_detail(&mix, &hp, qt, n, types, wanted, e)) {
-        fq_err_prefix(e, "%s", in_path);
-        goto done;
-    }
+    qt = fq_calloc(n ? n : 1, sizeof *qt, e);
+    types = fq_calloc(n ? n : 1, sizeof *types, e);
+    wanted = fq_calloc(n ? n : 1, sizeof *wanted, e);
+    order = fq_calloc(n ? n : 1, sizeof *order, e);
+    names = fq_calloc(n ? n : 1, sizeof *names, e);
+    bufs = fq_calloc(n ? n : 1, sizeof *bufs, e);
+    if (!qt || !types || !wanted || !order || !names || !bufs) goto done;
+    for (size_t i = 0; i < n; i++) names[i] = g.tensors[i].name;
+    if (choose_types(&g, in_path, p, qt, types, wanted, &ftype, e)) goto done;
     for (size_t i = 0; i < n; i++) {
         stats.n_fallback += wanted[i] != types[i];
         stats.n_fallback_q4_0 += wanted[i] != types[i] && types[i] == FQ_TYPE_Q4_0;
@@ -422,7 +583,7 @@ int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantiz
         if (fq_gguf_writer_copy_kv(w, &g.kv[i], e)) goto done;
     }
     if (fq_gguf_writer_set_u32(w, "general.quantization_version", 2, e) ||
-        fq_gguf_writer_set_u32(w, "general.file_type", mix.ftype, e))
+        fq_gguf_writer_set_u32(w, "general.file_type", ftype, e))
         goto done;
 
     if (!(pool = fq_pool_new(p->n_threads > 0 ? p->n_threads : 1, e))) goto done;
@@ -504,5 +665,124 @@ done:
     free(qt);
     fq_gguf_close(&g);
     if (st) *st = stats;
+    return rc;
+}
+
+/* ---- the equivalent llama-quantize command ---------------------------------------------- */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *t, size_t l) {
+    if (b->oom) return;
+    if (b->n + l + 1 > b->cap) {
+        size_t nc = (b->n + l + 1) * 2;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns, b->cap = nc;
+    }
+    memcpy(b->s + b->n, t, l);
+    b->n += l;
+    b->s[b->n] = 0;
+}
+
+/* " 'arg'" quoted for a POSIX shell */
+static void sb_arg(sbuf *b, const char *a) {
+    int plain = *a != 0;
+    for (const char *c = a; *c; c++)
+        if (!(isalnum((unsigned char)*c) || strchr("-_./=:+,@%", *c))) plain = 0;
+    sb_put(b, " ", 1);
+    if (plain) {
+        sb_put(b, a, strlen(a));
+        return;
+    }
+    sb_put(b, "'", 1);
+    for (const char *c = a; *c; c++) {
+        if (*c == '\'') sb_put(b, "'\\''", 4);
+        else sb_put(b, c, 1);
+    }
+    sb_put(b, "'", 1);
+}
+
+int fq_quantize_llama_cmd(const char *in_path, const char *out_path, const fq_quantize_params *p, char **cmd,
+                          fq_err *e) {
+    fq_gguf g;
+    *cmd = NULL;
+    if (fq_gguf_open(&g, in_path, e)) return -1;
+    size_t n = (size_t)g.n_tensors;
+    fq_qtensor *qt = fq_calloc(n ? n : 1, sizeof *qt, e);
+    uint32_t *types = fq_calloc(n ? n : 1, sizeof *types, e), *wanted = fq_calloc(n ? n : 1, sizeof *wanted, e);
+    size_t *order = fq_calloc(n ? n : 1, sizeof *order, e);
+    const char **names = fq_calloc(n ? n : 1, sizeof *names, e);
+    uint32_t ftype = 0;
+    int rc = -1;
+    sbuf b = {0};
+    if (!qt || !types || !wanted || !order || !names) goto done;
+    if (choose_types(&g, in_path, p, qt, types, wanted, &ftype, e)) goto done;
+    const char *fname = fq_qmix_ftype_name(ftype);
+    int requant = 0;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = g.tensors[i].name;
+        if (allows_quantization(&qt[i]) && blck_of(qt[i].type) > 1) requant = 1;
+    }
+    sb_put(&b, "llama-quantize", 14);
+    if (requant) sb_put(&b, " --allow-requantize", 19);
+    if (p->n_tt && !p->tt_regex) {
+        if (!fname || ftype == FT_ALL_F32 || ftype == FT_F16 || ftype == FT_BF16) {
+            fq_errf(e, "%s: the plan leaves no weight in a block type: llama-quantize ignores --tensor-type "
+                    "for a float TYPE, so no llama-quantize command writes this file", in_path);
+            goto done;
+        }
+        fq_qorder(names, n, order);
+        for (size_t k = 0; k < n; k++) {
+            size_t i = order[k];
+            if (!allows_quantization(&qt[i])) continue;
+            sbuf a = {0};
+            sb_put(&a, "^", 1);
+            for (const char *c = qt[i].name; *c; c++) {
+                if (strchr(".[]()*+?{}|^$\\", *c)) sb_put(&a, "\\", 1);
+                sb_put(&a, c, 1);
+            }
+            sb_put(&a, "$=", 2);
+            const char *tn = fq_wtype_lname(types[i]);
+            sb_put(&a, tn, strlen(tn));
+            sb_put(&b, " --tensor-type", 14);
+            if (!a.oom) sb_arg(&b, a.s);
+            b.oom |= a.oom;
+            free(a.s);
+        }
+    } else if (p->n_tt) {
+        if (p->pure) sb_put(&b, " --pure", 7);
+        for (int k = 0; k < p->n_tt; k++) {
+            char arg[640];
+            snprintf(arg, sizeof arg, "%s=%s", p->tt_names[k], fq_wtype_lname(p->tt_types[k]));
+            sb_put(&b, " --tensor-type", 14);
+            sb_arg(&b, arg);
+        }
+    } else {
+        fq_qmix mm;
+        if (p->pure || (p->type && !fq_qmix_find(p->type, &mm, NULL) && mm.pure)) sb_put(&b, " --pure", 7);
+    }
+    sb_arg(&b, in_path);
+    sb_arg(&b, out_path);
+    /* single K types (q4_k ...) are fqlm's pure mixes: llama-quantize's Q4_K is Q4_K_M */
+    sb_arg(&b, fname ? fname : "?");
+    if (b.oom) {
+        fq_errf(e, "out of memory");
+        goto done;
+    }
+    *cmd = b.s;
+    b.s = NULL;
+    rc = 0;
+done:
+    free(b.s);
+    free(qt), free(types), free(wanted), free(order), free(names);
+    fq_gguf_close(&g);
     return rc;
 }

@@ -61,11 +61,29 @@ int fq_qmix_plan(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, 
  * any fallback (types[i] when its rows are whole blocks of it). */
 int fq_qmix_plan_detail(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
                         uint32_t *types, uint32_t *wanted, fq_err *e);
+/* The same, with manual types: over[i] (FQ_TYPE_COUNT: none) replaces the mix's rules for
+ * t[i] when t[i] can be quantized at all (llama-quantize's --tensor-type; the fallback still
+ * applies); mix may be NULL: then every tensor without a manual type keeps its type. */
+int fq_qmix_plan_over(const fq_qmix *mix, const fq_qmix_hp *hp, const fq_qtensor *t, size_t n,
+                      const uint32_t *over, uint32_t *types, uint32_t *wanted, fq_err *e);
+/* 1 when llama-quantize would quantize the tensor at all (2-D or more, a name ending in
+ * "weight", not a norm, ...). */
+int fq_qmix_quantizable(const fq_qtensor *t);
+/* general.file_type for a file whose quantizable weights have types[0..n) (n_per_type
+ * counts): llama.cpp's LLAMA_FTYPE of the most common block type (Q4_K: Q4_K_M, as
+ * llama.cpp's loader guesses it), or of the most common type when none is a block type;
+ * UINT32_MAX when n is 0 or a type has no file type. */
+uint32_t fq_qmix_ftype_of_types(const uint32_t *types, size_t n);
+
 /* Why a tensor the rules gave `wanted` was written as `got` instead, for logs: "" when
  * they are equal; says where it differs from the reference llama.cpp build (Q2_K/Q3_K
  * rows: that build writes IQ4_NL, which fqlm has no encoder for; llama.cpp's current code
  * and fqlm write Q4_0). Never NULL. */
 const char *fq_qmix_fallback_note(uint32_t wanted, uint32_t got);
+/* llama.cpp's tensor_type_fallback: the type a tensor with rows of ncols elements gets when
+ * it should have type t (t itself when the rows are whole blocks of it; FQ_TYPE_COUNT when
+ * llama-quantize has no fallback and stops). */
+uint32_t fq_qmix_fallback_type(uint32_t t, int64_t ncols);
 
 /* llama.cpp's order of tensors (llama_model_loader's weights map): tensors outside the
  * blk.N. layers first, then layer by layer; by name within each. Fills order[0..n) with
@@ -92,10 +110,21 @@ void fq__encode_q5_K_fast(const float *x, void *dst, int64_t n);
 void fq__encode_q6_K_fast(const float *x, void *dst, int64_t n);
 
 typedef struct fq_quantize_params {
-    const char *type;   /* type or mix name (fq_qmix_find) */
+    const char *type;   /* type or mix name (fq_qmix_find); NULL only with a plan (tt_regex 0):
+                         * then the tensors the plan does not name keep their type */
     int pure;           /* 1: no per-tensor rules, every quantizable weight gets the base type */
     int n_threads;      /* >= 1 */
     FILE *log;          /* one line per tensor, or NULL */
+    /* manual types (n_tt pairs; tensors they give are not touched by the mix's rules):
+     * tt_regex 0, a plan: tt_names are exact tensor names, each a quantizable weight of the
+     * input, given once, whose rows are whole blocks of its type (else an error: no fallback);
+     * tt_regex 1, llama-quantize's --tensor-type: POSIX extended regular expressions
+     * (lower-cased) searched in each quantizable tensor's name, the first one that matches
+     * gives the type, then llama-quantize's fallback applies; needs a block type. */
+    const char *const *tt_names;
+    const uint32_t *tt_types;
+    int n_tt;
+    int tt_regex;
 } fq_quantize_params;
 
 typedef struct fq_quantize_stats {
@@ -115,5 +144,16 @@ typedef struct fq_quantize_stats {
  * st may be NULL. Returns 0, or -1 with e set. */
 int fq_quantize_file(const char *in_path, const char *out_path, const fq_quantize_params *p,
                      fq_quantize_stats *st, fq_err *e);
+
+/* The llama-quantize command line that writes the file fq_quantize_file would write for
+ * these arguments (malloc'd, one line, arguments quoted for a POSIX shell): with manual
+ * types, every quantizable weight is named by an anchored --tensor-type pattern
+ * ('^blk\.0\.attn_q\.weight$=q4_k') and TYPE is the file type written (so llama-quantize's
+ * first-match and last-match versions agree); --allow-requantize when the input holds
+ * block-type weights. Returns 0, or -1 with e set (the errors of fq_quantize_file's
+ * planning; a plan whose weights hold no block type, which llama-quantize cannot express:
+ * it ignores --tensor-type for a float TYPE). */
+int fq_quantize_llama_cmd(const char *in_path, const char *out_path, const fq_quantize_params *p, char **cmd,
+                          fq_err *e);
 
 #endif

@@ -23,32 +23,9 @@ static const char *bin(void) {
 static char tmpdir[256];
 
 /* Runs `fqlm ARGS` through sh, stdout and stderr into files; returns the exit status. */
-static int sh(const char *args, char **out, char **err) {
-    char cmd[8192], o[300], e[300];
-    snprintf(o, sizeof o, "%s/out", tmpdir);
-    snprintf(e, sizeof e, "%s/err", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", bin(), args, o, e);
-    int st = system(cmd);
-    if (out) *out = tu_read(o, NULL);
-    if (err) *err = tu_read(e, NULL);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
+static int sh(const char *args, char **out, char **err) { return tu_fqlm(tmpdir, args, out, err); }
 
-/* The number after "key": in js (from the first occurrence at or after from); NAN when
- * absent or null. */
-static double jnum_from(const char *js, const char *from, const char *key) {
-    char pat[128];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = js ? strstr(from ? from : js, pat) : NULL;
-    if (!p) return NAN;
-    p += strlen(pat);
-    while (*p == ' ') p++;
-    if (!strncmp(p, "null", 4)) return NAN;
-    char *end;
-    double v = strtod(p, &end);
-    return end == p ? NAN : v;
-}
+static double jnum_from(const char *js, const char *from, const char *key) { return tu_json_num_from(js, from, key); }
 static double jnum(const char *js, const char *key) { return jnum_from(js, NULL, key); }
 
 static int rel_close(double a, double b, double tol) {

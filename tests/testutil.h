@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 /* A copy of the GGUF image buf[0..len) with the string value of tokenizer.ggml.pre set to pre
  * (a vocabulary for a pre-tokenizer no published file uses, as tools/gguf_set_pre.py makes
@@ -139,6 +140,40 @@ static inline cmp_result compare_logits(const float *gold, const float *ours, in
     }
     r.top1 = (double)agree / T;
     return r;
+}
+
+/* Runs `$FQLM_BIN ARGS` (default build/fqlm) through sh with stdout and stderr in files of
+ * dir; *out and *err (either may be NULL) get their text. Returns the exit status (128 +
+ * the signal when one killed it). */
+static inline int tu_fqlm(const char *dir, const char *args, char **out, char **err) {
+    const char *b = getenv("FQLM_BIN");
+    size_t n = strlen(args) + 2 * strlen(dir) + 512;
+    char *cmd = malloc(n), o[512], e[512];
+    if (!cmd) return -1;
+    snprintf(o, sizeof o, "%s/out", dir);
+    snprintf(e, sizeof e, "%s/err", dir);
+    snprintf(cmd, n, "%s %s >%s 2>%s", b ? b : "build/fqlm", args, o, e);
+    int st = system(cmd);
+    free(cmd);
+    if (out) *out = tu_read(o, NULL);
+    if (err) *err = tu_read(e, NULL);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* The number after "key": in js, from the first occurrence at or after from (NULL: the
+ * start); NAN when absent or null. */
+static inline double tu_json_num_from(const char *js, const char *from, const char *key) {
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = js ? strstr(from ? from : js, pat) : NULL;
+    if (!p) return NAN;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    if (!strncmp(p, "null", 4)) return NAN;
+    char *end;
+    double v = strtod(p, &end);
+    return end == p ? NAN : v;
 }
 
 #endif

@@ -17,7 +17,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: fqlm compare [-m MODEL] (-p PROMPT | -f FILE) FAKE-QUANT-OPTIONS [-n N] [--seed S]\n"
-            "                    [-c CTX] [--chunks K] [--json FILE] [--report FILE.md]\n\n"
+            "                    [-c CTX] [--chunks K] [--seeds K] [--json FILE] [--report FILE.md]\n\n"
             "Runs the baseline and the fake-quant configuration on the same input and reports:\n"
             "  1. with -p and -n: both generated texts (same seed and sampling) and the first\n"
             "     generated token where they part, or \"identical\";\n"
@@ -36,6 +36,11 @@ static void usage(FILE *f) {
             "                          max_kld, top1_agree, ppl_base, ppl_fq, first_diff_token,\n"
             "                          timings, nodes, ...)\n"
             "  --report FILE.md        write the report as Markdown\n"
+            "  --seeds K               with stochastic rounding (round=stochastic): score the configuration\n"
+            "                          K times, seeds S, S+1, ..., S+K-1 (S: --seed), and report the mean and\n"
+            "                          the sample standard deviation of each figure over the K runs (--json:\n"
+            "                          \"seeds\"); the single-run figures are seed S's. A configuration without\n"
+            "                          stochastic rounding gives the same figures for every seed: run once\n"
             "A weight rule changes only the fake-quant run's copy of the model (it is loaded twice).\n"
             "The KV cache is F32 unless --cache-type f16 (llama.cpp's tools keep it F16); the header says which.\n"
             "Positions whose logits hold NaN/Inf are counted and reported; they have no KL, top-1 or p(next)\n"
@@ -138,8 +143,96 @@ static void json_timing(jsonw *w, const char *key, const report_timing *t) {
     jsonw_obj_end(w);
 }
 
+/* ---- --seeds: a stochastic configuration scored with K seeds -------------------------------- */
+
+#define N_SEED_FIGS 7
+static const char *const SEED_FIG[N_SEED_FIGS] = {"mean_kld", "kld_median", "kld_p99", "max_kld",
+                                                  "top1_agree", "ppl_fq", "ppl_ratio"};
+
+typedef struct {
+    int n;                          /* runs: K, or 1 without stochastic rounding */
+    int asked;                      /* --seeds K as given */
+    int stochastic;
+    unsigned long long first;       /* seed of run 0 (--seed) */
+    double (*v)[N_SEED_FIGS];       /* [n] */
+    double mean[N_SEED_FIGS], sd[N_SEED_FIGS];
+} seed_figs;
+
+static void seed_put(seed_figs *sf, int k, const fq_metrics_summary *m) {
+    const double x[N_SEED_FIGS] = {m->mean_kld, m->kld_median, m->kld_p99, m->max_kld,
+                                   m->top1_agree, m->ppl_fq, m->ppl_ratio};
+    memcpy(sf->v[k], x, sizeof x);
+}
+
+static void seed_stats(seed_figs *sf) {
+    double col[1000];
+    for (int i = 0; i < N_SEED_FIGS; i++) {
+        for (int k = 0; k < sf->n; k++) col[k] = sf->v[k][i];
+        cli_mean_sd(col, sf->n, &sf->mean[i], &sf->sd[i]);
+    }
+}
+
+/* The configuration with another seed on a session of its own (weight rules rounded again
+ * with that seed), scored on the same chunks against the baseline. 0, or 1 after printing. */
+static int score_seed(cli_session *sb, const cli_opts *o, uint64_t seed, cli_chunks *ch, float *lb, float *lf,
+                      int32_t *next, int V, fq_metrics_summary *out) {
+    cli_opts o2 = *o;
+    o2.sp.seed = seed;
+    o2.dump = NULL;
+    o2.fq_stats = NULL;
+    o2.json = NULL;
+    cli_session s;
+    int rc = cli_session_open(&s, &o2, 1);
+    if (rc) return 1;
+    if (s.fq) fq_fakequant_set_log(s.fq, NULL);
+    fq_metrics acc;
+    fq_metrics_init(&acc);
+    fq_err e;
+    rc = 1;
+    for (int k = 0; k < ch->n; k++) {
+        const int n = cli_chunk_len(ch, k);
+        if (fq_ctx_eval(sb->ctx, cli_chunk_tok(ch, k), n, 0, lb, 1, &e) ||
+            fq_ctx_eval(s.ctx, cli_chunk_tok(ch, k), n, 0, lf, 1, &e))
+            goto fail;
+        cli_chunk_next(ch, k, next);
+        if (fq_metrics_add_rows(&acc, lb, lf, n, V, next, fq_ctx_pool(sb->ctx), &e)) goto fail;
+    }
+    if (fq_metrics_summarize(&acc, out, &e)) goto fail;
+    rc = 0;
+fail:
+    if (rc) cli_error("--seeds, seed %llu: %s", (unsigned long long)seed, e.msg);
+    fq_metrics_free(&acc);
+    cli_session_close(&s);
+    return rc;
+}
+
+static void json_seeds(jsonw *w, const seed_figs *sf) {
+    jsonw_key(w, "seeds");
+    if (!sf->asked) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_obj_begin(w);
+    jsonw_key(w, "requested"); jsonw_int(w, sf->asked);
+    jsonw_key(w, "runs"); jsonw_int(w, sf->n);
+    jsonw_key(w, "stochastic"); jsonw_bool(w, sf->stochastic);
+    jsonw_key(w, "first_seed"); jsonw_int(w, (long long)sf->first);
+    for (int i = 0; i < N_SEED_FIGS; i++) {
+        jsonw_key(w, SEED_FIG[i]);
+        jsonw_obj_begin(w);
+        jnum(w, "mean", sf->mean[i]);
+        jnum(w, "sd", sf->sd[i]);
+        jsonw_key(w, "values");
+        jsonw_arr_begin(w);
+        for (int k = 0; k < sf->n; k++) jsonw_num17(w, sf->v[k][i]);
+        jsonw_arr_end(w);
+        jsonw_obj_end(w);
+    }
+    jsonw_obj_end(w);
+}
+
 static int write_json(const char *path, const report_compare *r, const cli_opts *o, const int32_t *gb, int ngb,
-                      const int32_t *gf, int ngf, const fq_fakequant *fq) {
+                      const int32_t *gf, int ngf, const fq_fakequant *fq, const seed_figs *sf) {
     const fq_metrics_summary *m = &r->m;
     jsonw w;
     jsonw_init(&w);
@@ -213,6 +306,7 @@ static int write_json(const char *path, const report_compare *r, const cli_opts 
     jnum(&w, "max", m->dp_max);
     jsonw_obj_end(&w);
     jnum(&w, "max_abs_logit_diff", m->max_abs_logit_diff);
+    json_seeds(&w, sf);
     jsonw_key(&w, "timings");
     jsonw_obj_begin(&w);
     json_timing(&w, "baseline", &r->t_base);
@@ -248,25 +342,34 @@ static void config_text(rbuf *b, const cli_opts *o, int n_layer) {
     }
     if (o->fq_logits) rb_printf(b, "%sresult_output=%s", b->len ? " " : "", o->fq_logits);
     if (o->dump) rb_printf(b, "%s(dump %s)", b->len ? " " : "", o->dump);
+    if (o->fq_model) rb_printf(b, "%smodel %s", b->len ? " " : "", o->fq_model);
+    if (o->weight_plan) rb_printf(b, "%sweight types of %s", b->len ? " " : "", o->weight_plan);
 }
 
 int cmd_compare(int argc, char **argv) {
     cli_opts o;
     cli_opts_defaults(&o);
     const char *report_path = NULL;
-    int max_chunks = 0;
+    int max_chunks = 0, n_seeds = 1, n_seeds_given = 0;
+    seed_figs sd;
+    memset(&sd, 0, sizeof sd);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--report") || !strcmp(argv[i], "--chunks")) {
+        if (!strcmp(argv[i], "--report") || !strcmp(argv[i], "--chunks") || !strcmp(argv[i], "--seeds")) {
             if (i + 1 >= argc) {
                 cli_error("option %s needs a value", argv[i]);
                 return 2;
             }
             if (!strcmp(argv[i], "--report")) {
                 report_path = argv[++i];
+            } else if (!strcmp(argv[i], "--seeds")) {
+                long long v;
+                if (cli_parse_int("--seeds", argv[++i], 1, 1000, &v)) return 2;
+                n_seeds = (int)v;
+                n_seeds_given = 1;
             } else {
                 long long v;
                 if (cli_parse_int("--chunks", argv[++i], 1, 1 << 30, &v)) return 2;
@@ -281,8 +384,9 @@ int cmd_compare(int argc, char **argv) {
             return 2;
         }
     }
-    if (!o.n_rules && !o.fq_ffn_norm && !o.fq_logits && !o.fq_layer) {
-        cli_error("compare needs a fake-quant configuration: --fq NODES[@LAYERS]=FORMAT, "
+    if (!o.n_rules && !o.fq_ffn_norm && !o.fq_logits && !o.fq_layer && !o.fq_model && !o.weight_plan) {
+        cli_error("compare needs a fake-quant configuration: --fq NODES[@LAYERS]=FORMAT, --fq-model FILE, "
+                  "--weight-plan FILE, "
                   "--fake-quant-ffn-norm TYPE or --fake-quant TYPE");
         return 2;
     }
@@ -314,6 +418,13 @@ int cmd_compare(int argc, char **argv) {
     rc = cli_session_open(&sf, &o, 1);
     if (rc) goto close_base;
     R.t_fq.load_ms = (fq_time_us() - t0) / 1e3;
+    if (sf.m->hp.n_vocab != sb.m->hp.n_vocab) {
+        cli_error("--fq-model %s has %d tokens in its vocabulary, the model %d: compare needs the same vocabulary",
+                  o.fq_model ? o.fq_model : "", sf.m->hp.n_vocab, sb.m->hp.n_vocab);
+        rc = 1;
+        cli_session_close(&sf);
+        goto close_base;
+    }
 
     const fq_model *m = sb.m;
     const int V = m->hp.n_vocab;
@@ -431,6 +542,24 @@ int cmd_compare(int argc, char **argv) {
         if (ch.n > 1 && o.verbose) fprintf(stderr, "fqlm: scored chunk %d of %d\n", k + 1, ch.n);
     }
     if (fq_metrics_summarize(&acc, &R.m, &e)) goto eval_fail;
+    if (n_seeds_given) {
+        sd.asked = n_seeds;
+        sd.first = (unsigned long long)o.sp.seed;
+        sd.stochastic = sf.fq && fq_fakequant_stochastic(sf.fq);
+        sd.n = sd.stochastic ? n_seeds : 1;
+        if (!(sd.v = calloc((size_t)sd.n, sizeof *sd.v))) {
+            cli_error("out of memory");
+            goto done;
+        }
+        seed_put(&sd, 0, &R.m);
+        for (int k = 1; k < sd.n; k++) {
+            fq_metrics_summary ms;
+            if (score_seed(&sb, &o, o.sp.seed + (uint64_t)k, &ch, lb, lf, next, V, &ms)) goto done;
+            seed_put(&sd, k, &ms);
+            if (o.verbose) fprintf(stderr, "fqlm: --seeds: seed %llu scored\n", (unsigned long long)o.sp.seed + k);
+        }
+        seed_stats(&sd);
+    }
     if (!R.has_gen) {
         /* the scored chunks are the runs' prompt evaluation */
         R.t_base.prompt_ms = R.t_base.score_ms, R.t_base.n_prompt = R.t_base.n_score;
@@ -475,9 +604,20 @@ int cmd_compare(int argc, char **argv) {
     R.node_table = node_table;
     R.nonfinite_gen = nf_b.rows + nf_f.rows - R.m.n_nonfinite_base - R.m.n_nonfinite_fq;
     report_compare_text(stdout, &R);
+    if (sd.asked) {
+        if (!sd.stochastic)
+            printf("\n--seeds %d: no rule rounds stochastically, every seed gives the figures above (one run)\n",
+                   sd.asked);
+        else {
+            printf("\n--seeds %d (seeds %llu..%llu): mean +- sample sd over the runs\n", sd.n, sd.first,
+                   sd.first + (unsigned long long)sd.n - 1);
+            for (int i = 0; i < N_SEED_FIGS; i++)
+                printf("  %-12s %.6g +- %.3g\n", SEED_FIG[i], sd.mean[i], sd.sd[i]);
+        }
+    }
     fflush(stdout);
     rc = 0;
-    if (o.json && write_json(o.json, &R, &o, gb, ngb, gf, ngf, sf.fq)) rc = 1;
+    if (o.json && write_json(o.json, &R, &o, gb, ngb, gf, ngf, sf.fq, &sd)) rc = 1;
     if (report_path) {
         report_compare_md(&md, &R);
         if (md.oom || fq_write_file_atomic(report_path, md.s, md.len, &e)) {
@@ -497,6 +637,7 @@ eval_fail:
     cli_error("%s", e.msg);
     rc = 1;
 done:
+    free(sd.v);
     fq_metrics_free(&acc);
     cli_chunks_free(&ch);
     free(lb);

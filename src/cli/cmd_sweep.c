@@ -32,6 +32,8 @@
 #include "metrics.h"
 #include "report.h"
 #include "score.h"
+#include "outdir.h"
+#include "select.h"
 #include "session.h"
 #include "tokenizer.h"
 
@@ -87,7 +89,11 @@ static void usage(FILE *f) {
             "  --no-reuse              compute every combination from scratch (for comparison)\n"
             "  --shard I/N             run shard I (counting from 0) of N: a fixed 1/N of the combinations,\n"
             "                          dealt out costliest first; one -o DIR per shard (batch arrays)\n"
-            "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n");
+            "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n"
+            "  --seeds K               stochastic rounding as an axis: seed S (--seed) sweeps everything into\n"
+            "                          DIR/seed-S, seeds S+1..S+K-1 the round=stochastic formats into DIR/seed-N\n"
+            "                          (each an ordinary resumable sweep), and DIR/seeds.csv gets the mean and\n"
+            "                          sample sd of mean_kld, kld_p99, top1_agree, ppl_ratio per combination\n");
     cli_opts_help(f);
 }
 
@@ -153,126 +159,6 @@ static int parse_nodes(selection *s, const char *list, const fq_model *m) {
         return -1;
     }
     return 0;
-}
-
-static int parse_layers(selection *s, const char *list, int n_layer) {
-    uint8_t *on = calloc((size_t)n_layer, 1);
-    if (!on) return -1;
-    if (!strcmp(list, "*") || !strcmp(list, "all") || !strcmp(list, "-1")) {
-        memset(on, 1, (size_t)n_layer);
-    } else {
-        const char *p = list;
-        if (!*p) { /* it would sweep nothing and call that done */
-            cli_error("--layers: the list is empty (use N, N-M, N,M,... or * for all)");
-            free(on);
-            return -1;
-        }
-        while (*p) {
-            char *end;
-            errno = 0;
-            long a = strtol(p, &end, 10), b;
-            if (end == p || errno) goto bad;
-            b = a;
-            p = end;
-            if (*p == '-') {
-                p++;
-                b = strtol(p, &end, 10);
-                if (end == p) goto bad;
-                p = end;
-            }
-            if (*p && *p != ',') goto bad;
-            if (*p == ',' && !*++p) goto bad; /* a trailing comma: something left out? */
-            if (b < a) {
-                cli_error("--layers: the range %ld-%ld in '%s' runs backwards (write %ld-%ld)", a, b,
-                          list, b, a);
-                free(on);
-                return -1;
-            }
-            for (long L = a; L <= b; L++) {
-                if (L < 0 || L >= n_layer) {
-                    cli_error("--layers: layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
-                    free(on);
-                    return -1;
-                }
-                on[L] = 1;
-            }
-        }
-    }
-    s->layers = malloc((size_t)n_layer * sizeof(int));
-    if (!s->layers) {
-        free(on);
-        return -1;
-    }
-    for (int L = 0; L < n_layer; L++)
-        if (on[L]) s->layers[s->n_layers++] = L;
-    free(on);
-    return 0;
-bad:
-    cli_error("--layers: bad list '%s' (use N, N-M, N,M,... or * for all)", list);
-    free(on);
-    return -1;
-}
-
-/* Splits at commas; a piece that is not a format on its own continues the previous
- * format's options ("int4:group=32,asym,bf16" is two formats). */
-static int parse_formats(selection *s, const char *list) {
-    char *copy = strdup(list);
-    char **specs = calloc(strlen(list) + 1, sizeof(char *));
-    int n = 0, rc = -1;
-    if (!copy || !specs) goto out;
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
-        if (!*t) continue;
-        fq_format *f;
-        fq_err e;
-        const int standalone = fq_format_parse(t, &f, &e) == 0;
-        if (standalone) fq_format_free(f);
-        if (n > 0 && strchr(specs[n - 1], ':') && !standalone) {
-            size_t l = strlen(specs[n - 1]) + strlen(t) + 2;
-            char *joined = malloc(l);
-            if (!joined) goto out;
-            snprintf(joined, l, "%s,%s", specs[n - 1], t);
-            free(specs[n - 1]);
-            specs[n - 1] = joined;
-            continue;
-        }
-        specs[n] = strdup(t);
-        if (!specs[n]) goto out;
-        n++;
-    }
-    s->formats = calloc((size_t)FQ_MAX(n, 1), sizeof(char *));
-    if (!s->formats) goto out;
-    for (int i = 0; i < n; i++) {
-        fq_format *f;
-        fq_err e;
-        if (fq_format_parse(specs[i], &f, &e)) {
-            cli_error("--formats: %s", e.msg);
-            goto out;
-        }
-        const char *canon = fq_format_str(f);
-        int dup = 0;
-        for (int k = 0; k < s->n_formats; k++) dup |= !strcmp(s->formats[k], canon);
-        if (!dup) {
-            s->formats[s->n_formats] = strdup(canon);
-            if (!s->formats[s->n_formats]) {
-                fq_format_free(f);
-                goto out;
-            }
-            s->n_formats++;
-        }
-        fq_format_free(f);
-    }
-    if (!s->n_formats) {
-        cli_error("--formats: no format named in '%s'", list);
-        goto out;
-    }
-    rc = 0;
-out:
-    for (int i = 0; i < n; i++) free(specs[i]);
-    free(specs);
-    free(copy);
-    return rc;
 }
 
 /* ---- CSV ------------------------------------------------------------------------------------ */
@@ -549,105 +435,6 @@ static int csv_append(int fd, const sweep_row *r, fq_err *e) {
 
 /* ---- settings the numbers depend on ----------------------------------------------------------- */
 
-/* A content hash of the model file (metadata and weights): four independent lanes over
- * 8-byte words, so it runs at memory speed (a 668 MB model in about 0.1 s). */
-static uint64_t model_hash(const uint8_t *p, uint64_t n) {
-    const uint64_t K = 0x9e3779b97f4a7c15ull;
-    uint64_t h[4] = {K, K ^ 1, K ^ 2, K ^ 3};
-    uint64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int l = 0; l < 4; l++) {
-            uint64_t w;
-            memcpy(&w, p + i + 8 * l, 8);
-            h[l] = (h[l] ^ w) * 0xff51afd7ed558ccdull;
-            h[l] ^= h[l] >> 29;
-        }
-    uint64_t r = n;
-    for (int l = 0; l < 4; l++) r = (r ^ h[l]) * K;
-    for (; i < n; i++) r = (r ^ p[i]) * 0x100000001b3ull;
-    return r ^ (r >> 31);
-}
-
-/* Takes DIR/sweep.lock (flock, released when the process ends however it ends), so that
- * two sweeps never write one directory. Returns the descriptor, or -1 after printing an
- * error. */
-static int lock_dir(const char *dir) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sweep.lock", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0666);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        cli_error("cannot lock the output directory: %s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        char holder[32] = "";
-        ssize_t k = pread(fd, holder, sizeof holder - 1, 0);
-        holder[k > 0 ? k : 0] = 0;
-        holder[strcspn(holder, "\n")] = 0;
-        if (err == EWOULDBLOCK && *holder)
-            cli_error("another fqlm sweep (process %s) is writing to %s: wait for it to finish, or use another -o DIR",
-                      holder, dir);
-        else if (err == EWOULDBLOCK)
-            cli_error("another fqlm sweep is writing to %s: wait for it to finish, or use another -o DIR", dir);
-        else
-            cli_error("cannot lock the output directory: %s: %s", path, strerror(err));
-        close(fd);
-        return -1;
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        /* the pid is only for the other process's message: the lock holds without it */
-    }
-    return fd;
-}
-
-/* Writes DIR/sweep.conf, or checks it against these settings. Returns 0, or an exit status
- * after printing an error. */
-static int check_conf(const char *path, const char *conf, int have_rows) {
-    fq_err e;
-    if (access(path, F_OK) == 0) {
-        size_t len;
-        char *old = fq_read_file(path, &len, &e);
-        if (!old) {
-            cli_error("%s", e.msg);
-            return 1;
-        }
-        int same = !strcmp(old, conf);
-        if (!same) {
-            /* name the first line that differs */
-            const char *a = old, *b = conf;
-            while (*a && *b) {
-                const char *ea = strchr(a, '\n'), *eb = strchr(b, '\n');
-                size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
-                if (la != lb || memcmp(a, b, la)) {
-                    cli_error("the output directory holds a sweep made with other settings: it has '%.*s', "
-                              "this command '%.*s'; use another -o DIR (or delete that one)",
-                              (int)la, a, (int)lb, b);
-                    break;
-                }
-                a += la + (ea ? 1 : 0);
-                b += lb + (eb ? 1 : 0);
-            }
-            if (!*a || !*b) cli_error("the output directory holds a sweep made with other settings (%s differs)", path);
-        }
-        free(old);
-        return same ? 0 : 2;
-    }
-    if (have_rows) {
-        cli_error("%s is missing but results.csv has rows: cannot tell which settings made them; "
-                  "use another -o DIR", path);
-        return 2;
-    }
-    if (fq_write_file_atomic(path, conf, strlen(conf), &e)) {
-        cli_error("%s", e.msg);
-        return 1;
-    }
-    return 0;
-}
 
 /* ---- outputs ---------------------------------------------------------------------------------- */
 
@@ -950,10 +737,13 @@ static int combo_eval(cli_session *s, const fq_model *m, const cli_opts *o, cons
 #endif
 
 static int cmd_sweep_merge(int argc, char **argv);
+int cli_sweep_seeds(int argc, char **argv);
 
 int cmd_sweep(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--merge")) return cmd_sweep_merge(argc, argv);
+    for (int i = 1; i < argc; i++) /* sweep_seeds.c: K sweeps of their own, then DIR/seeds.csv */
+        if (!strcmp(argv[i], "--seeds")) return cli_sweep_seeds(argc, argv);
     cli_opts o;
     cli_opts_defaults(&o);
     const char *nodes_arg = NULL, *layers_arg = "*", *formats_arg = NULL, *dir = NULL;
@@ -1082,7 +872,8 @@ int cmd_sweep(int argc, char **argv) {
     int handlers = 0;
 
     rc = 2;
-    if (parse_nodes(&sel, nodes_arg, m) || parse_layers(&sel, layers_arg, NL) || parse_formats(&sel, formats_arg))
+    if (parse_nodes(&sel, nodes_arg, m) || cli_parse_layers("--layers", layers_arg, NL, &sel.layers, &sel.n_layers) ||
+        cli_parse_formats("--formats", formats_arg, &sel.formats, &sel.n_formats))
         goto done;
     /* the combinations, format by format */
     int n_combo = 0;
@@ -1117,14 +908,14 @@ int cmd_sweep(int argc, char **argv) {
                   errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
         goto done;
     }
-    lock_fd = lock_dir(dir);
+    lock_fd = cli_lock_dir(dir, "sweep");
     if (lock_fd < 0) goto done;
     report_command_line(&cmdline, argc, argv);
     {
         const char *mp = o.model ? o.model : cli_default_model();
         /* path and size do not identify a model rewritten in place: its bytes do */
         rb_printf(&conf, "model=%s\nmodel_bytes=%llu\nmodel_hash=%016llx\n", mp, (unsigned long long)m->gguf.size,
-                  (unsigned long long)model_hash(m->gguf.map, m->gguf.size));
+                  (unsigned long long)fq_content_hash(m->gguf.map, m->gguf.size));
         rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
                   (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
         rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
@@ -1148,7 +939,7 @@ int cmd_sweep(int argc, char **argv) {
     {
         char cpath[4096];
         snprintf(cpath, sizeof cpath, "%s/sweep.conf", dir);
-        rc = check_conf(cpath, conf.s ? conf.s : "", rows.n > 0);
+        rc = cli_check_conf(cpath, conf.s ? conf.s : "", rows.n > 0 ? "results.csv" : NULL, "sweep");
         if (rc) goto done;
         rc = 1;
     }
@@ -1761,7 +1552,7 @@ static int cmd_sweep_merge(int argc, char **argv) {
                 goto done;
             }
         rc = 1;
-        if ((d->lock_fd = lock_dir(d->dir)) < 0) goto done; /* a shard still running is not merged */
+        if ((d->lock_fd = cli_lock_dir(d->dir, "sweep")) < 0) goto done; /* a shard still running is not merged */
         snprintf(path, sizeof path, "%s/results.csv", d->dir);
         if (csv_load_ex(path, &d->rows, 1)) goto done;
         snprintf(path, sizeof path, "%s/sweep.baseline", d->dir);
@@ -1888,10 +1679,10 @@ static int cmd_sweep_merge(int argc, char **argv) {
                   errno && errno != EEXIST ? strerror(errno) : "a file of that name is in the way");
         goto done;
     }
-    if ((out_lock = lock_dir(out)) < 0) goto done;
+    if ((out_lock = cli_lock_dir(out, "sweep")) < 0) goto done;
     if (!(common = strndup(c0, (size_t)(conf_line(c0, "shard_of") - c0)))) goto oom;
     snprintf(path, sizeof path, "%s/sweep.conf", out);
-    if ((rc = check_conf(path, common, 0))) goto done;
+    if ((rc = cli_check_conf(path, common, NULL, "sweep"))) goto done;
     rc = 1;
     {
         rbuf b;
@@ -1946,4 +1737,23 @@ done:
     selection_free(&sel);
     rb_free(&cmdline);
     return rc;
+}
+
+int cli_sweep_read_rows(const char *dir, sweep_row **out, int *n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    row_list rows = {0};
+    *out = NULL;
+    *n = 0;
+    if (access(path, F_OK) != 0) {
+        cli_error("%s: no sweep results there (%s)", dir, strerror(errno));
+        return 1;
+    }
+    if (csv_load_ex(path, &rows, 1)) {
+        free(rows.v);
+        return 1;
+    }
+    *out = rows.v;
+    *n = rows.n;
+    return 0;
 }

@@ -33,6 +33,7 @@ static const command commands[] = {
     {"ppl", cmd_ppl, "perplexity of a text as llama-perplexity computes it, with fake-quant rules"},
     {"diff", cmd_diff, "A vs B (another file, or rules) node by node: where the error enters, how it travels"},
     {"sweep", cmd_sweep, "every (node, layer, format) against the baseline: CSV, heatmap, HTML"},
+    {"plan", cmd_plan, "mixed precision under a measured budget: assignment, rules, Pareto plot, interactions"},
     {"inspect", cmd_inspect, "show a GGUF file's metadata, hyperparameters and tensors"},
     {"formats", cmd_formats, "list the number formats fake quantization can emulate"},
     {"bench", cmd_bench, "benchmarks (`bench formats`: format throughput)"},

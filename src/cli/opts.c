@@ -114,6 +114,12 @@ void cli_opts_help(FILE *f) {
             "  --fake-quant T          round the logits (result_output)\n"
             "  --fq-stats FILE.json    write the per-node error table\n"
             "  --dump NODES[@LAYERS] --dump-dir DIR   write node values as .npy (repeatable)\n"
+            "  --fq-model FILE         the fake-quant run loads FILE instead of -m (e.g. the file\n"
+            "                          fqlm quantize wrote, against the F32 model); same vocabulary\n"
+            "  --weight-plan FILE      the fake-quant run's weights re-encoded in memory to the\n"
+            "                          ggml types of a plan's \"assignment\" ({\"tensor\", \"type\"}),\n"
+            "                          as fqlm quantize --plan writes them: the same logits, bit\n"
+            "                          for bit, without writing a file\n"
             "A model, prompt, file or name option given twice is an error (--fq and --dump add\n"
             "up); for a number the last value given counts.\n",
             fq_physical_cores());
@@ -144,7 +150,7 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
     static const char *const single[] = {
         "-m|--model", "-p|--prompt", "-f|--file", "--cache-type|-ctk", "--chat-template",
         "-sys|--system-prompt", "--json", "--fake-quant-ffn-norm", "--fake-quant-layer",
-        "--fake-quant", "--fq-stats", "--dump-dir",
+        "--fake-quant", "--fq-stats", "--dump-dir", "--fq-model", "--weight-plan",
     };
     for (size_t k = 0; k < FQ_ARRAY_LEN(single); k++) {
         const char *s = single[k], *bar = strchr(s, '|');
@@ -270,6 +276,8 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
     if (IS("--fake-quant-layer")) { NEED(); o->fq_layer = val; return 1; }
     if (IS("--fake-quant")) { NEED(); o->fq_logits = val; return 1; }
     if (IS("--fq-stats")) { NEED(); o->fq_stats = val; return 1; }
+    if (IS("--fq-model")) { NEED(); o->fq_model = val; return 1; }
+    if (IS("--weight-plan")) { NEED(); o->weight_plan = val; return 1; }
     if (IS("--dump")) {
         NEED();
         size_t used = o->dump ? strlen(dump_buf) : 0, n = strlen(val);

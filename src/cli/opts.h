@@ -35,6 +35,9 @@ typedef struct cli_opts {
     const char *fq_stats;      /* --fq-stats FILE */
     const char *dump;          /* --dump NODES[@LAYERS]; repeated ones joined with ';' */
     const char *dump_dir;      /* --dump-dir DIR */
+    const char *fq_model;      /* --fq-model FILE: the fake-quant run's model (default: -m) */
+    const char *weight_plan;   /* --weight-plan plan.json: the fake-quant run's weights re-encoded
+                                * in memory to the plan's ggml types (real kernels) */
     int verbose;
     uint64_t given;            /* value options seen (a second one is refused) */
 } cli_opts;

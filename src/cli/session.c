@@ -7,6 +7,8 @@
 #include "outfile.h"
 #include "cli.h"
 #include "session.h"
+
+#include "requant.h"
 #include "qtypes.h"
 #include "tokenizer.h"
 
@@ -71,12 +73,30 @@ int cli_session_open(cli_session *s, const cli_opts *o, int with_fq) {
             return 1;
         }
     const char *path = o->model ? o->model : cli_default_model();
+    if (with_fq && o->fq_model) path = o->fq_model;
     s->m = fq_model_load(path, &e);
     if (!s->m) {
         cli_error("%s", e.msg);
         return 1;
     }
     int rc = 0;
+    if (with_fq && o->weight_plan) {
+        char **names;
+        uint32_t *types;
+        int n;
+        if (fq_plan_read_weights(o->weight_plan, &names, &types, &n, &e)) {
+            cli_error("--weight-plan %s", e.msg);
+            rc = 2;
+            goto fail;
+        }
+        rc = fq_model_requantize(s->m, (const char *const *)names, types, n, o->n_threads, &e);
+        fq_plan_free(names, types, n);
+        if (rc) {
+            cli_error("--weight-plan %s: %s", o->weight_plan, e.msg);
+            rc = 1;
+            goto fail;
+        }
+    }
     if (with_fq) {
         s->fq = cli_fakequant_from_opts(o, s->m, &rc);
         if (rc) goto fail;

@@ -72,6 +72,17 @@ static int str(jp *p, char **out, size_t *len) {
             free(d);
             return jerr(p, "control character in a string");
         }
+        if (c >= 0x80) { /* JSON text is UTF-8 (RFC 8259): other bytes are refused, not carried */
+            int l = fq_utf8_len((const unsigned char *)p->s + p->i, p->n - p->i);
+            if (!l) {
+                free(d);
+                return jerr(p, "invalid UTF-8 in a string");
+            }
+            memcpy(d + k, p->s + p->i, (size_t)l);
+            k += (size_t)l;
+            p->i += (size_t)l;
+            continue;
+        }
         if (c != '\\') {
             d[k++] = (char)c;
             p->i++;

@@ -309,6 +309,8 @@ static void check_plan_errors(void) {
         {"{\"assignment\": [1]}", "entry 1 (line 1) is a number"},
         {"{\"assignment\": [", "line 1, column 17: unexpected end"},
         {"[1, 2] x", "text after the document"},
+        /* JSON text is UTF-8: a byte that begins no UTF-8 sequence is refused where it stands */
+        {"{\"assignment\": [{\"tensor\": \"blk.0\xff\"}]}", "line 1, column 34: invalid UTF-8 in a string"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *p = write_text("bad.json", bad[i].json);

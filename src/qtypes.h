@@ -271,5 +271,8 @@ void fq__isa_fill_avx512(fq__isa_kernels *k);
 /* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */
 void fq__isa_fill_dot_avx2(fq__isa_kernels *k);
 void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
+/* the 32-element block tiles of mm_q32_*.c (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1) */
+void fq__isa_fill_mmq32_avx2(fq__isa_kernels *k);
+void fq__isa_fill_mmq32_avx512(fq__isa_kernels *k);
 
 #endif

@@ -1,0 +1,293 @@
+/* mm_q32_avx2.c - register tiles for the 32-element block types: Q8_0, Q4_0, Q5_0 weights
+ * against Q8_0 activations, Q4_1, Q5_1 against Q8_1. One kernel per type serves prompt
+ * processing (vec_dot_mn: up to FQ_DOT_MX rows x FQ_DOT_NY tokens), decode (nry = 1, a few
+ * rows sharing the activation) and the single dot. Compiled with -mavx2 -mfma -mf16c;
+ * mm_q32_avx512.c includes it again with AVX-512 VNNI on (vpdpbusd replaces maddubs+madd).
+ *
+ * Same bits as the generic kernels (quants.c), by construction:
+ *  - the integer sum of a block is exact in any order. Weights become unsigned levels
+ *    u = level + bias (Q4_0: +8, Q5_0: +16, Q8_0 with VNNI: +128, the _1 types: 0), and
+ *    isum = sum(u * y) - bias * sum(y), all in int32 (|sum| < 2^16 per block). u8 x s8 never
+ *    saturates: maddubs pairs stay below 2 * 31 * 128. Q8_0 at the AVX2 level (no vpdpbusd:
+ *    u up to 255 would saturate maddubs, and the usual sign trick gets -128 x -128 wrong)
+ *    multiplies sign-extended 16-bit values with madd instead;
+ *  - the float step per block is the generic's expression, (dx * dy) * (float)isum
+ *    (+ mx * sy for the _1 types), multiply then add, never fused (-std=c11 keeps GCC from
+ *    contracting), eight blocks at a time with block b in lane b % 8, added to the lane that
+ *    the generic's acc[b & 7] is, in block order; the eight lanes end in fq__hsum8.
+ * A tile works on groups of eight blocks: the activation side (scales, sum(y)) is prepared
+ * once per token for all rows, each weight block is unpacked once per row for all tokens;
+ * the per-block int32 vectors of one output are reduced together (transpose-adds). */
+#include "qtypes.h"
+
+#include <immintrin.h>
+
+#ifndef FQ_X86_SUFFIX
+#define FQ_X86_SUFFIX avx2
+#endif
+#define FQ_X86_CAT2(a, b) a##_##b
+#define FQ_X86_CAT(a, b) FQ_X86_CAT2(a, b)
+#define FN(name) FQ_X86_CAT(name, FQ_X86_SUFFIX)
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define Q32_VNNI 1
+#else
+#define Q32_VNNI 0
+#endif
+
+#define Q32_AI static inline __attribute__((always_inline))
+
+/* unsigned bytes u times signed bytes y, sums of 4 per int32 lane (exact: |u| <= 255 with
+ * VNNI; without it the callers keep u <= 31 so maddubs pairs cannot saturate) */
+Q32_AI __m256i q32_dot_us(__m256i u, __m256i y) {
+#if Q32_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, y);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, y), _mm256_set1_epi16(1));
+#endif
+}
+
+/* a + b with a's NaN when both are NaN (x86 keeps the first source's payload). GCC may swap
+ * the operands of _mm256_add_ps; the generic kernels (as GCC compiles them) compute
+ * t = m*s + (dx*dy)*isum and acc = t + acc with x's scales first, so the same operands
+ * come first here and a NaN scale gives the generic's NaN bits too. */
+Q32_AI __m256 q32_add(__m256 a, __m256 b) {
+    __m256 r;
+#if defined(__AVX512VL__)
+    __asm__("vaddps %2, %1, %0" : "=v"(r) : "v"(a), "v"(b));
+#else
+    __asm__("vaddps %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
+#endif
+    return r;
+}
+
+Q32_AI __m256 q32_mul(__m256 a, __m256 b) { /* a * b with a's NaN when both are NaN */
+    __m256 r;
+#if defined(__AVX512VL__)
+    __asm__("vmulps %2, %1, %0" : "=v"(r) : "v"(a), "v"(b));
+#else
+    __asm__("vmulps %2, %1, %0" : "=x"(r) : "x"(a), "x"(b));
+#endif
+    return r;
+}
+
+/* eight vectors of 8 int32 partial sums -> one vector of their totals (lane k: v[k]) */
+Q32_AI __m256i q32_hsum_8x8(const __m256i v[8]) {
+    const __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i c = _mm256_hadd_epi32(v[4], v[5]), d = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i ab = _mm256_hadd_epi32(a, b), cd = _mm256_hadd_epi32(c, d);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20),
+                            _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/* the F16 at p, p + stride, ... of the first cnt blocks as floats, 0 beyond cnt */
+Q32_AI __m256 q32_scales(const uint8_t *p, size_t stride, int cnt) {
+    uint16_t h[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        h[k] = 0;
+        if (k < cnt) memcpy(&h[k], p + (size_t)k * stride, 2);
+    }
+    const __m128i v = _mm_set_epi16((short)h[7], (short)h[6], (short)h[5], (short)h[4],
+                                    (short)h[3], (short)h[2], (short)h[1], (short)h[0]);
+    return _mm256_cvtph_ps(v);
+}
+
+/* 16 packed nibbles -> 32 bytes: low nibbles (elements 0..15), then high (16..31) */
+Q32_AI __m256i q32_nibbles(const uint8_t *q) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)q);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* the Q5 fifth bits (32 bits at p, bit k for element k) as 0x10 in byte k */
+Q32_AI __m256i q32_bit4(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)v),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+/* One weight block made ready for every token: unsigned levels in w[0] (or, for Q8_0 at the
+ * AVX2 level, the 32 signed values widened to 16 bits in w[0], w[1]). */
+typedef struct { __m256i w[2]; } q32_wb;
+
+Q32_AI q32_wb q32_unpack_q4_0(const fq_block_q4_0 *x) {
+    return (q32_wb){{q32_nibbles(x->qs), _mm256_setzero_si256()}};
+}
+Q32_AI q32_wb q32_unpack_q4_1(const fq_block_q4_1 *x) {
+    return (q32_wb){{q32_nibbles(x->qs), _mm256_setzero_si256()}};
+}
+Q32_AI q32_wb q32_unpack_q5_0(const fq_block_q5_0 *x) {
+    return (q32_wb){{_mm256_or_si256(q32_nibbles(x->qs), q32_bit4(x->qh)), _mm256_setzero_si256()}};
+}
+Q32_AI q32_wb q32_unpack_q5_1(const fq_block_q5_1 *x) {
+    return (q32_wb){{_mm256_or_si256(q32_nibbles(x->qs), q32_bit4(x->qh)), _mm256_setzero_si256()}};
+}
+Q32_AI q32_wb q32_unpack_q8_0(const fq_block_q8_0 *x) {
+#if Q32_VNNI
+    const __m256i v = _mm256_loadu_si256((const __m256i *)x->qs);
+    return (q32_wb){{_mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256()}};
+#else
+    return (q32_wb){{_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->qs)),
+                     _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x->qs + 16)))}};
+#endif
+}
+
+/* int32 partial sums of one (weight block, activation block): unsigned levels x y */
+Q32_AI __m256i q32_ints_u(const q32_wb *w, const int8_t *yq) {
+    return q32_dot_us(w->w[0], _mm256_loadu_si256((const __m256i *)yq));
+}
+#if Q32_VNNI
+#define q32_ints_q8_0 q32_ints_u
+#else
+Q32_AI __m256i q32_ints_q8_0(const q32_wb *w, const int8_t *yq) {
+    const __m256i y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)yq));
+    const __m256i y1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(yq + 16)));
+    return _mm256_add_epi32(_mm256_madd_epi16(w->w[0], y0), _mm256_madd_epi16(w->w[1], y1));
+}
+#endif
+
+/* Per type: weight block type, activation block type, unpack, ints, log2 of the bias (-1:
+ * none), whether the min term m * s is added. */
+#define Q32_q4_0 fq_block_q4_0, fq_block_q8_0, q32_unpack_q4_0, q32_ints_u, 3, 0
+#define Q32_q5_0 fq_block_q5_0, fq_block_q8_0, q32_unpack_q5_0, q32_ints_u, 4, 0
+#define Q32_q4_1 fq_block_q4_1, fq_block_q8_1, q32_unpack_q4_1, q32_ints_u, -1, 1
+#define Q32_q5_1 fq_block_q5_1, fq_block_q8_1, q32_unpack_q5_1, q32_ints_u, -1, 1
+#if Q32_VNNI
+#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, 7, 0
+#else
+#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, -1, 0
+#endif
+
+/* acc[j][i]: the eight lanes (block b in lane b % 8) of output (row i, token j) */
+typedef float q32_acc[FQ_DOT_MX][8];
+/* one token's side of a group: scales (and s), bias * sum(y) per block */
+typedef struct { __m256 dy, sy; __m256i corr; } q32_yp;
+
+#define Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                       \
+    /* the activation side of cnt (1..8) blocks at yb, 0 in lanes >= cnt */                   \
+    Q32_AI void FN(q32_prep_##t)(const YT *yb, const int cnt, q32_yp *o) {                   \
+        o->dy = q32_scales((const uint8_t *)&yb->d, sizeof(YT), cnt);                         \
+        o->sy = HAS_M ? q32_scales((const uint8_t *)yb + 2, sizeof(YT), cnt) : _mm256_setzero_ps(); \
+        o->corr = _mm256_setzero_si256();                                                     \
+        if (BIAS >= 0) {                                                                      \
+            __m256i p[8];                                                                     \
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                               \
+                p[k] = k < cnt ? q32_dot_us(_mm256_set1_epi8(1),                              \
+                                            _mm256_loadu_si256((const __m256i *)yb[k].qs))    \
+                               : _mm256_setzero_si256();                                      \
+            o->corr = _mm256_slli_epi32(q32_hsum_8x8(p), BIAS >= 0 ? BIAS : 0);               \
+        }                                                                                     \
+    }                                                                                         \
+    /* row i's blocks xb[0..cnt-1] (block index b) against tokens 0..nry-1, into acc[j][i] */ \
+    Q32_AI void FN(q32_row_##t)(const XT *xb, const int cnt, int64_t b, const char *vy,      \
+                                size_t by, int nry, const q32_yp *yp, size_t yps,             \
+                                q32_acc *acc, int i) {                                        \
+        q32_wb w[8];                                                                          \
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                                   \
+            w[k] = k < cnt ? UNPACK(&xb[k]) : (q32_wb){{_mm256_setzero_si256(), _mm256_setzero_si256()}}; \
+        const __m256 dx = q32_scales((const uint8_t *)&xb->d, sizeof(XT), cnt);               \
+        const __m256 mx = HAS_M ? q32_scales((const uint8_t *)xb + 2, sizeof(XT), cnt)        \
+                                : _mm256_setzero_ps();                                        \
+        const __m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(                           \
+            _mm256_set1_epi32(cnt), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));              \
+        for (int j = 0; j < nry; j++) {                                                       \
+            const YT *yb = (const YT *)(vy + (size_t)j * by) + b;                             \
+            const q32_yp *q = yp + (size_t)j * yps;                                           \
+            __m256i p[8];                                                                     \
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                               \
+                p[k] = k < cnt ? INTS(&w[k], yb[k].qs) : _mm256_setzero_si256();             \
+            __m256i isum = q32_hsum_8x8(p);                                                   \
+            if (BIAS >= 0) isum = _mm256_sub_epi32(isum, q->corr);                            \
+            __m256 v = _mm256_mul_ps(q32_mul(dx, q->dy), _mm256_cvtepi32_ps(isum));          \
+            if (HAS_M) v = q32_add(q32_mul(mx, q->sy), v);                                   \
+            const __m256 a = _mm256_loadu_ps(acc[j][i]);                                      \
+            __m256 r = q32_add(v, a);                                                         \
+            if (cnt < 8) r = _mm256_blendv_ps(a, r, keep);                                    \
+            _mm256_storeu_ps(acc[j][i], r);                                                   \
+        }                                                                                     \
+    }
+
+/* groups of eight blocks per chunk on the decode path (4096 values): the token's side is
+ * prepared once per chunk, then each row streams through the chunk in turn */
+#define Q32_CHUNK 16
+
+/* The tile: nrx (1..FQ_DOT_MX) rows x nry (1..FQ_DOT_NY) tokens, s[j*bs + i]. Several
+ * tokens: group by group (eight blocks), the tokens' side prepared once for all rows and
+ * each weight block unpacked once for all tokens. One token: chunk by chunk, row by row. */
+#define Q32_KERNEL(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                      \
+    Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                           \
+    static void FN(q32_mn_##t)(int64_t n, float *s, size_t bs, const void *x, size_t bx,     \
+                               int nrx, const void *y, size_t by, int nry) {                  \
+        const int64_t nb = n / FQ_QK;                                                         \
+        const char *vx = x, *vy = y;                                                          \
+        q32_acc acc[FQ_DOT_NY];                                                               \
+        for (int j = 0; j < nry; j++) memset(acc[j], 0, sizeof(float) * 8 * (size_t)nrx);   \
+        if (nry == 1) {                                                                       \
+            q32_yp yp[Q32_CHUNK];                                                             \
+            for (int64_t c0 = 0; c0 < nb; c0 += 8 * Q32_CHUNK) {                              \
+                const int ng = (int)FQ_MIN(Q32_CHUNK, (nb - c0 + 7) / 8);                     \
+                for (int g = 0; g < ng; g++) {                                                \
+                    const int64_t b = c0 + 8 * g;                                             \
+                    const YT *yb = (const YT *)vy + b;                                        \
+                    if (nb - b >= 8) FN(q32_prep_##t)(yb, 8, &yp[g]);                         \
+                    else FN(q32_prep_##t)(yb, (int)(nb - b), &yp[g]);                         \
+                }                                                                             \
+                for (int i = 0; i < nrx; i++) {                                               \
+                    const XT *xr = (const XT *)(vx + (size_t)i * bx);                         \
+                    for (int g = 0; g < ng; g++) {                                            \
+                        const int64_t b = c0 + 8 * g;                                         \
+                        if (nb - b >= 8) FN(q32_row_##t)(xr + b, 8, b, vy, by, 1, &yp[g], 1, acc, i); \
+                        else FN(q32_row_##t)(xr + b, (int)(nb - b), b, vy, by, 1, &yp[g], 1, acc, i); \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        } else {                                                                              \
+            q32_yp yp[FQ_DOT_NY];                                                             \
+            for (int64_t b = 0; b < nb; b += 8) {                                             \
+                const int cnt = (int)FQ_MIN(8, nb - b);                                       \
+                for (int j = 0; j < nry; j++) {                                               \
+                    const YT *yb = (const YT *)(vy + (size_t)j * by) + b;                     \
+                    if (cnt == 8) FN(q32_prep_##t)(yb, 8, &yp[j]);                            \
+                    else FN(q32_prep_##t)(yb, cnt, &yp[j]);                                   \
+                }                                                                             \
+                for (int i = 0; i < nrx; i++) {                                               \
+                    const XT *xb = (const XT *)(vx + (size_t)i * bx) + b;                     \
+                    if (cnt == 8) FN(q32_row_##t)(xb, 8, b, vy, by, nry, yp, 1, acc, i);      \
+                    else FN(q32_row_##t)(xb, cnt, b, vy, by, nry, yp, 1, acc, i);             \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        for (int j = 0; j < nry; j++)                                                         \
+            for (int i = 0; i < nrx; i++) s[(size_t)j * bs + (size_t)i] = fq__hsum8(acc[j][i]); \
+    }                                                                                         \
+    static void FN(q32_n_##t)(int64_t n, float *s, size_t bs, const void *x, const void *y,  \
+                              size_t by, int nrc) {                                           \
+        FN(q32_mn_##t)(n, s, bs, x, 0, 1, y, by, nrc);                                        \
+    }                                                                                         \
+    static void FN(q32_dot_##t)(int64_t n, float *s, const void *x, const void *y) {         \
+        FN(q32_mn_##t)(n, s, 1, x, 0, 1, y, 0, 1);                                            \
+    }
+#define Q32_EXPAND(m, ...) m(__VA_ARGS__)
+#define Q32_TYPE(t) Q32_EXPAND(Q32_KERNEL, t, Q32_##t)
+Q32_TYPE(q8_0) Q32_TYPE(q4_0) Q32_TYPE(q5_0) Q32_TYPE(q4_1) Q32_TYPE(q5_1)
+
+/* ---- registration -------------------------------------------------------------------- */
+
+void FN(fq__isa_fill_mmq32)(fq__isa_kernels *k) {
+#define Q32_REG(T, t)                                                                         \
+    k->vec_dot[FQ_TYPE_##T] = FN(q32_dot_##t);                                                \
+    k->vec_dot_n[FQ_TYPE_##T] = FN(q32_n_##t);                                                \
+    k->vec_dot_mn[FQ_TYPE_##T] = FN(q32_mn_##t);                                              \
+    k->mn_x[FQ_TYPE_##T] = 4;                                                                 \
+    k->mn_y[FQ_TYPE_##T] = 8;                                                                 \
+    k->mv_x[FQ_TYPE_##T] = 4;
+    Q32_REG(Q8_0, q8_0) Q32_REG(Q4_0, q4_0) Q32_REG(Q5_0, q5_0) Q32_REG(Q4_1, q4_1)
+    Q32_REG(Q5_1, q5_1)
+#undef Q32_REG
+}

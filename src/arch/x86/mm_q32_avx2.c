@@ -133,8 +133,8 @@ Q32_AI q32_wb q32_unpack_q8_0(const fq_block_q8_0 *x) {
     const __m256i v = _mm256_loadu_si256((const __m256i *)x->qs);
     return (q32_wb){{_mm256_xor_si256(v, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256()}};
 #else
-    return (q32_wb){{_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->qs)),
-                     _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x->qs + 16)))}};
+    const __m256i v = _mm256_loadu_si256((const __m256i *)x->qs);
+    return (q32_wb){{_mm256_sign_epi8(v, v), v}};
 #endif
 }
 
@@ -145,36 +145,59 @@ Q32_AI __m256i q32_ints_u(const q32_wb *w, const int8_t *yq) {
 #if Q32_VNNI
 #define q32_ints_q8_0 q32_ints_u
 #else
+/* |x| (0..128 as unsigned) times y with x's sign: exact unless y holds -128 (whose negation
+ * wraps); |x| = 128 pairs reach at most 2 * 128 * 127 or exactly -2^15, no saturation */
 Q32_AI __m256i q32_ints_q8_0(const q32_wb *w, const int8_t *yq) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)yq);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w->w[0], _mm256_sign_epi8(y, w->w[1])),
+                             _mm256_set1_epi16(1));
+}
+/* the same sums for any bytes: 16-bit products, madd pairs below 2^15 * 2 */
+Q32_AI __m256i q32_ints_q8_0_wide(const q32_wb *w, const int8_t *yq) {
+    const __m256i x = w->w[1];
+    const __m256i x0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    const __m256i x1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(x, 1));
     const __m256i y0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)yq));
     const __m256i y1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(yq + 16)));
-    return _mm256_add_epi32(_mm256_madd_epi16(w->w[0], y0), _mm256_madd_epi16(w->w[1], y1));
+    return _mm256_add_epi32(_mm256_madd_epi16(x0, y0), _mm256_madd_epi16(x1, y1));
 }
 #endif
 
 /* Per type: weight block type, activation block type, unpack, ints, log2 of the bias (-1:
- * none), whether the min term m * s is added. */
-#define Q32_q4_0 fq_block_q4_0, fq_block_q8_0, q32_unpack_q4_0, q32_ints_u, 3, 0
-#define Q32_q5_0 fq_block_q5_0, fq_block_q8_0, q32_unpack_q5_0, q32_ints_u, 4, 0
-#define Q32_q4_1 fq_block_q4_1, fq_block_q8_1, q32_unpack_q4_1, q32_ints_u, -1, 1
-#define Q32_q5_1 fq_block_q5_1, fq_block_q8_1, q32_unpack_q5_1, q32_ints_u, -1, 1
+ * none), whether the min term m * s is added, whether the ints need activations without
+ * -128 (then a group whose activations hold one takes q32_ints_q8_0_wide). */
+#define Q32_q4_0 fq_block_q4_0, fq_block_q8_0, q32_unpack_q4_0, q32_ints_u, 3, 0, 0
+#define Q32_q5_0 fq_block_q5_0, fq_block_q8_0, q32_unpack_q5_0, q32_ints_u, 4, 0, 0
+#define Q32_q4_1 fq_block_q4_1, fq_block_q8_1, q32_unpack_q4_1, q32_ints_u, -1, 1, 0
+#define Q32_q5_1 fq_block_q5_1, fq_block_q8_1, q32_unpack_q5_1, q32_ints_u, -1, 1, 0
 #if Q32_VNNI
-#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, 7, 0
+#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, 7, 0, 0
 #else
-#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, -1, 0
+#define Q32_q8_0 fq_block_q8_0, fq_block_q8_0, q32_unpack_q8_0, q32_ints_q8_0, -1, 0, 1
 #endif
 
 /* acc[j][i]: the eight lanes (block b in lane b % 8) of output (row i, token j) */
 typedef float q32_acc[FQ_DOT_MX][8];
 /* one token's side of a group: scales (and s), bias * sum(y) per block */
-typedef struct { __m256 dy, sy; __m256i corr; } q32_yp;
+typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -128 quant */
 
-#define Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                       \
+/* the ints for a group whose activations hold -128 (only Q8_0 at the AVX2 level differs) */
+#define Q32_WIDE(f) f##_wide
+#define q32_ints_u_wide q32_ints_u
+#define Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M, NO_M128)                                       \
     /* the activation side of cnt (1..8) blocks at yb, 0 in lanes >= cnt */                   \
     Q32_AI void FN(q32_prep_##t)(const YT *yb, const int cnt, q32_yp *o) {                   \
         o->dy = q32_scales((const uint8_t *)&yb->d, sizeof(YT), cnt);                         \
         o->sy = HAS_M ? q32_scales((const uint8_t *)yb + 2, sizeof(YT), cnt) : _mm256_setzero_ps(); \
         o->corr = _mm256_setzero_si256();                                                     \
+        o->m128 = 0;                                                                          \
+        if (NO_M128) {                                                                        \
+            __m256i e = _mm256_setzero_si256();                                               \
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                               \
+                if (k < cnt) e = _mm256_or_si256(e, _mm256_cmpeq_epi8(                        \
+                    _mm256_loadu_si256((const __m256i *)yb[k].qs), _mm256_set1_epi8(-128)));  \
+            o->m128 = !_mm256_testz_si256(e, e);                                              \
+        }                                                                                     \
         if (BIAS >= 0) {                                                                      \
             __m256i p[8];                                                                     \
             _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                               \
@@ -200,8 +223,13 @@ typedef struct { __m256 dy, sy; __m256i corr; } q32_yp;
             const YT *yb = (const YT *)(vy + (size_t)j * by) + b;                             \
             const q32_yp *q = yp + (size_t)j * yps;                                           \
             __m256i p[8];                                                                     \
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                               \
-                p[k] = k < cnt ? INTS(&w[k], yb[k].qs) : _mm256_setzero_si256();             \
+            if (NO_M128 && q->m128) {                                                         \
+                _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                           \
+                    p[k] = k < cnt ? Q32_WIDE(INTS)(&w[k], yb[k].qs) : _mm256_setzero_si256(); \
+            } else {                                                                          \
+                _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                           \
+                    p[k] = k < cnt ? INTS(&w[k], yb[k].qs) : _mm256_setzero_si256();         \
+            }                                                                                 \
             __m256i isum = q32_hsum_8x8(p);                                                   \
             if (BIAS >= 0) isum = _mm256_sub_epi32(isum, q->corr);                            \
             __m256 v = _mm256_mul_ps(q32_mul(dx, q->dy), _mm256_cvtepi32_ps(isum));          \
@@ -220,8 +248,8 @@ typedef struct { __m256 dy, sy; __m256i corr; } q32_yp;
 /* The tile: nrx (1..FQ_DOT_MX) rows x nry (1..FQ_DOT_NY) tokens, s[j*bs + i]. Several
  * tokens: group by group (eight blocks), the tokens' side prepared once for all rows and
  * each weight block unpacked once for all tokens. One token: chunk by chunk, row by row. */
-#define Q32_KERNEL(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                      \
-    Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M)                                           \
+#define Q32_KERNEL(t, XT, YT, UNPACK, INTS, BIAS, HAS_M, NO_M128)                                      \
+    Q32_STEPS(t, XT, YT, UNPACK, INTS, BIAS, HAS_M, NO_M128)                                           \
     static void FN(q32_mn_##t)(int64_t n, float *s, size_t bs, const void *x, size_t bx,     \
                                int nrx, const void *y, size_t by, int nry) {                  \
         const int64_t nb = n / FQ_QK;                                                         \
@@ -284,8 +312,8 @@ void FN(fq__isa_fill_mmq32)(fq__isa_kernels *k) {
     k->vec_dot[FQ_TYPE_##T] = FN(q32_dot_##t);                                                \
     k->vec_dot_n[FQ_TYPE_##T] = FN(q32_n_##t);                                                \
     k->vec_dot_mn[FQ_TYPE_##T] = FN(q32_mn_##t);                                              \
-    k->mn_x[FQ_TYPE_##T] = 4;                                                                 \
-    k->mn_y[FQ_TYPE_##T] = 8;                                                                 \
+    k->mn_x[FQ_TYPE_##T] = 8;                                                                 \
+    k->mn_y[FQ_TYPE_##T] = 16;                                                                \
     k->mv_x[FQ_TYPE_##T] = 4;
     Q32_REG(Q8_0, q8_0) Q32_REG(Q4_0, q4_0) Q32_REG(Q5_0, q5_0) Q32_REG(Q4_1, q4_1)
     Q32_REG(Q5_1, q5_1)

@@ -6,18 +6,25 @@
  *
  * Same bits as the generic kernels (quants.c), by construction:
  *  - the integer sum of a block is exact in any order. Weights become unsigned levels
- *    u = level + bias (Q4_0: +8, Q5_0: +16, Q8_0 with VNNI: +128, the _1 types: 0), and
- *    isum = sum(u * y) - bias * sum(y), all in int32 (|sum| < 2^16 per block). u8 x s8 never
+ *    u = level + bias (Q4_0: +8, Q5_0: +16, Q8_0: +128, the _1 types: 0), and
+ *    isum = sum(u * y) - bias * sum(y), all in int32 (|sum| < 2^20 per block). u8 x s8 never
  *    saturates: maddubs pairs stay below 2 * 31 * 128. Q8_0 at the AVX2 level (no vpdpbusd:
  *    u up to 255 would saturate maddubs, and the usual sign trick gets -128 x -128 wrong)
- *    multiplies sign-extended 16-bit values with madd instead;
+ *    splits u in nibbles, u = 16 * high + low, in the prompt tiles of 4..8 rows; elsewhere
+ *    it takes the sign trick, with sign-extended 16-bit products (madd) for a group of
+ *    blocks whose activations hold -128;
  *  - the float step per block is the generic's expression, (dx * dy) * (float)isum
  *    (+ mx * sy for the _1 types), multiply then add, never fused (-std=c11 keeps GCC from
  *    contracting), eight blocks at a time with block b in lane b % 8, added to the lane that
  *    the generic's acc[b & 7] is, in block order; the eight lanes end in fq__hsum8.
- * A tile works on groups of eight blocks: the activation side (scales, sum(y)) is prepared
- * once per token for all rows, each weight block is unpacked once per row for all tokens;
- * the per-block int32 vectors of one output are reduced together (transpose-adds). */
+ * Three shapes of work, all with that arithmetic per output:
+ *  - prompt tiles of 4..8 rows: rows in lanes, the weights transposed once per block for
+ *    all tokens, activations broadcast, no horizontal sums (q32_rows_*);
+ *  - other tiles: groups of eight blocks, the activation side (scales, sum(y)) prepared
+ *    once per token for all rows, each weight block unpacked once per row for all tokens,
+ *    the per-block int32 vectors of one output reduced together (transpose-adds);
+ *  - one token (decode, mv_x rows): the same steps chunk by chunk, each row streamed in
+ *    turn through a chunk (four rows interleaved group by group read memory slower). */
 #include "qtypes.h"
 
 #include <immintrin.h>
@@ -241,6 +248,259 @@ typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -12
         }                                                                                     \
     }
 
+/* ---- rows in lanes (prompt tiles of 4..8 rows) ------------------------------------------ *
+ * Lane i of every vector is weight row i (missing rows repeat the last one and are never
+ * stored). A block's levels are transposed once for all tokens (w[p] lane i = dword p of
+ * row i's 32 levels), and each activation dword is broadcast against them, so one u8 x s8
+ * step covers 8 rows x 4 values and the block sums come out with the rows in lanes: no
+ * horizontal sums. Without VNNI the maddubs pairs of several dwords are added in 16 bits
+ * first (4-bit levels: 8 dwords, |sum| <= 8 * 2 * 15 * 128 < 2^15; 5-bit: 4 dwords,
+ * <= 4 * 2 * 31 * 128), then widened once. The float step per (block, token) is the
+ * generic's, one row per lane, into acc[token][block % 8] (rows in lanes). Q8_0 without VNNI
+ * takes both nibble halves of u = level + 128, each like a 4-bit weight (8 dwords added in
+ * 16 bits), then isum = 16 * sum(high * y) + sum(low * y) - 128 * sum(y): exact for every
+ * byte, -128 activations included. The activation side (scales, bias * sum(y)) is prepared
+ * eight blocks at a time per chunk of Q32_RCH blocks, once for all rows. */
+/* rows (i, i+4) of 16 bytes each -> 4 vectors, vector q lane i = dword q of row i */
+Q32_AI void q32_tr8x4(const uint8_t *const q[8], __m256i o[4]) {
+    __m256i v[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        v[i] = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)q[i + 4]),
+                                _mm_loadu_si128((const __m128i *)q[i]));
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    o[0] = _mm256_unpacklo_epi64(t0, t2);
+    o[1] = _mm256_unpackhi_epi64(t0, t2);
+    o[2] = _mm256_unpacklo_epi64(t1, t3);
+    o[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* 16 nibble bytes of 8 rows -> w[p], levels 4p..4p+3 of each row */
+Q32_AI void q32_rows_nib(const uint8_t *const q[8], __m256i w[8]) {
+    __m256i o[4];
+    q32_tr8x4(q, o);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        w[p] = _mm256_and_si256(o[p], m4);
+        w[p + 4] = _mm256_and_si256(_mm256_srli_epi16(o[p], 4), m4);
+    }
+}
+
+/* the fifth bits (qh words of 8 rows, lanes = rows) into w[p]: bit 4p+m -> 0x10 in byte m */
+Q32_AI void q32_rows_bit4(__m256i h, __m256i w[8]) {
+    const __m256i spread = _mm256_set1_epi32(0x00204081), lsb = _mm256_set1_epi32(0x01010101);
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        const __m256i nib = _mm256_and_si256(_mm256_srli_epi32(h, 4 * p), _mm256_set1_epi32(0xF));
+        const __m256i b = _mm256_and_si256(_mm256_mullo_epi32(nib, spread), lsb);
+        w[p] = _mm256_or_si256(w[p], _mm256_slli_epi32(b, 4));
+    }
+}
+
+#define Q32_ROWPTRS(XT, FIELD)                                                                \
+    const uint8_t *q_[8];                                                                     \
+    _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) q_[i] = xr[i][b].FIELD
+Q32_AI __m256i q32_rows_qh(const uint8_t *const h[8]) {
+    uint32_t v[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) memcpy(&v[i], h[i], 4);
+    return _mm256_setr_epi32((int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], (int)v[5],
+                             (int)v[6], (int)v[7]);
+}
+#define Q32_TUNPACK_q4(XT)                                                                    \
+    Q32_AI void q32_tu_##XT(const XT *const xr[8], int64_t b, __m256i w[8]) {                 \
+        Q32_ROWPTRS(XT, qs);                                                                  \
+        q32_rows_nib(q_, w);                                                                  \
+    }
+#define Q32_TUNPACK_q5(XT)                                                                    \
+    Q32_AI void q32_tu_##XT(const XT *const xr[8], int64_t b, __m256i w[8]) {                 \
+        Q32_ROWPTRS(XT, qs);                                                                  \
+        q32_rows_nib(q_, w);                                                                  \
+        const uint8_t *h_[8];                                                                 \
+        _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) h_[i] = xr[i][b].qh;              \
+        q32_rows_bit4(q32_rows_qh(h_), w);                                                    \
+    }
+Q32_TUNPACK_q4(fq_block_q4_0) Q32_TUNPACK_q4(fq_block_q4_1)
+Q32_TUNPACK_q5(fq_block_q5_0) Q32_TUNPACK_q5(fq_block_q5_1)
+/* 8x8 dwords: r[p] lane i <- r[i] lane p */
+Q32_AI void q32_tr8x8(__m256i r[8]) {
+    __m256i t[8], u[8];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+        t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h + 0], t[4 * h + 2]);
+        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        r[p] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x20);
+        r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
+    }
+}
+/* 32 signed bytes of 8 rows -> w[p] = dword p of each row, plus 128 (bias 2^7). Without
+ * VNNI (u up to 255 would saturate maddubs) the levels are split in nibbles: w[p] the low
+ * ones, w[p + 8] the high ones (u = 16 * high + low, both 0..15, like two Q4 weights). */
+Q32_AI void q32_tu_fq_block_q8_0(const fq_block_q8_0 *const xr[8], int64_t b, __m256i w[16]) {
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) w[i] = _mm256_loadu_si256((const __m256i *)xr[i][b].qs);
+    q32_tr8x8(w);
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) w[p] = _mm256_xor_si256(w[p], _mm256_set1_epi8((char)0x80));
+#if !Q32_VNNI
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; p++) {
+        w[p + 8] = _mm256_and_si256(_mm256_srli_epi16(w[p], 4), _mm256_set1_epi8(0x0F));
+        w[p] = _mm256_and_si256(w[p], _mm256_set1_epi8(0x0F));
+    }
+#endif
+}
+
+/* the activation dword at p in every lane (a broadcast load) */
+Q32_AI __m256i q32_bcast(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* activations of a chunk of up to Q32_RCH blocks per token, prepared once for all rows */
+#define Q32_RCH 32
+typedef struct {
+    float dy[FQ_DOT_NY][Q32_RCH], sy[FQ_DOT_NY][Q32_RCH];
+    int32_t corr[FQ_DOT_NY][Q32_RCH];
+} q32_rprep;
+
+/* 8 (or, at the end, cnt) blocks of one token: scales (and s), bias * sum(y) */
+#define Q32_RPREP(YT, BIAS, HAS_M, cnt)                                                       \
+    do {                                                                                      \
+        _mm256_storeu_ps(&pr.dy[j][k], q32_scales((const uint8_t *)&yb[k].d, sizeof(YT), cnt)); \
+        if (HAS_M)                                                                            \
+            _mm256_storeu_ps(&pr.sy[j][k], q32_scales((const uint8_t *)&yb[k] + 2, sizeof(YT), cnt)); \
+        if (BIAS >= 0) {                                                                      \
+            __m256i p_[8];                                                                    \
+            _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++)                               \
+                p_[q] = q < cnt ? q32_dot_us(_mm256_set1_epi8(1),                             \
+                                             _mm256_loadu_si256((const __m256i *)yb[k + q].qs)) \
+                                : _mm256_setzero_si256();                                     \
+            _mm256_storeu_si256((__m256i *)&pr.corr[j][k],                                   \
+                                _mm256_slli_epi32(q32_hsum_8x8(p_), BIAS >= 0 ? BIAS : 0));   \
+        }                                                                                     \
+    } while (0)
+
+/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit);
+ * SPLIT: Q8_0 without VNNI, levels in two nibble halves (w[p], w[p + 8]) */
+#define Q32_ROWS(t, XT, YT, BIAS, HAS_M, GRP, SPLIT)                                          \
+    static void FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, \
+                                 int nrx, const char *vy, size_t by, int nry) {               \
+        const XT *xr[8];                                                                      \
+        for (int i = 0; i < 8; i++) xr[i] = (const XT *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx); \
+        float acc[FQ_DOT_NY][8][8]; /* [token][block % 8][row] */                             \
+        memset(acc, 0, sizeof(float) * 64 * (size_t)nry);                                     \
+        q32_rprep pr;                                                                         \
+        for (int64_t c0 = 0; c0 < nb; c0 += Q32_RCH) {                                        \
+            const int cn = (int)FQ_MIN(Q32_RCH, nb - c0);                                     \
+            for (int j = 0; j < nry; j++) {                                                   \
+                const YT *yb = (const YT *)(vy + (size_t)j * by) + c0;                        \
+                for (int k = 0; k < cn; k += 8) {                                             \
+                    if (cn - k >= 8) Q32_RPREP(YT, BIAS, HAS_M, 8);                           \
+                    else Q32_RPREP(YT, BIAS, HAS_M, cn - k);                                  \
+                }                                                                             \
+            }                                                                                 \
+            for (int k = 0; k < cn; k++) {                                                    \
+                const int64_t b = c0 + k;                                                     \
+                __m256i w[16];                                                                \
+                q32_tu_##XT(xr, b, w);                                                        \
+                uint16_t hd[8], hm[8];                                                        \
+                _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                         \
+                    hd[i] = xr[i][b].d;                                                       \
+                    if (HAS_M) memcpy(&hm[i], (const uint8_t *)&xr[i][b] + 2, 2);             \
+                }                                                                             \
+                const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));      \
+                const __m256 mx = HAS_M ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm)) \
+                                        : _mm256_setzero_ps();                                \
+                for (int j = 0; j < nry; j++) {                                               \
+                    const int8_t *yq = ((const YT *)(vy + (size_t)j * by) + b)->qs;           \
+                    __m256i isum;                                                             \
+                    if (Q32_VNNI) { /* four chains: dpbusd's latency */                       \
+                        __m256i a4[4];                                                        \
+                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
+                            a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], q32_bcast(yq + 4 * p)); \
+                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
+                            a4[p] = Q32_DPBUSD(a4[p], w[p + 4], q32_bcast(yq + 4 * p + 16));  \
+                        isum = _mm256_add_epi32(_mm256_add_epi32(a4[0], a4[1]),               \
+                                                _mm256_add_epi32(a4[2], a4[3]));              \
+                    } else if (SPLIT) { /* 16 * sum(high * y) + sum(low * y), 16-bit sums */  \
+                        __m256i m[8], h[8];                                                   \
+                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {                 \
+                            const __m256i y4 = q32_bcast(yq + 4 * p);                         \
+                            m[p] = _mm256_maddubs_epi16(w[p], y4);                            \
+                            h[p] = _mm256_maddubs_epi16(w[p + 8], y4);                        \
+                        }                                                                     \
+                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                 \
+                            m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                  \
+                            h[p] = _mm256_add_epi16(h[2 * p], h[2 * p + 1]);                  \
+                        }                                                                     \
+                        const __m256i lo = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]),     \
+                                                            _mm256_add_epi16(m[2], m[3]));    \
+                        const __m256i hi = _mm256_add_epi16(_mm256_add_epi16(h[0], h[1]),     \
+                                                            _mm256_add_epi16(h[2], h[3]));    \
+                        isum = _mm256_add_epi32(_mm256_madd_epi16(hi, _mm256_set1_epi16(16)), \
+                                                _mm256_madd_epi16(lo, _mm256_set1_epi16(1))); \
+                    } else { /* pairs of 16-bit sums (tree, not chain), widened per GRP */    \
+                        __m256i m[8];                                                         \
+                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                   \
+                            m[p] = _mm256_maddubs_epi16(w[p], q32_bcast(yq + 4 * p));         \
+                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
+                            m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                  \
+                        if (GRP == 8) {                                                       \
+                            isum = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), \
+                                                                      _mm256_add_epi16(m[2], m[3])), \
+                                                     _mm256_set1_epi16(1));                   \
+                        } else {                                                              \
+                            isum = _mm256_add_epi32(                                          \
+                                _mm256_madd_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_set1_epi16(1)), \
+                                _mm256_madd_epi16(_mm256_add_epi16(m[2], m[3]), _mm256_set1_epi16(1))); \
+                        }                                                                     \
+                    }                                                                         \
+                    if (BIAS >= 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(pr.corr[j][k])); \
+                    __m256 v = _mm256_mul_ps(q32_mul(dx, _mm256_set1_ps(pr.dy[j][k])),        \
+                                             _mm256_cvtepi32_ps(isum));                       \
+                    if (HAS_M) v = q32_add(q32_mul(mx, _mm256_set1_ps(pr.sy[j][k])), v);      \
+                    float *a = acc[j][b & 7];                                                 \
+                    _mm256_storeu_ps(a, q32_add(v, _mm256_loadu_ps(a)));                      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        for (int j = 0; j < nry; j++)                                                         \
+            for (int i = 0; i < nrx; i++) {                                                   \
+                float l[8];                                                                   \
+                for (int k = 0; k < 8; k++) l[k] = acc[j][k][i];                              \
+                s[(size_t)j * bs + (size_t)i] = fq__hsum8(l);                                 \
+            }                                                                                 \
+    }
+#if Q32_VNNI
+#define Q32_DPBUSD(acc, w, y) _mm256_dpbusd_epi32(acc, w, y)
+#else
+#define Q32_DPBUSD(acc, w, y) (acc)
+#endif
+Q32_ROWS(q4_0, fq_block_q4_0, fq_block_q8_0, 3, 0, 8, 0)
+Q32_ROWS(q5_0, fq_block_q5_0, fq_block_q8_0, 4, 0, 4, 0)
+Q32_ROWS(q4_1, fq_block_q4_1, fq_block_q8_1, -1, 1, 8, 0)
+Q32_ROWS(q5_1, fq_block_q5_1, fq_block_q8_1, -1, 1, 4, 0)
+Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8, !Q32_VNNI)
+#define Q32_HAS_ROWS_q8_0 1
+#define Q32_HAS_ROWS_q4_0 1
+#define Q32_HAS_ROWS_q5_0 1
+#define Q32_HAS_ROWS_q4_1 1
+#define Q32_HAS_ROWS_q5_1 1
+
 /* groups of eight blocks per chunk on the decode path (4096 values): the token's side is
  * prepared once per chunk, then each row streams through the chunk in turn */
 #define Q32_CHUNK 16
@@ -254,6 +514,10 @@ typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -12
                                int nrx, const void *y, size_t by, int nry) {                  \
         const int64_t nb = n / FQ_QK;                                                         \
         const char *vx = x, *vy = y;                                                          \
+        if (Q32_HAS_ROWS_##t && nrx >= 4 && nry > 1) {                                        \
+            FN(q32_rows_##t)(nb, s, bs, vx, bx, nrx, vy, by, nry);                            \
+            return;                                                                           \
+        }                                                                                     \
         q32_acc acc[FQ_DOT_NY];                                                               \
         for (int j = 0; j < nry; j++) memset(acc[j], 0, sizeof(float) * 8 * (size_t)nrx);   \
         if (nry == 1) {                                                                       \

@@ -290,12 +290,17 @@ Q32_AI void q32_rows_nib(const uint8_t *const q[8], __m256i w[8]) {
 
 /* the fifth bits (qh words of 8 rows, lanes = rows) into w[p]: bit 4p+m -> 0x10 in byte m */
 Q32_AI void q32_rows_bit4(__m256i h, __m256i w[8]) {
-    const __m256i spread = _mm256_set1_epi32(0x00204081), lsb = _mm256_set1_epi32(0x01010101);
 #pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) {
-        const __m256i nib = _mm256_and_si256(_mm256_srli_epi32(h, 4 * p), _mm256_set1_epi32(0xF));
-        const __m256i b = _mm256_and_si256(_mm256_mullo_epi32(nib, spread), lsb);
-        w[p] = _mm256_or_si256(w[p], _mm256_slli_epi32(b, 4));
+    for (int p = 0; p < 8; p++) { /* byte p / 2 of each lane to its 4 bytes, bit 4p+m in byte m */
+        const char o = (char)(p / 2);
+        const __m256i idx = _mm256_setr_epi8(o, o, o, o, (char)(o + 4), (char)(o + 4), (char)(o + 4),
+            (char)(o + 4), (char)(o + 8), (char)(o + 8), (char)(o + 8), (char)(o + 8), (char)(o + 12),
+            (char)(o + 12), (char)(o + 12), (char)(o + 12), o, o, o, o, (char)(o + 4), (char)(o + 4),
+            (char)(o + 4), (char)(o + 4), (char)(o + 8), (char)(o + 8), (char)(o + 8), (char)(o + 8),
+            (char)(o + 12), (char)(o + 12), (char)(o + 12), (char)(o + 12));
+        const __m256i bit = _mm256_set1_epi32(p % 2 ? (int)0x80402010 : 0x08040201);
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(h, idx), bit), bit);
+        w[p] = _mm256_or_si256(w[p], _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
     }
 }
 

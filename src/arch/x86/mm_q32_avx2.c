@@ -483,12 +483,21 @@ typedef struct {
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
-        for (int j = 0; j < nry; j++)                                                         \
-            for (int i = 0; i < nrx; i++) {                                                   \
+        for (int j = 0; j < nry; j++) { /* fq__hsum8's tree, operands in its order, per lane */ \
+            const float(*a)[8] = acc[j];                                                      \
+            const __m256 r = q32_add(                                                         \
+                q32_add(q32_add(_mm256_loadu_ps(a[0]), _mm256_loadu_ps(a[4])),                \
+                        q32_add(_mm256_loadu_ps(a[2]), _mm256_loadu_ps(a[6]))),               \
+                q32_add(q32_add(_mm256_loadu_ps(a[1]), _mm256_loadu_ps(a[5])),                \
+                        q32_add(_mm256_loadu_ps(a[3]), _mm256_loadu_ps(a[7]))));              \
+            if (nrx == 8) {                                                                   \
+                _mm256_storeu_ps(s + (size_t)j * bs, r);                                      \
+            } else {                                                                          \
                 float l[8];                                                                   \
-                for (int k = 0; k < 8; k++) l[k] = acc[j][k][i];                              \
-                s[(size_t)j * bs + (size_t)i] = fq__hsum8(l);                                 \
+                _mm256_storeu_ps(l, r);                                                       \
+                memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);                   \
             }                                                                                 \
+        }                                                                                     \
     }
 #if Q32_VNNI
 #define Q32_DPBUSD(acc, w, y) _mm256_dpbusd_epi32(acc, w, y)

@@ -10,16 +10,16 @@
  *    isum = sum(u * y) - bias * sum(y), all in int32 (|sum| < 2^20 per block). u8 x s8 never
  *    saturates: maddubs pairs stay below 2 * 31 * 128. Q8_0 at the AVX2 level (no vpdpbusd:
  *    u up to 255 would saturate maddubs, and the usual sign trick gets -128 x -128 wrong)
- *    splits u in nibbles, u = 16 * high + low, in the prompt tiles of 4..8 rows; elsewhere
- *    it takes the sign trick, with sign-extended 16-bit products (madd) for a group of
- *    blocks whose activations hold -128;
+ *    takes the sign trick, with sign-extended 16-bit products (madd) for a group of blocks
+ *    whose activations hold -128;
  *  - the float step per block is the generic's expression, (dx * dy) * (float)isum
  *    (+ mx * sy for the _1 types), multiply then add, never fused (-std=c11 keeps GCC from
  *    contracting), eight blocks at a time with block b in lane b % 8, added to the lane that
  *    the generic's acc[b & 7] is, in block order; the eight lanes end in fq__hsum8.
  * Three shapes of work, all with that arithmetic per output:
- *  - prompt tiles of 4..8 rows: rows in lanes, the weights transposed once per block for
- *    all tokens, activations broadcast, no horizontal sums (q32_rows_*);
+ *  - prompt tiles of 4..8 rows (Q8_0 at the AVX2 level excepted): rows in lanes, the
+ *    weights transposed once per block for all tokens, activations broadcast, no horizontal
+ *    sums (q32_rows_*);
  *  - other tiles: groups of eight blocks, the activation side (scales, sum(y)) prepared
  *    once per token for all rows, each weight block unpacked once per row for all tokens,
  *    the per-block int32 vectors of one output reduced together (transpose-adds);
@@ -256,11 +256,12 @@ typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -12
  * horizontal sums. Without VNNI the maddubs pairs of several dwords are added in 16 bits
  * first (4-bit levels: 8 dwords, |sum| <= 8 * 2 * 15 * 128 < 2^15; 5-bit: 4 dwords,
  * <= 4 * 2 * 31 * 128), then widened once. The float step per (block, token) is the
- * generic's, one row per lane, into acc[token][block % 8] (rows in lanes). Q8_0 without VNNI
- * takes both nibble halves of u = level + 128, each like a 4-bit weight (8 dwords added in
- * 16 bits), then isum = 16 * sum(high * y) + sum(low * y) - 128 * sum(y): exact for every
- * byte, -128 activations included. The activation side (scales, bias * sum(y)) is prepared
- * eight blocks at a time per chunk of Q32_RCH blocks, once for all rows. */
+ * generic's, one row per lane, into acc[token][block % 8] (rows in lanes). The activation
+ * side (scales, bias * sum(y)) is prepared eight blocks at a time per chunk of Q32_RCH
+ * blocks, once for all rows. Q8_0 without VNNI keeps the tiles below: its full-range
+ * levels need two multiplies per 32 products either way (sign trick: maddubs + madd;
+ * rows in lanes: maddubs on both nibble halves of level + 128), and this CPU's one
+ * integer-multiply pipe bounds both; measured equal (0.85 ns per row*token*block). */
 /* rows (i, i+4) of 16 bytes each -> 4 vectors, vector q lane i = dword q of row i */
 Q32_AI void q32_tr8x4(const uint8_t *const q[8], __m256i o[4]) {
     __m256i v[4];
@@ -329,6 +330,7 @@ Q32_AI __m256i q32_rows_qh(const uint8_t *const h[8]) {
     }
 Q32_TUNPACK_q4(fq_block_q4_0) Q32_TUNPACK_q4(fq_block_q4_1)
 Q32_TUNPACK_q5(fq_block_q5_0) Q32_TUNPACK_q5(fq_block_q5_1)
+#if Q32_VNNI
 /* 8x8 dwords: r[p] lane i <- r[i] lane p */
 Q32_AI void q32_tr8x8(__m256i r[8]) {
     __m256i t[8], u[8];
@@ -350,23 +352,15 @@ Q32_AI void q32_tr8x8(__m256i r[8]) {
         r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
     }
 }
-/* 32 signed bytes of 8 rows -> w[p] = dword p of each row, plus 128 (bias 2^7). Without
- * VNNI (u up to 255 would saturate maddubs) the levels are split in nibbles: w[p] the low
- * ones, w[p + 8] the high ones (u = 16 * high + low, both 0..15, like two Q4 weights). */
-Q32_AI void q32_tu_fq_block_q8_0(const fq_block_q8_0 *const xr[8], int64_t b, __m256i w[16]) {
+/* 32 signed bytes of 8 rows -> w[p] = dword p of each row, plus 128 (bias 2^7) */
+Q32_AI void q32_tu_fq_block_q8_0(const fq_block_q8_0 *const xr[8], int64_t b, __m256i w[8]) {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) w[i] = _mm256_loadu_si256((const __m256i *)xr[i][b].qs);
     q32_tr8x8(w);
 #pragma GCC unroll 8
     for (int p = 0; p < 8; p++) w[p] = _mm256_xor_si256(w[p], _mm256_set1_epi8((char)0x80));
-#if !Q32_VNNI
-#pragma GCC unroll 8
-    for (int p = 0; p < 8; p++) {
-        w[p + 8] = _mm256_and_si256(_mm256_srli_epi16(w[p], 4), _mm256_set1_epi8(0x0F));
-        w[p] = _mm256_and_si256(w[p], _mm256_set1_epi8(0x0F));
-    }
-#endif
 }
+#endif
 
 /* the activation dword at p in every lane (a broadcast load) */
 Q32_AI __m256i q32_bcast(const int8_t *p) {
@@ -399,9 +393,8 @@ typedef struct {
         }                                                                                     \
     } while (0)
 
-/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit);
- * SPLIT: Q8_0 without VNNI, levels in two nibble halves (w[p], w[p + 8]) */
-#define Q32_ROWS(t, XT, YT, BIAS, HAS_M, GRP, SPLIT)                                          \
+/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit) */
+#define Q32_ROWS(t, XT, YT, BIAS, HAS_M, GRP)                                                 \
     static void FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, \
                                  int nrx, const char *vy, size_t by, int nry) {               \
         const XT *xr[8];                                                                      \
@@ -420,7 +413,7 @@ typedef struct {
             }                                                                                 \
             for (int k = 0; k < cn; k++) {                                                    \
                 const int64_t b = c0 + k;                                                     \
-                __m256i w[16];                                                                \
+                __m256i w[8];                                                                 \
                 q32_tu_##XT(xr, b, w);                                                        \
                 uint16_t hd[8], hm[8];                                                        \
                 _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                         \
@@ -441,23 +434,6 @@ typedef struct {
                             a4[p] = Q32_DPBUSD(a4[p], w[p + 4], q32_bcast(yq + 4 * p + 16));  \
                         isum = _mm256_add_epi32(_mm256_add_epi32(a4[0], a4[1]),               \
                                                 _mm256_add_epi32(a4[2], a4[3]));              \
-                    } else if (SPLIT) { /* 16 * sum(high * y) + sum(low * y), 16-bit sums */  \
-                        __m256i m[8], h[8];                                                   \
-                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) {                 \
-                            const __m256i y4 = q32_bcast(yq + 4 * p);                         \
-                            m[p] = _mm256_maddubs_epi16(w[p], y4);                            \
-                            h[p] = _mm256_maddubs_epi16(w[p + 8], y4);                        \
-                        }                                                                     \
-                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++) {                 \
-                            m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                  \
-                            h[p] = _mm256_add_epi16(h[2 * p], h[2 * p + 1]);                  \
-                        }                                                                     \
-                        const __m256i lo = _mm256_add_epi16(_mm256_add_epi16(m[0], m[1]),     \
-                                                            _mm256_add_epi16(m[2], m[3]));    \
-                        const __m256i hi = _mm256_add_epi16(_mm256_add_epi16(h[0], h[1]),     \
-                                                            _mm256_add_epi16(h[2], h[3]));    \
-                        isum = _mm256_add_epi32(_mm256_madd_epi16(hi, _mm256_set1_epi16(16)), \
-                                                _mm256_madd_epi16(lo, _mm256_set1_epi16(1))); \
                     } else { /* pairs of 16-bit sums (tree, not chain), widened per GRP */    \
                         __m256i m[8];                                                         \
                         _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                   \
@@ -504,12 +480,17 @@ typedef struct {
 #else
 #define Q32_DPBUSD(acc, w, y) (acc)
 #endif
-Q32_ROWS(q4_0, fq_block_q4_0, fq_block_q8_0, 3, 0, 8, 0)
-Q32_ROWS(q5_0, fq_block_q5_0, fq_block_q8_0, 4, 0, 4, 0)
-Q32_ROWS(q4_1, fq_block_q4_1, fq_block_q8_1, -1, 1, 8, 0)
-Q32_ROWS(q5_1, fq_block_q5_1, fq_block_q8_1, -1, 1, 4, 0)
-Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8, !Q32_VNNI)
+Q32_ROWS(q4_0, fq_block_q4_0, fq_block_q8_0, 3, 0, 8)
+Q32_ROWS(q5_0, fq_block_q5_0, fq_block_q8_0, 4, 0, 4)
+Q32_ROWS(q4_1, fq_block_q4_1, fq_block_q8_1, -1, 1, 8)
+Q32_ROWS(q5_1, fq_block_q5_1, fq_block_q8_1, -1, 1, 4)
+#if Q32_VNNI
+Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8)
 #define Q32_HAS_ROWS_q8_0 1
+#else
+#define Q32_HAS_ROWS_q8_0 0
+#define q32_rows_q8_0_avx2 q32_rows_q4_0_avx2 /* never called: Q32_HAS_ROWS_q8_0 is 0 */
+#endif
 #define Q32_HAS_ROWS_q4_0 1
 #define Q32_HAS_ROWS_q5_0 1
 #define Q32_HAS_ROWS_q4_1 1

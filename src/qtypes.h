@@ -274,5 +274,8 @@ void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
 /* the K-quant tiles of mm_kq_*.c (Q2_K, Q3_K, Q5_K), called last by the fills above */
 void fq__isa_fill_mmkq_avx2(fq__isa_kernels *k);
 void fq__isa_fill_mmkq_avx512(fq__isa_kernels *k);
+/* the 32-element block tiles of mm_q32_*.c (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1) */
+void fq__isa_fill_mmq32_avx2(fq__isa_kernels *k);
+void fq__isa_fill_mmq32_avx512(fq__isa_kernels *k);
 
 #endif

@@ -252,6 +252,55 @@ class TestCompare(Base):
                          [(0, "bf16"), (0, "fp4_e2m1"), (4, "bf16"), (4, "fp4_e2m1")])
         self.assertLess(rows[2]["mean_kld"], rows[3]["mean_kld"])
 
+    def test_sweep_rows_equal_cli_results_csv(self):
+        """fqlm.sweep runs `fqlm sweep`'s engine: every field of results.csv but the timing is
+        the same number, for the same model, text, selection, -c and --chunks."""
+        text = " ".join([TEXT] * 6)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "t.txt"), "w") as f:
+                f.write(text)
+            out = os.path.join(d, "sw")
+            r = subprocess.run([FQLM_BIN, "sweep", "-m", MODEL, "-f", os.path.join(d, "t.txt"),
+                                "--nodes", "ffn_norm,attn_norm,result_norm", "--layers", "0,3-4",
+                                "--formats", "bf16,int4:group=16,asym,fp8_e4m3", "-c", "32", "--chunks", "3",
+                                "-t", "1", "--no-progress", "-o", out], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(out, "results.csv")) as f:
+                lines = f.read().splitlines()
+        header = lines[0].split(",")
+        import csv
+        cli = list(csv.DictReader(lines))
+        self.assertEqual(len(cli), 2 * 3 * 3 + 3)  # 2 nodes x 3 layers x 3 formats, result_norm once per format
+        rows = fqlm.sweep(self.m, text, nodes="ffn_norm,attn_norm,result_norm", layers=[0, "3-4"],
+                          formats=["bf16", "int4:group=16,asym", "fp8_e4m3"], n_ctx=32, chunks=3, threads=1)
+        self.assertEqual(len(rows), len(cli))
+        by_key = {(r["node"], r["layer"], r["format"]): r for r in rows}
+        for c in cli:
+            key = (c["node"], int(c["layer"]) if c["layer"] else -1, c["format"])
+            self.assertIn(key, by_key)
+            py = by_key[key]
+            for h in header:
+                if h in ("node", "format", "seconds"):
+                    continue
+                want = c[h]
+                got = py[h]
+                if h in ("layer",):
+                    self.assertEqual(got, int(want) if want else -1)
+                elif h in ("first_layer", "positions", "applications"):
+                    self.assertEqual(got, int(want), "%s %s" % (key, h))
+                else:  # results.csv has %.17g: the same double
+                    w = float(want)
+                    self.assertTrue(got == w or (np.isnan(got) and np.isnan(w)), "%s %s: %r vs %r" % (key, h, got, w))
+        self.assertTrue(any(r["mean_kld"] > 0 for r in rows))
+        arr = fqlm.sweep(self.m, text, nodes="ffn_norm", layers="3", formats="bf16", n_ctx=32, chunks=3,
+                         threads=1, as_array=True)
+        self.assertEqual(arr.shape, (1,))
+        self.assertEqual(arr["mean_kld"][0], by_key[("ffn_norm", 3, "bf16")]["mean_kld"])
+        with self.assertRaisesRegex(fqlm.FqlmError, "unknown node 'ffn_nrm'"):
+            fqlm.sweep(self.m, text, nodes=["ffn_nrm"])
+        with self.assertRaisesRegex(fqlm.FqlmError, "layers: layer 9 out of range"):
+            fqlm.sweep(self.m, text, layers=[9])
+
 
 if __name__ == "__main__":
     unittest.main()

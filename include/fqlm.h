@@ -113,9 +113,10 @@ const char *fqlm_model_node(const fqlm_model *m, int i, int *has_layer, int64_t 
 /* A user hook: called on the thread running fqlm_eval, right after the node's values are
  * computed and after the context's rules rounded them, before anything reads them. values
  * holds rows x cols floats, row-major, and may be changed in place. layer is -1 for nodes
- * without a layer. A nonzero return stops the evaluation: no further hook is called, the
- * pass runs to its end with no more changes, and fqlm_eval returns -1 with a message
- * naming the node (the logits it wrote and the cache it filled are then not to be used). */
+ * without a layer. A nonzero return stops the evaluation: no further hook is called, no
+ * further layer is computed (the layer it was in ends), no logits are written, and fqlm_eval
+ * returns -1 with a message naming the node and the return value (the cache rows of that
+ * pass are then not to be used; the context stays usable). */
 typedef int (*fqlm_hook_fn)(void *user_data, const char *node, int layer, float *values,
                             int64_t rows, int64_t cols);
 

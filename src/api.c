@@ -194,11 +194,12 @@ static void api_hook_fn(void *ud, const fq_hook_call *call) {
         int rc = h->fn(h->ud, fq_node_name(call->node), call->layer, call->data, call->nrows, call->ncols);
         if (rc) {
             c->hook_failed = 1;
+            fq_ctx_stop(c->ctx); /* no further layer runs: the evaluation returns -1 */
             if (call->layer >= 0)
-                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s-%d returned %d: evaluation stopped",
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s-%d returned %d: the evaluation stopped there",
                          fq_node_name(call->node), call->layer, rc);
             else
-                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s returned %d: evaluation stopped",
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s returned %d: the evaluation stopped there",
                          fq_node_name(call->node), rc);
         }
     }

@@ -237,6 +237,14 @@ class Context:
                 fn(name.decode(), layer, x)
                 return 0
             except BaseException as e:  # noqa: B036 (re-raised by the eval that called us)
+                # the engine stops the evaluation at once (no further hook or layer, no
+                # logits); the eval re-raises e, noting which hook and node raised it
+                where = "%s-%d" % (name.decode(), layer) if layer >= 0 else name.decode()
+                note = "raised by the fqlm hook %r on node %s: the evaluation stopped there" % (selector, where)
+                if hasattr(e, "add_note"):  # Python 3.11+
+                    e.add_note(note)
+                else:
+                    e.__notes__ = getattr(e, "__notes__", []) + [note]
                 ctx._pending = e
                 return 1
 

@@ -160,10 +160,14 @@ class TestHooks(Base):
                 seen.append(layer)
                 raise ValueError("my format failed at layer %d" % layer)
 
+            after = []
             c.hook("ffn_norm@1-2", bad)
-            with self.assertRaisesRegex(ValueError, "my format failed at layer 1"):
+            c.hook("l_out@*", lambda n, l, x: after.append(l))
+            with self.assertRaisesRegex(ValueError, "my format failed at layer 1") as cm:
                 c.logits(self.ids)
             self.assertEqual(seen, [1])  # no hook ran after the one that raised
+            self.assertEqual(after, [0])  # ... and no later node: the pass stopped in layer 1
+            self.assertIn("hook 'ffn_norm@1-2' on node ffn_norm-1", "\n".join(getattr(cm.exception, "__notes__", [])))
             with self.assertRaisesRegex(ValueError, "layer 1"):
                 fqlm.compare(self.m, TEXT, hook=("ffn_norm@1", bad), n_ctx=64)
             c.clear_hooks()

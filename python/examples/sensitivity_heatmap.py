@@ -28,6 +28,7 @@ a = ap.parse_args()
 m = fqlm.Model(a.model)
 formats = a.formats.split(",")
 rows = fqlm.sweep(m, a.text, nodes=[a.node], formats=formats, n_ctx=256)
+formats = list(dict.fromkeys(r["format"] for r in rows))  # the engine's canonical specs, in order
 layers = sorted({r["layer"] for r in rows})
 kl = np.full((len(layers), len(formats)), np.nan)
 for r in rows:

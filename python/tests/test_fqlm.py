@@ -365,6 +365,11 @@ class TestExamples(unittest.TestCase):
         for l in lines:
             self.assertTrue(l.endswith("same"), l)
 
+    def test_hook_overhead(self):
+        out = self.run_example("hook_overhead.py", MODEL, "--tokens", "32", "--reps", "1")
+        self.assertIn("stories260K.gguf, 32 tokens, 2 threads, hook on ffn_norm@* (5 layers)", out)
+        self.assertIn("(5 calls per pass)", out)
+
     def test_sensitivity_heatmap(self):
         with tempfile.TemporaryDirectory() as d:
             png = os.path.join(d, "h.png")

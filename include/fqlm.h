@@ -113,9 +113,10 @@ const char *fqlm_model_node(const fqlm_model *m, int i, int *has_layer, int64_t 
 /* A user hook: called on the thread running fqlm_eval, right after the node's values are
  * computed and after the context's rules rounded them, before anything reads them. values
  * holds rows x cols floats, row-major, and may be changed in place. layer is -1 for nodes
- * without a layer. A nonzero return stops the evaluation: no further hook is called, the
- * pass runs to its end with no more changes, and fqlm_eval returns -1 with a message
- * naming the node (the logits it wrote and the cache it filled are then not to be used). */
+ * without a layer. A nonzero return stops the evaluation: no further hook is called, no
+ * further layer is computed (the layer it was in ends), no logits are written, and fqlm_eval
+ * returns -1 with a message naming the node and the return value (the cache rows of that
+ * pass are then not to be used; the context stays usable). */
 typedef int (*fqlm_hook_fn)(void *user_data, const char *node, int layer, float *values,
                             int64_t rows, int64_t cols);
 
@@ -154,6 +155,80 @@ int fqlm_score_tokens(fqlm_context *base, fqlm_context *fq, const int32_t *token
 int fqlm_quantize(const char *spec, float *x, int64_t rows, int64_t cols, uint64_t seed);
 /* The format specs `fqlm formats` lists, in order; NULL past the end. */
 const char *fqlm_format_list(int i);
+/* ---- sweeps (`fqlm sweep`'s engine) ----------------------------------------------------------
+ * Every (node, layer, format) combination of a selection against the baseline, on a token
+ * sequence cut into chunks as fqlm_score_tokens cuts it. The baseline pass keeps every
+ * position's logits and the hidden state entering each layer a combination starts at, so a
+ * combination at layer L recomputes only layers L.. (reuse; the figures are the same to the
+ * last bit as from scratch). The context's own rules and hooks are set aside while the sweep
+ * evaluates (weight rules already applied to the model stay); the context must outlive the
+ * sweep and must not be evaluated by anything else meanwhile.
+ *
+ *   fqlm_sweep_params p = fqlm_sweep_default_params();
+ *   p.nodes = "ffn_norm,attn_norm"; p.layers = "0-3"; p.formats = "bf16,int4:group=32";
+ *   fqlm_sweep *s = fqlm_sweep_new(ctx, toks, n, &p);
+ *   for (int i = 0; i < fqlm_sweep_n_combos(s); i++) fqlm_sweep_run(s, i, &row, NULL, NULL);
+ */
+typedef struct fqlm_sweep fqlm_sweep;
+
+typedef struct fqlm_sweep_params {
+    const char *nodes;    /* names or globs, comma-separated ("ffn_norm,attn_*", "*") */
+    const char *layers;   /* "N", "N-M", "N,M,...", "*" (NULL: every layer) */
+    const char *formats;  /* format specs, comma-separated; options may follow a spec
+                             ("int4:group=32,asym,bf16" is two formats) */
+    int chunk;            /* tokens per chunk (<= 0: the context's n_ctx) */
+    int max_chunks;       /* score the first max_chunks chunks only (<= 0: all) */
+    int reuse;            /* 1 (default): start each combination at its first layer */
+    int shard_index;      /* with shard_count > 0: shard shard_index (from 0) of shard_count, */
+    int shard_count;      /*   as `fqlm sweep --shard I/N` (costliest first); 0: everything */
+} fqlm_sweep_params;
+
+fqlm_sweep_params fqlm_sweep_default_params(void);
+
+/* One combination's figures: the fields of `fqlm sweep`'s results.csv, in its order, plus
+ * where NaN/Inf appeared. */
+typedef struct fqlm_sweep_row {
+    char node[32];
+    int layer;             /* -1: a node without a layer */
+    char format[160];      /* canonical spec */
+    int first_layer;       /* where recomputation started (n_layer: only the output) */
+    int64_t positions;
+    double mean_kld, kld_stderr, kld_median, kld_p90, kld_p99, max_kld; /* nats */
+    double top1_agree;     /* 0..1 */
+    double ppl_base, ppl_fq, ppl_ratio, dp_mean, max_abs_logit_diff;
+    int64_t applications;  /* times the rule rounded a tensor (0: it never fired) */
+    double seconds;        /* wall time of the combination */
+    int64_t n_nonfinite;   /* positions whose logits held NaN/Inf (their figures are NAN) */
+    char nonfinite_at[512];/* where NaN/Inf first appeared, in words ("" when not known) */
+} fqlm_sweep_row;
+
+/* Called after each chunk of the baseline and of a combination; a nonzero return abandons
+ * it (fqlm_sweep_baseline / fqlm_sweep_run then return 1). */
+typedef int (*fqlm_sweep_progress_fn)(void *user_data, int chunk, int n_chunks);
+
+/* Checks the selection (unknown nodes, bad layer lists and formats are refused, naming them)
+ * and cuts the tokens into chunks; computes nothing yet. NULL on failure. */
+fqlm_sweep *fqlm_sweep_new(fqlm_context *c, const int32_t *tokens, int n, const fqlm_sweep_params *p);
+void fqlm_sweep_free(fqlm_sweep *s);
+/* The combinations: format by format, then node, then layer (with a shard: the shard's,
+ * costliest first). Any out-pointer may be NULL. */
+int fqlm_sweep_n_combos(const fqlm_sweep *s);
+int fqlm_sweep_combo(const fqlm_sweep *s, int i, const char **node, int *layer, const char **format,
+                     int *first_layer);
+int fqlm_sweep_n_chunks(const fqlm_sweep *s);
+int64_t fqlm_sweep_n_tokens(const fqlm_sweep *s);
+/* Layers whose entering hidden state the baseline keeps (memory: that many x n_tokens x n_embd floats). */
+int fqlm_sweep_n_kept(const fqlm_sweep *s);
+/* The baseline pass (fqlm_sweep_run does it first when not done yet): *ppl and *ppl_err over
+ * the *n_scored positions with a next token, *n_nonfinite positions whose logits hold NaN/Inf
+ * (no combination can be measured against those). Pointers may be NULL. 0, 1 (abandoned) or -1. */
+int fqlm_sweep_baseline(fqlm_sweep *s, fqlm_sweep_progress_fn fn, void *user_data, double *ppl, double *ppl_err,
+                        int64_t *n_scored, int64_t *n_nonfinite);
+/* Chunk k: its tokens and, after the baseline, its logits (n x n_vocab); NULL past the end. */
+const int32_t *fqlm_sweep_chunk(const fqlm_sweep *s, int k, int *n, const float **baseline_logits);
+/* Runs combination i into *row. 0, 1 (abandoned by fn) or -1. */
+int fqlm_sweep_run(fqlm_sweep *s, int i, fqlm_sweep_row *row, fqlm_sweep_progress_fn fn, void *user_data);
+
 /* ==== end of the Python-facing additions ================================================ */
 
 /* ---- node-by-node comparison (`fqlm diff`) ------------------------------------------------

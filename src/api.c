@@ -12,6 +12,8 @@
 #include "model.h"
 #include "nodediff.h"
 #include "qtypes.h"
+#include "sweep.h"
+#include "api_bridge.h"
 #include "requant.h"
 #include "threadpool.h"
 #include "tokenizer.h"
@@ -38,6 +40,7 @@ struct fqlm_context {
     uint8_t *mask;          /* rules' mask | every hook's: what the context hooks */
     int hook_failed;        /* a hook returned nonzero during this eval */
     char hook_err[256];
+    int borrowed;           /* fq_api_context_wrap: model and ctx belong to the caller */
 };
 
 static _Thread_local char last_error[FQ_ERR_MAX];
@@ -161,6 +164,12 @@ void fqlm_context_free(fqlm_context *c) {
     if (!c) return;
     fqlm_context_clear_hooks(c);
     free(c->mask);
+    if (c->borrowed) {
+        free(c->model); /* the wrapper only */
+        fq_fakequant_free(c->fq);
+        free(c);
+        return;
+    }
     fq_ctx_free(c->ctx);
     fq_fakequant_free(c->fq);
     free(c);
@@ -186,11 +195,12 @@ static void api_hook_fn(void *ud, const fq_hook_call *call) {
         int rc = h->fn(h->ud, fq_node_name(call->node), call->layer, call->data, call->nrows, call->ncols);
         if (rc) {
             c->hook_failed = 1;
+            fq_ctx_stop(c->ctx); /* no further layer runs: the evaluation returns -1 */
             if (call->layer >= 0)
-                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s-%d returned %d: evaluation stopped",
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s-%d returned %d: the evaluation stopped there",
                          fq_node_name(call->node), call->layer, rc);
             else
-                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s returned %d: evaluation stopped",
+                snprintf(c->hook_err, sizeof c->hook_err, "hook on %s returned %d: the evaluation stopped there",
                          fq_node_name(call->node), rc);
         }
     }
@@ -543,6 +553,153 @@ int fqlm_vocab_detokenize(const fqlm_vocab *v, const int32_t *ids, int n, char *
     }
     free(s);
     return len > (size_t)INT32_MAX ? INT32_MAX : (int)len;
+}
+
+/* ---- the bridge for the CLI (api_bridge.h) ------------------------------------------------ */
+
+fqlm_context *fq_api_context_wrap(fq_model *m, fq_ctx *ctx, uint64_t seed, int exact, fq_err *e) {
+    fqlm_context *c = calloc(1, sizeof *c);
+    fqlm_model *h = calloc(1, sizeof *h);
+    uint8_t *mask = calloc(fq_hook_mask_size(m), 1);
+    if (!c || !h || !mask) {
+        free(c);
+        free(h);
+        free(mask);
+        fq_errf(e, "out of memory");
+        return NULL;
+    }
+    h->m = m;
+    c->model = h;
+    c->ctx = ctx;
+    c->seed = seed;
+    c->exact = exact;
+    c->mask = mask;
+    c->borrowed = 1;
+    return c;
+}
+
+/* ---- sweeps ------------------------------------------------------------------------------------ */
+
+struct fqlm_sweep {
+    fqlm_context *c;
+    fq_sweep s;
+};
+
+fqlm_sweep_params fqlm_sweep_default_params(void) {
+    fqlm_sweep_params p = {.layers = NULL, .reuse = 1};
+    return p;
+}
+
+fqlm_sweep *fqlm_sweep_new(fqlm_context *c, const int32_t *tokens, int n, const fqlm_sweep_params *p) {
+    fq_err e;
+    if (!c || !p || (n > 0 && !tokens) || n < 0) {
+        snprintf(last_error, sizeof last_error, "fqlm_sweep_new: %s", !c ? "no context" : !p ? "no parameters"
+                                                                                    : "bad token array");
+        return NULL;
+    }
+    fqlm_sweep *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(last_error, sizeof last_error, "out of memory");
+        return NULL;
+    }
+    fq_sweep_opts o = {.nodes = p->nodes, .layers = p->layers, .formats = p->formats,
+                       .ctx = p->chunk > 0 ? p->chunk : fq_ctx_n_ctx(c->ctx), .max_chunks = p->max_chunks,
+                       .reuse = p->reuse != 0, .shard_i = p->shard_index, .shard_n = p->shard_count, .seed = c->seed};
+    if (fq_sweep_init(&h->s, c->model->m, c->ctx, tokens, (size_t)n, &o, &e)) {
+        fail(&e);
+        free(h);
+        return NULL;
+    }
+    h->c = c;
+    return h;
+}
+
+void fqlm_sweep_free(fqlm_sweep *s) {
+    if (!s) return;
+    fq_sweep_free(&s->s);
+    free(s);
+}
+
+int fqlm_sweep_n_combos(const fqlm_sweep *s) { return s->s.n_combo; }
+int fqlm_sweep_n_chunks(const fqlm_sweep *s) { return s->s.ch.n; }
+int64_t fqlm_sweep_n_tokens(const fqlm_sweep *s) { return s->s.ch.n_tokens; }
+int fqlm_sweep_n_kept(const fqlm_sweep *s) { return s->s.n_need; }
+
+int fqlm_sweep_combo(const fqlm_sweep *s, int i, const char **node, int *layer, const char **format,
+                     int *first_layer) {
+    if (i < 0 || i >= s->s.n_combo) {
+        snprintf(last_error, sizeof last_error, "combination %d: the sweep has %d", i, s->s.n_combo);
+        return -1;
+    }
+    const fq_sweep_combo *c = &s->s.combos[i];
+    if (node) *node = fq_node_name(c->node);
+    if (layer) *layer = c->layer;
+    if (format) *format = s->s.sel.formats[c->fmt];
+    if (first_layer) *first_layer = s->s.reuse ? fq_sweep_combo_start(c, s->s.n_layer) : 0;
+    return 0;
+}
+
+const int32_t *fqlm_sweep_chunk(const fqlm_sweep *s, int k, int *n, const float **baseline_logits) {
+    if (k < 0 || k >= s->s.ch.n) return NULL;
+    if (n) *n = fq_chunk_len(&s->s.ch, k);
+    if (baseline_logits)
+        *baseline_logits = s->s.have_baseline ? s->s.base_logits + (size_t)s->s.ch.off[k] * s->s.n_vocab : NULL;
+    return fq_chunk_tok(&s->s.ch, k);
+}
+
+/* The sweep sets its own hook on the context: the context's rules and hooks come back after. */
+static void sweep_restore(fqlm_sweep *s) {
+    if (s->c->fq || s->c->n_hooks) install(s->c);
+    else fq_ctx_set_hook(s->c->ctx, NULL, NULL, NULL);
+}
+
+int fqlm_sweep_baseline(fqlm_sweep *s, fqlm_sweep_progress_fn fn, void *user_data, double *ppl, double *ppl_err,
+                        int64_t *n_scored, int64_t *n_nonfinite) {
+    fq_err e;
+    int rc = fq_sweep_baseline(&s->s, fn, user_data, &e);
+    sweep_restore(s);
+    if (rc < 0) return fail(&e);
+    if (ppl) *ppl = fq_ppl_value(&s->s.base_ppl);
+    if (ppl_err) *ppl_err = fq_ppl_error(&s->s.base_ppl);
+    if (n_scored) *n_scored = s->s.base_ppl.n;
+    if (n_nonfinite) *n_nonfinite = s->s.base_nonfinite;
+    return rc;
+}
+
+int fqlm_sweep_run(fqlm_sweep *s, int i, fqlm_sweep_row *row, fqlm_sweep_progress_fn fn, void *user_data) {
+    fq_err e;
+    fq_sweep_row r;
+    int rc = fq_sweep_eval(&s->s, i, &r, fn, user_data, &e);
+    sweep_restore(s);
+    if (rc < 0) return fail(&e);
+    if (rc == 0) {
+        _Static_assert(sizeof r.node == sizeof row->node && sizeof r.format == sizeof row->format &&
+                           sizeof r.nonfinite_at == sizeof row->nonfinite_at,
+                       "fqlm_sweep_row and fq_sweep_row differ");
+        memset(row, 0, sizeof *row);
+        memcpy(row->node, r.node, sizeof row->node);
+        row->layer = r.layer;
+        memcpy(row->format, r.format, sizeof row->format);
+        row->first_layer = r.first_layer;
+        row->positions = r.positions;
+        row->mean_kld = r.mean_kld;
+        row->kld_stderr = r.kld_stderr;
+        row->kld_median = r.kld_median;
+        row->kld_p90 = r.kld_p90;
+        row->kld_p99 = r.kld_p99;
+        row->max_kld = r.max_kld;
+        row->top1_agree = r.top1_agree;
+        row->ppl_base = r.ppl_base;
+        row->ppl_fq = r.ppl_fq;
+        row->ppl_ratio = r.ppl_ratio;
+        row->dp_mean = r.dp_mean;
+        row->max_abs_logit_diff = r.max_abs_logit_diff;
+        row->applications = r.applications;
+        row->seconds = r.seconds;
+        row->n_nonfinite = r.n_nonfinite;
+        memcpy(row->nonfinite_at, r.nonfinite_at, sizeof row->nonfinite_at);
+    }
+    return rc;
 }
 
 int fqlm_format_info(const char *spec, char *canon, size_t cap, double *bits) {

@@ -141,6 +141,7 @@ struct fq_ctx {
     fq_hook_fn hook;
     void *hook_ud;
     uint8_t *mask;
+    int stop;                   /* fq_ctx_stop: a hook ended this evaluation */
     /* hidden states kept for sweeps (host memory) */
     int keep_hidden;
     float *hidden;
@@ -153,7 +154,7 @@ size_t fq_hook_mask_size(const fq_model *m) {
 }
 
 static inline int hooked(const fq_ctx *c, int node, int layer) {
-    return c->hook && c->mask[(size_t)node * (c->m->hp.n_layer + 1) + (size_t)(layer + 1)];
+    return c->hook && !c->stop && c->mask[(size_t)node * (c->m->hp.n_layer + 1) + (size_t)(layer + 1)];
 }
 
 /* The hook sees the node in host memory: the backend hands out a host view and takes the
@@ -230,6 +231,8 @@ void fq_ctx_free(fq_ctx *c) {
     free(c->hidden);
     free(c);
 }
+
+void fq_ctx_stop(fq_ctx *c) { c->stop = 1; }
 
 void fq_ctx_set_hook(fq_ctx *c, fq_hook_fn fn, void *ud, const uint8_t *mask) {
     c->hook = fn;
@@ -308,6 +311,7 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
                   D = hp->head_dim;
     const int resid_node = fq_node_in_model(m, FQ_NODE_SA_OUT) ? FQ_NODE_SA_OUT : FQ_NODE_FFN_INP;
     for (int il = layer0; il < hp->n_layer; il++) {
+        if (c->stop) return; /* a hook ended the evaluation */
         const fq_layer *L = &m->layers[il];
         if (c->hidden)
             c->ops->to_host(c->be, c->hidden + ((size_t)il * c->hidden_n + hidden_row) * E, c->x, (size_t)(T * E));
@@ -429,7 +433,7 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
     if (c->hidden)
         c->ops->to_host(c->be, c->hidden + ((size_t)hp->n_layer * c->hidden_n + hidden_row) * E, c->x,
                         (size_t)(T * E));
-    if (!logits) return;
+    if (!logits || c->stop) return;
     /* only the rows whose logits are wanted go through the output layer */
     const int64_t n_out = all_logits ? T : 1;
     const float *xin = c->x + (T - n_out) * E;
@@ -438,7 +442,7 @@ static void step(fq_ctx *c, int layer0, int64_t T, int64_t pos, float *logits, i
     matmul(c, &m->output, c->xn, c->logits, n_out);
     if (hp->final_softcap > 0.0f) c->ops->unary(c->be, FQ_UN_SOFTCAP, n_out, V, c->logits, hp->final_softcap);
     run_hook(c, FQ_NODE_RESULT_OUTPUT, -1, c->logits, n_out, V, pos + T - n_out, pos + T - n_out);
-    c->ops->to_host(c->be, logits, c->logits, (size_t)(n_out * V));
+    if (!c->stop) c->ops->to_host(c->be, logits, c->logits, (size_t)(n_out * V));
 }
 
 /* Most tokens a step at pos may take so that its attention scores fit the buffer. */
@@ -474,6 +478,7 @@ static int eval_common(fq_ctx *c, int layer0, const int32_t *tokens, const float
         c->hidden = NULL;
         c->hidden_cap = 0;
     }
+    c->stop = 0;
     int done = 0;
     while (done < n) {
         const int64_t T = step_tokens(c, n - done, pos + done);
@@ -493,6 +498,11 @@ static int eval_common(fq_ctx *c, int layer0, const int32_t *tokens, const float
         if (logits && all_logits) out = logits + (size_t)done * V;
         else if (logits && last) out = logits;
         step(c, layer0, T, p0, out, all_logits, done);
+        if (c->stop) {
+            c->stop = 0;
+            return fq_errf(e, "the evaluation was stopped by a hook (positions %lld..%lld)", (long long)p0,
+                           (long long)(p0 + T - 1));
+        }
         done += (int)T;
     }
     return 0;

@@ -113,6 +113,11 @@ void fq_ctx_free(fq_ctx *c);
 /* Installs a hook: mask[node * (n_layer + 1) + (layer + 1)] != 0 marks (node, layer);
  * layer -1 (index 0) is for nodes without a layer. The mask is copied. */
 void fq_ctx_set_hook(fq_ctx *c, fq_hook_fn fn, void *ud, const uint8_t *mask);
+/* Called from a hook: the evaluation running now calls no further hook, stops at the end of
+ * the layer (or output step) it is in, writes no logits, and returns -1 ("stopped by a
+ * hook"). The cache rows of that pass are then not to be used; the next evaluation runs as
+ * usual. */
+void fq_ctx_stop(fq_ctx *c);
 size_t fq_hook_mask_size(const fq_model *m);
 
 /* Runs tokens[0..n) at positions pos..pos+n-1 (the cache must hold positions < pos).

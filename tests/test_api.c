@@ -73,6 +73,91 @@ static void check_kv_types(fqlm_model *m, const int32_t *toks, int n) {
           "bad V type: '%s'", fqlm_last_error());
 }
 
+static int stop_at_first_chunk(void *ud, int chunk, int n_chunks) {
+    (void)chunk;
+    (void)n_chunks;
+    ++*(int *)ud;
+    return 1;
+}
+
+/* fqlm_sweep_*: the selection's errors, shards that partition the combinations, reuse off
+ * giving the same figures, abandoning through the callback, and the context's own rule in
+ * force again afterwards. (tests/test_compare.c and python/tests check the rows against
+ * compare and `fqlm sweep`.) */
+static void check_sweep(fqlm_model *m) {
+    static const char text[] = "Once upon a time, there was a little girl named Lily. She loved to play outside in "
+                               "the park. One day, she saw a big, red ball. She wanted to play with it.";
+    int32_t toks[128];
+    const int n = fqlm_tokenize(m, text, toks, 128, 1);
+    fqlm_context_params cp = fqlm_context_default_params();
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    fqlm_context *c = fqlm_context_new(m, &cp);
+    CHECK(c && fqlm_context_add_rule(c, "l_out@4=int3") == 0, "context: %s", fqlm_last_error());
+    if (!c) return;
+    float *before = malloc(512 * 4), *after = malloc(512 * 4);
+    CHECK(fqlm_eval(c, toks, 8, 0, before) == 0, "eval");
+    fqlm_sweep_params p = fqlm_sweep_default_params();
+    p.nodes = "ffn_nrm";
+    p.formats = "bf16";
+    CHECK(fqlm_sweep_new(c, toks, n, &p) == NULL && strstr(fqlm_last_error(), "unknown node 'ffn_nrm'"),
+          "bad node: '%s'", fqlm_last_error());
+    p.nodes = "ffn_norm";
+    p.layers = "3-1";
+    CHECK(fqlm_sweep_new(c, toks, n, &p) == NULL && strstr(fqlm_last_error(), "runs backwards"), "bad layers: '%s'",
+          fqlm_last_error());
+    p.layers = "1,3";
+    p.formats = "bf16,nosuch";
+    CHECK(fqlm_sweep_new(c, toks, n, &p) == NULL && strstr(fqlm_last_error(), "formats: "), "bad format: '%s'",
+          fqlm_last_error());
+    p.formats = "int4,fp8_e4m3";
+    p.nodes = "ffn_norm,result_norm";
+    p.chunk = 16;
+    fqlm_sweep *s = fqlm_sweep_new(c, toks, n, &p);
+    CHECK(s && fqlm_sweep_n_combos(s) == 2 * (2 + 1) && fqlm_sweep_n_chunks(s) > 1, "sweep: %s",
+          s ? "" : fqlm_last_error());
+    if (!s) goto out;
+    const char *node, *fmt;
+    int layer, first;
+    CHECK(fqlm_sweep_combo(s, 1, &node, &layer, &fmt, &first) == 0 && !strcmp(node, "ffn_norm") && layer == 3 &&
+              !strcmp(fmt, "int4") && first == 3,
+          "combination 1: %s@%d=%s from %d", node, layer, fmt, first);
+    CHECK(fqlm_sweep_combo(s, 6, &node, &layer, &fmt, &first) == -1, "combination past the end");
+    int calls = 0;
+    fqlm_sweep_row r0, r1;
+    CHECK(fqlm_sweep_run(s, 0, &r0, stop_at_first_chunk, &calls) == 1 && calls == 1, "abandoned run: %d calls", calls);
+    CHECK(fqlm_sweep_run(s, 1, &r0, NULL, NULL) == 0 && r0.mean_kld > 0 && r0.applications > 0 &&
+              r0.positions == fqlm_sweep_n_tokens(s) && r0.first_layer == 3,
+          "run: %s", fqlm_last_error());
+    /* shards partition the combinations */
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        fqlm_sweep_params q = p;
+        q.shard_index = i;
+        q.shard_count = 4;
+        fqlm_sweep *sh = fqlm_sweep_new(c, toks, n, &q);
+        total += sh ? fqlm_sweep_n_combos(sh) : 100;
+        fqlm_sweep_free(sh);
+    }
+    CHECK(total == 6, "4 shards hold %d combinations, not 6", total);
+    /* without reuse: every figure the same */
+    fqlm_sweep_params q = p;
+    q.reuse = 0;
+    fqlm_sweep *s2 = fqlm_sweep_new(c, toks, n, &q);
+    CHECK(s2 && fqlm_sweep_run(s2, 1, &r1, NULL, NULL) == 0 && r1.first_layer == 0, "no reuse: %s", fqlm_last_error());
+    CHECK(r1.mean_kld == r0.mean_kld && r1.kld_p99 == r0.kld_p99 && r1.top1_agree == r0.top1_agree &&
+              r1.ppl_ratio == r0.ppl_ratio && r1.max_abs_logit_diff == r0.max_abs_logit_diff,
+          "reuse changed the figures: %.17g vs %.17g", r0.mean_kld, r1.mean_kld);
+    fqlm_sweep_free(s2);
+    fqlm_sweep_free(s);
+    /* the context's rule acts again */
+    CHECK(fqlm_eval(c, toks, 8, 0, after) == 0 && !memcmp(before, after, 512 * 4), "the context changed after a sweep");
+out:
+    free(before);
+    free(after);
+    fqlm_context_free(c);
+}
+
 int main(void) {
     fqlm_model *bad = fqlm_model_load("tests/data/no-such-model.gguf");
     CHECK(bad == NULL && strstr(fqlm_last_error(), "no-such-model.gguf"), "missing model: '%s'", fqlm_last_error());
@@ -111,6 +196,7 @@ int main(void) {
     free(b);
     fqlm_context_free(c);
     check_kv_types(m, toks, n);
+    check_sweep(m);
     fqlm_model_free(m);
     return TEST_END();
 }

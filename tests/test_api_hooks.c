@@ -110,8 +110,15 @@ int main(void) {
     fqlm_context_clear_hooks(c);
     hook_state f = {.fail_layer = 1, .keep_layer = -1};
     CHECK(fqlm_context_set_hook(c, "ffn_norm@*", hook, &f) == 0, "set failing hook");
+    memset(b, 0xAB, (size_t)n * V * 4);
     CHECK(fqlm_eval_all(c, toks, n, 0, b) == -1 && strstr(fqlm_last_error(), "ffn_norm-1") &&
           strstr(fqlm_last_error(), "7"), "failing hook: '%s'", fqlm_last_error());
+    {   /* the pass stopped in layer 1: it never reached the output, so no logits were written */
+        size_t untouched = 0;
+        for (size_t i = 0; i < (size_t)n * V * 4; i++) untouched += ((unsigned char *)b)[i] == 0xAB;
+        CHECK(untouched == (size_t)n * V * 4, "a failed hook's pass wrote logits (%zu of %zu bytes untouched)",
+              untouched, (size_t)n * V * 4);
+    }
     CHECK(f.calls[0] == 1 && f.calls[1] == 1 && f.calls[2] == 0 && f.calls[4] == 0, "calls after the failure");
     CHECK(fqlm_score_tokens(base, c, toks, n, 0, &s0) == -1 && strstr(fqlm_last_error(), "ffn_norm-1"),
           "score with a failing hook: '%s'", fqlm_last_error());

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Layer-by-format sensitivity of one node: mean KL (nats) of the next-token distributions when
 that node of one layer is rounded to each format. Prints the table; with matplotlib installed
-also writes a heatmap (PNG).
+also writes a heatmap (PNG, or SVG/PDF by the --out suffix).
 
     make python && PYTHONPATH=python python3 python/examples/sensitivity_heatmap.py \
         [--model M] [--node ffn_norm] [--out heatmap.png]
@@ -26,17 +26,20 @@ ap.add_argument("--out", default="sensitivity.png")
 a = ap.parse_args()
 
 m = fqlm.Model(a.model)
-formats = a.formats.split(",")
-rows = fqlm.sweep(m, a.text, nodes=[a.node], formats=formats, n_ctx=256)
+# the string as `fqlm sweep --formats` takes it: an option list may follow a format
+# (int4:group=32,asym,bf16), so it is not split here
+rows = fqlm.sweep(m, a.text, nodes=[a.node], formats=a.formats, n_ctx=256)
+formats = list(dict.fromkeys(r["format"] for r in rows))  # the engine's canonical specs, in order
 layers = sorted({r["layer"] for r in rows})
 kl = np.full((len(layers), len(formats)), np.nan)
 for r in rows:
     kl[layers.index(r["layer"]), formats.index(r["format"])] = r["mean_kld"]
 
 print("mean KL (nats) of %s rounded at one layer, %s" % (a.node, os.path.basename(a.model)))
-print("layer " + " ".join("%13s" % f[:13] for f in formats))
+w = max([13] + [len(f) for f in formats])
+print("layer " + " ".join("%*s" % (w, f) for f in formats))
 for i, L in enumerate(layers):
-    print("%5d " % L + " ".join("%13.4g" % v for v in kl[i]))
+    print("%5d " % L + " ".join("%*.4g" % (w, v) for v in kl[i]))
 
 try:
     import matplotlib
@@ -51,8 +54,8 @@ ax.set_xticks(range(len(formats)), formats, rotation=45, ha="right")
 ax.set_yticks(range(len(layers)), layers)
 ax.set_xlabel("format")
 ax.set_ylabel("layer")
-ax.set_title("%s: log10 mean KL" % a.node)
-fig.colorbar(im, ax=ax)
+ax.set_title("%s rounded at one layer, %s" % (a.node, os.path.basename(a.model)))
+fig.colorbar(im, ax=ax, label="log10 mean KL (nats)")
 fig.tight_layout()
 fig.savefig(a.out, dpi=120)
 print("wrote", a.out)

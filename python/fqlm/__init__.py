@@ -17,8 +17,8 @@ import weakref
 import numpy as np
 
 from . import formats
-from ._lib import (lib, check, free, last_error, FqlmError, HOOK_FN, Score, c_float_p, c_int32_p,
-                   library_path)
+from ._lib import (lib, check, free, last_error, FqlmError, HOOK_FN, Score, SweepParams, SweepRow,
+                   SWEEP_FIELDS, c_float_p, c_int32_p, library_path)
 
 __version__ = "0.1.0"
 __all__ = ["Model", "Context", "Capture", "compare", "sweep", "formats", "FqlmError", "__version__",
@@ -237,6 +237,14 @@ class Context:
                 fn(name.decode(), layer, x)
                 return 0
             except BaseException as e:  # noqa: B036 (re-raised by the eval that called us)
+                # the engine stops the evaluation at once (no further hook or layer, no
+                # logits); the eval re-raises e, noting which hook and node raised it
+                where = "%s-%d" % (name.decode(), layer) if layer >= 0 else name.decode()
+                note = "raised by the fqlm hook %r on node %s: the evaluation stopped there" % (selector, where)
+                if hasattr(e, "add_note"):  # Python 3.11+
+                    e.add_note(note)
+                else:
+                    e.__notes__ = getattr(e, "__notes__", []) + [note]
                 ctx._pending = e
                 return 1
 
@@ -352,28 +360,75 @@ def _score(base, fq, ids, chunk):
     return out
 
 
+def _csv_list(v, what):
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    v = [str(x) for x in v]
+    if not v:
+        raise FqlmError("sweep: the %s list is empty" % what)
+    return ",".join(v)
+
+
+# sweep(..., as_array=True): a numpy structured array with these columns (results.csv's)
+SWEEP_DTYPE = np.dtype([("node", "U32"), ("layer", np.int32), ("format", "U160"), ("first_layer", np.int32),
+                        ("positions", np.int64)] + [(n, np.float64) for n in SWEEP_FIELDS] +
+                       [("applications", np.int64), ("seconds", np.float64), ("n_nonfinite", np.int64)])
+
+
 def sweep(model, text, nodes=("ffn_norm",), formats=("bf16",), layers=None, n_ctx=512, threads=None,
-          exact=False, chunk=None):
-    """compare() for each node x layer x format (layers: a list, default every layer; nodes
-    without a layer are run once, layer -1). Returns a list of row dicts (node, layer,
-    format, rule and compare's figures): pandas.DataFrame(rows) makes a table of it."""
+          exact=False, chunk=None, chunks=None, reuse=True, seed=0, as_array=False):
+    """Every node x layer x format against the baseline, as `fqlm sweep` runs it (the same
+    engine, fqlm_sweep_* of libfqlm): the baseline's hidden states are kept and each
+    combination recomputes from its first layer on; the figures equal `fqlm sweep`'s
+    results.csv for the same model, text, -c (chunk, default n_ctx) and --chunks (chunks).
+
+    nodes, formats, layers: lists or `fqlm sweep`-style strings ("ffn_*,attn_norm", "0-3,7",
+    "int4:group=32,asym,bf16"); layers None: every layer; nodes without a layer are run once
+    (layer -1). Returns a list of row dicts (node, layer, format, rule, first_layer,
+    positions, mean_kld, kld_stderr, kld_median, kld_p90, kld_p99, max_kld, top1_agree,
+    ppl_base, ppl_fq, ppl_ratio, dp_mean, max_abs_logit_diff, applications, seconds,
+    n_nonfinite, nonfinite_at; n_pos and n_chunks as compare() has them), ordered node by
+    node, then layer, then format (pandas.DataFrame(rows) makes a table of it); with
+    as_array=True a numpy structured array of SWEEP_DTYPE in the same order."""
     m = _as_model(model)
     ids = _ids(m.tokenize(text) if isinstance(text, str) else text)
-    info = {n["name"]: n for n in m.nodes()}
+    p = lib.fqlm_sweep_default_params()
+    keep = [(_csv_list(nodes, "node") or "").encode(), (_csv_list(formats, "format") or "").encode(),
+            None if layers is None else _csv_list(layers, "layer").encode()]
+    p.nodes, p.formats, p.layers = keep
+    p.chunk = int(chunk or n_ctx)
+    p.max_chunks = int(chunks or 0)
+    p.reuse = 1 if reuse else 0
     rows = []
-    with m.context(n_ctx=n_ctx, threads=threads, exact=exact) as base:
-        for node in nodes:
-            if node not in info:
-                raise FqlmError("sweep: the model has no node '%s' (it has %s)" % (node, ", ".join(info)))
-            lay = (list(layers) if layers is not None else info[node]["layers"]) if info[node]["per_layer"] else [-1]
-            for L in lay:
-                for f in formats:
-                    rule = "%s@%d=%s" % (node, L, f) if L >= 0 else "%s=%s" % (node, f)
-                    with m.context(n_ctx=n_ctx, threads=threads, exact=exact) as fq:
-                        fq.add_rule(rule)
-                        r = _score(base, fq, ids, chunk)
-                    r.pop("rules")
-                    r.pop("stats")
-                    rows.append(dict(node=node, layer=L, format=f, rule=rule, **r))
+    with m.context(n_ctx=max(n_ctx, p.chunk), threads=threads, exact=exact, seed=seed) as ctx:
+        h = lib.fqlm_sweep_new(ctx._handle(), ids.ctypes.data_as(c_int32_p), ids.size, ctypes.byref(p))
+        if not h:
+            raise FqlmError(last_error())
+        try:
+            n_chunks = lib.fqlm_sweep_n_chunks(h)
+            r = SweepRow()
+            for i in range(lib.fqlm_sweep_n_combos(h)):
+                check(lib.fqlm_sweep_run(h, i, ctypes.byref(r), None, None))
+                row = {name: getattr(r, name) for name, _ in SweepRow._fields_}
+                for k in ("node", "format", "nonfinite_at"):
+                    row[k] = row[k].decode("utf-8", "replace")
+                row["rule"] = ("%s@%d=%s" % (row["node"], row["layer"], row["format"]) if row["layer"] >= 0
+                               else "%s=%s" % (row["node"], row["format"]))
+                row["n_pos"] = row["positions"]
+                row["n_chunks"] = n_chunks
+                rows.append(row)
+        finally:
+            lib.fqlm_sweep_free(h)
+    # the engine lists format by format; compare-style callers read node, layer, format
+    npos, fpos = {}, {}
+    for r in rows:
+        npos.setdefault(r["node"], len(npos))
+        fpos.setdefault(r["format"], len(fpos))
+    rows.sort(key=lambda r: (npos[r["node"]], r["layer"], fpos[r["format"]]))
+    if as_array:
+        return np.array([tuple(r[n] for n in SWEEP_DTYPE.names) for r in rows], dtype=SWEEP_DTYPE)
     return rows
-

@@ -3,7 +3,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["lib", "FqlmError", "check", "HOOK_FN", "Score", "ContextParams", "library_path"]
+__all__ = ["lib", "FqlmError", "check", "HOOK_FN", "Score", "ContextParams", "SweepParams", "SweepRow", "library_path"]
 
 
 class FqlmError(RuntimeError):
@@ -59,6 +59,24 @@ class Score(ctypes.Structure):
             "ppl_base", "ppl_fq", "ppl_ratio", "nll_base", "nll_fq", "max_abs_logit_diff")]
 
 
+class SweepParams(ctypes.Structure):
+    _fields_ = [("nodes", c_char_p), ("layers", c_char_p), ("formats", c_char_p), ("chunk", c_int),
+                ("max_chunks", c_int), ("reuse", c_int), ("shard_index", c_int), ("shard_count", c_int)]
+
+
+# fqlm_sweep_row: results.csv's fields in its order, then where NaN/Inf appeared
+SWEEP_FIELDS = ("mean_kld", "kld_stderr", "kld_median", "kld_p90", "kld_p99", "max_kld", "top1_agree",
+                "ppl_base", "ppl_fq", "ppl_ratio", "dp_mean", "max_abs_logit_diff")
+
+
+class SweepRow(ctypes.Structure):
+    _fields_ = ([("node", ctypes.c_char * 32), ("layer", c_int), ("format", ctypes.c_char * 160),
+                 ("first_layer", c_int), ("positions", c_int64)] +
+                [(name, ctypes.c_double) for name in SWEEP_FIELDS] +
+                [("applications", c_int64), ("seconds", ctypes.c_double), ("n_nonfinite", c_int64),
+                 ("nonfinite_at", ctypes.c_char * 512)])
+
+
 # int fn(void *ud, const char *node, int layer, float *values, int64_t rows, int64_t cols)
 HOOK_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_float_p, c_int64, c_int64)
 
@@ -91,6 +109,12 @@ _sig("fqlm_context_stats_json", c_void_p, c_void_p)
 _sig("fqlm_eval", c_int, c_void_p, c_int32_p, c_int, c_int, c_float_p)
 _sig("fqlm_eval_all", c_int, c_void_p, c_int32_p, c_int, c_int, c_float_p)
 _sig("fqlm_score_tokens", c_int, c_void_p, c_void_p, c_int32_p, c_int, c_int, ctypes.POINTER(Score))
+_sig("fqlm_sweep_default_params", SweepParams)
+_sig("fqlm_sweep_new", c_void_p, c_void_p, c_int32_p, c_int, ctypes.POINTER(SweepParams))
+_sig("fqlm_sweep_free", None, c_void_p)
+_sig("fqlm_sweep_n_combos", c_int, c_void_p)
+_sig("fqlm_sweep_n_chunks", c_int, c_void_p)
+_sig("fqlm_sweep_run", c_int, c_void_p, c_int, ctypes.POINTER(SweepRow), c_void_p, c_void_p)
 _sig("fqlm_quantize", c_int, c_char_p, c_float_p, c_int64, c_int64, c_uint64)
 _sig("fqlm_format_list", c_char_p, c_int)
 

@@ -160,10 +160,14 @@ class TestHooks(Base):
                 seen.append(layer)
                 raise ValueError("my format failed at layer %d" % layer)
 
+            after = []
             c.hook("ffn_norm@1-2", bad)
-            with self.assertRaisesRegex(ValueError, "my format failed at layer 1"):
+            c.hook("l_out@*", lambda n, l, x: after.append(l))
+            with self.assertRaisesRegex(ValueError, "my format failed at layer 1") as cm:
                 c.logits(self.ids)
             self.assertEqual(seen, [1])  # no hook ran after the one that raised
+            self.assertEqual(after, [0])  # ... and no later node: the pass stopped in layer 1
+            self.assertIn("hook 'ffn_norm@1-2' on node ffn_norm-1", "\n".join(getattr(cm.exception, "__notes__", [])))
             with self.assertRaisesRegex(ValueError, "layer 1"):
                 fqlm.compare(self.m, TEXT, hook=("ffn_norm@1", bad), n_ctx=64)
             c.clear_hooks()
@@ -215,6 +219,49 @@ class TestFormats(Base):
                     if spec not in ("f32",):
                         self.assertFalse(np.array_equal(bits(want), bits(x)), "format changed nothing")
 
+    def test_edge_values_as_the_engine(self):
+        """quantize() on edge values (zeros of both signs, Inf, NaN, f16/fp8 boundaries and ties,
+        subnormals, the largest floats, random values of 17 decades) equals what a rule of every
+        format leaves in the engine: a hook writes them into Vcur@1, which v_cache@1 copies bit for
+        bit, and the rule rounds v_cache@1."""
+        rng = np.random.default_rng(11)
+        special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 65504, 65520, 70000, -70000, 1e-40,
+                            -1e-45, 6e-8, 3e-8, 448, 449, 464, 480, -240, 57344, 61440, 1.0 + 2**-8,
+                            1.0 + 3 * 2**-8, 1.5 * 2**-126, 3.4e38, -3.4e38, 6.0, 7.0, 0.25, 0.75], dtype=np.float32)
+
+        def values(shape):
+            n = shape[0] * shape[1]
+            rnd = (rng.standard_normal(n) * np.exp(rng.uniform(-20, 20, n))).astype(np.float32)
+            return np.concatenate([special, rnd])[:n].reshape(shape)
+
+        def run(spec):
+            seen = {}
+
+            def put(name, layer, x):
+                seen["in"] = values(x.shape)
+                x[:] = seen["in"]
+
+            with self.m.context(n_ctx=64) as c:
+                c.hook("Vcur@1", put)
+                if spec:
+                    c.add_rule("v_cache@1=" + spec)
+                got = c.capture("v_cache@1")
+                c.logits(self.ids)
+                return seen["in"], got["v_cache", 1]
+
+        x, got = run(None)  # the copy itself: without a rule v_cache@1 holds the values written
+        np.testing.assert_array_equal(bits(got), bits(x))
+        self.assertGreater(x.size, special.size)
+        specs = fqlm.formats.names() + ["int4:group=32", "fp8_e4m3:round=rtz", "fp4_e2m1:subnormal=off",
+                                        "e5m2:sat=on", "fp16:round=rna"]
+        for spec in specs:
+            with self.subTest(spec=spec):
+                x, got = run(spec)
+                want = fqlm.formats.quantize(x, spec)
+                np.testing.assert_array_equal(bits(got), bits(want))
+                if spec != "f32":
+                    self.assertFalse(np.array_equal(bits(want), bits(x)), "format changed nothing")
+
     def test_edge_values(self):
         rng = np.random.default_rng(7)
         x = np.concatenate([
@@ -251,6 +298,97 @@ class TestCompare(Base):
         self.assertEqual([(x["layer"], x["format"]) for x in rows],
                          [(0, "bf16"), (0, "fp4_e2m1"), (4, "bf16"), (4, "fp4_e2m1")])
         self.assertLess(rows[2]["mean_kld"], rows[3]["mean_kld"])
+
+    def test_sweep_rows_equal_cli_results_csv(self):
+        """fqlm.sweep runs `fqlm sweep`'s engine: every field of results.csv but the timing is
+        the same number, for the same model, text, selection, -c and --chunks."""
+        text = " ".join([TEXT] * 6)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "t.txt"), "w") as f:
+                f.write(text)
+            out = os.path.join(d, "sw")
+            r = subprocess.run([FQLM_BIN, "sweep", "-m", MODEL, "-f", os.path.join(d, "t.txt"),
+                                "--nodes", "ffn_norm,attn_norm,result_norm", "--layers", "0,3-4",
+                                "--formats", "bf16,int4:group=16,asym,fp8_e4m3", "-c", "32", "--chunks", "3",
+                                "-t", "1", "--no-progress", "-o", out], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(out, "results.csv")) as f:
+                lines = f.read().splitlines()
+        header = lines[0].split(",")
+        import csv
+        cli = list(csv.DictReader(lines))
+        self.assertEqual(len(cli), 2 * 3 * 3 + 3)  # 2 nodes x 3 layers x 3 formats, result_norm once per format
+        rows = fqlm.sweep(self.m, text, nodes="ffn_norm,attn_norm,result_norm", layers=[0, "3-4"],
+                          formats=["bf16", "int4:group=16,asym", "fp8_e4m3"], n_ctx=32, chunks=3, threads=1)
+        self.assertEqual(len(rows), len(cli))
+        by_key = {(r["node"], r["layer"], r["format"]): r for r in rows}
+        for c in cli:
+            key = (c["node"], int(c["layer"]) if c["layer"] else -1, c["format"])
+            self.assertIn(key, by_key)
+            py = by_key[key]
+            for h in header:
+                if h in ("node", "format", "seconds"):
+                    continue
+                want = c[h]
+                got = py[h]
+                if h in ("layer",):
+                    self.assertEqual(got, int(want) if want else -1)
+                elif h in ("first_layer", "positions", "applications"):
+                    self.assertEqual(got, int(want), "%s %s" % (key, h))
+                else:  # results.csv has %.17g: the same double
+                    w = float(want)
+                    self.assertTrue(got == w or (np.isnan(got) and np.isnan(w)), "%s %s: %r vs %r" % (key, h, got, w))
+        self.assertTrue(any(r["mean_kld"] > 0 for r in rows))
+        arr = fqlm.sweep(self.m, text, nodes="ffn_norm", layers="3", formats="bf16", n_ctx=32, chunks=3,
+                         threads=1, as_array=True)
+        self.assertEqual(arr.shape, (1,))
+        self.assertEqual(arr["mean_kld"][0], by_key[("ffn_norm", 3, "bf16")]["mean_kld"])
+        with self.assertRaisesRegex(fqlm.FqlmError, "unknown node 'ffn_nrm'"):
+            fqlm.sweep(self.m, text, nodes=["ffn_nrm"])
+        with self.assertRaisesRegex(fqlm.FqlmError, "layers: layer 9 out of range"):
+            fqlm.sweep(self.m, text, layers=[9])
+
+
+class TestExamples(unittest.TestCase):
+    """python/examples run as a user runs them (with this python3 and FQLM_LIB)."""
+
+    def run_example(self, *args):
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "python", "examples", args[0])] + list(args[1:]),
+                           capture_output=True, text=True, cwd=ROOT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_report_experiment(self):
+        out = self.run_example("report_experiment.py")
+        lines = [l for l in out.splitlines() if " rule " in l and "numpy hook" in l]
+        self.assertEqual(len(lines), 6, out)
+        for l in lines:
+            self.assertTrue(l.endswith("same"), l)
+
+    def test_hook_overhead(self):
+        out = self.run_example("hook_overhead.py", MODEL, "--tokens", "32", "--reps", "1")
+        self.assertIn("stories260K.gguf, 32 tokens, 2 threads, hook on ffn_norm@* (5 layers)", out)
+        self.assertIn("(5 calls per pass)", out)
+
+    def test_sensitivity_heatmap(self):
+        with tempfile.TemporaryDirectory() as d:
+            png = os.path.join(d, "h.png")
+            out = self.run_example("sensitivity_heatmap.py", "--formats", "bf16,int4:group=32,asym,fp4_e2m1",
+                                   "--out", png)
+            head = out.splitlines()[1].split()
+            self.assertEqual(head, ["layer", "bf16", "int4:group=32,asym", "fp4_e2m1"])
+            table = [l.split() for l in out.splitlines()[2:] if l[:5].strip().isdigit()]
+            self.assertEqual([int(r[0]) for r in table], list(range(5)))
+            kl = np.array([[float(v) for v in r[1:]] for r in table])
+            self.assertTrue((kl > 0).all() and (kl[:, 0] < kl[:, 2]).all(), out)  # bf16 below fp4 at every layer
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                self.assertIn("matplotlib is not installed", out)
+                return
+            self.assertIn("wrote " + png, out)
+            with open(png, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 /* cmd_sweep.c - `fqlm sweep`: every (node, layer, format) combination against the
  * baseline, on a text scored as `compare -f` scores it.
  *
- * Reuse: a rule that first acts at layer L cannot change anything below L, so the
- * baseline pass keeps the hidden state entering each layer and every combination
- * recomputes only layers L.. and the output from it (fq_ctx_eval_from). The numbers are
- * the same to the last bit as a run from scratch: layers below L see the same inputs
- * and do the same arithmetic.
+ * The engine (selection, baseline with kept hidden states, one combination at a time) is
+ * the library's (src/sweep.c), run here through the public API (fqlm_sweep_*) as a C or
+ * Python user runs it; this file adds the files, resume, shards, --merge and MPI ranks.
  *
  * Files: DIR/results.csv gets one line per finished combination, appended with a single
  * write() and fsync'd; a rerun of the same command reads it, drops a trailing partial
@@ -18,7 +16,6 @@
  * combination, rewrites the summaries and exits with 130: every file stays valid. */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -35,6 +32,8 @@
 #include "outdir.h"
 #include "select.h"
 #include "session.h"
+#include "api_bridge.h"
+#include "sweep.h"
 #include "tokenizer.h"
 
 #ifdef FQ_MPI
@@ -97,69 +96,13 @@ static void usage(FILE *f) {
     cli_opts_help(f);
 }
 
-/* ---- the selection -------------------------------------------------------------------------- */
-
-typedef struct {
-    int node;
-    int layer;      /* -1: no layer */
-    int fmt;        /* index into the format list */
-} combo;
-
-typedef struct {
-    int nodes[FQ_NODE_COUNT];
-    int n_nodes;
-    int *layers;    /* selected layers, ascending */
-    int n_layers;
-    char **formats; /* canonical specs */
-    int n_formats;
-} selection;
-
-static void selection_free(selection *s) {
-    free(s->layers);
-    for (int i = 0; i < s->n_formats; i++) free(s->formats[i]);
-    free(s->formats);
-    memset(s, 0, sizeof *s);
-}
-
-static int parse_nodes(selection *s, const char *list, const fq_model *m) {
-    char *copy = strdup(list);
-    if (!copy) return -1;
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
-        if (!*t) continue;
-        if (!strncmp(t, "weight", 6)) {
-            cli_error("--nodes: weight rules cannot be swept (compare them one at a time with "
-                      "fqlm compare --fq 'weight:GLOB=FORMAT')");
-            free(copy);
-            return -1;
-        }
-        int hits = 0;
-        int id = fq_node_from_name(t);
-        for (int n = 0; n < FQ_NODE_COUNT; n++) {
-            if (!fq_node_in_model(m, n)) continue; /* nodes of other families */
-            if (n != id && fnmatch(t, fq_node_name(n), 0) != 0) continue;
-            hits++;
-            int dup = 0;
-            for (int k = 0; k < s->n_nodes; k++) dup |= s->nodes[k] == n;
-            if (!dup) s->nodes[s->n_nodes++] = n;
-        }
-        if (!hits) {
-            char names[1024];
-            fq_node_list(m, names, sizeof names);
-            cli_error("--nodes: %s node '%s' (nodes of this %s model: %s)", id >= 0 ? "this model has no" : "unknown",
-                      t, m->arch->name, names);
-            free(copy);
-            return -1;
-        }
-    }
-    free(copy);
-    if (!s->n_nodes) {
-        cli_error("--nodes: no node named in '%s'", list);
-        return -1;
-    }
-    return 0;
-}
+/* The selection's combinations (the axes of the outputs and of --merge), as the engine lists them (sweep.h). */
+typedef fq_sweep_sel selection;
+typedef fq_sweep_combo combo;
+#define selection_free fq_sweep_sel_free
+#define combo_label fq_sweep_combo_label
+#define combo_start fq_sweep_combo_start
+#define shard_pick fq_sweep_shard_pick
 
 /* ---- CSV ------------------------------------------------------------------------------------ */
 
@@ -621,33 +564,6 @@ static void bar(int tty, double done, int total, const char *what, double elapse
 
 /* ---- the command ---------------------------------------------------------------------------------- */
 
-static void combo_label(char *buf, size_t n, const selection *s, const combo *c) {
-    if (c->layer >= 0) snprintf(buf, n, "%s@%d=%s", fq_node_name(c->node), c->layer, s->formats[c->fmt]);
-    else snprintf(buf, n, "%s=%s", fq_node_name(c->node), s->formats[c->fmt]);
-}
-
-/* The first layer a combination recomputes (its cost with reuse is NL - start + 1). */
-static int combo_start(const combo *c, int NL) {
-    return c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
-}
-
-/* Shard I of N (0-based): the combinations in canonical order are sorted costliest first
- * (earliest first layer; ties keep their canonical order) and dealt out round robin, so
- * every shard gets a like share of the work. Depends on nothing but the selection and the
- * layer count. Keeps shard I's combinations (costliest first) at the front of c and
- * returns their count. */
-static int shard_pick(combo *c, int n, int NL, int I, int N) {
-    for (int a = 1; a < n; a++) /* stable insertion sort by first layer */
-        for (int b = a; b > 0 && combo_start(&c[b], NL) < combo_start(&c[b - 1], NL); b--) {
-            combo t = c[b];
-            c[b] = c[b - 1];
-            c[b - 1] = t;
-        }
-    int k = 0;
-    for (int j = 0; j < n; j++)
-        if (j % N == I) c[k++] = c[j];
-    return k;
-}
 
 /* "I/N" with 0 <= I < N. */
 static int parse_shard(const char *v, int *I, int *N) {
@@ -674,65 +590,95 @@ bad:
     return -1;
 }
 
+/* One combination of the sweep as the public API lists it. */
+typedef struct {
+    const char *node, *format;
+    int layer;
+    int L0;   /* the first layer it changes (its cost with reuse: NL - L0 + 1) */
+} citem;
+
+static void citem_label(char *buf, size_t n, const citem *c) {
+    if (c->layer >= 0) snprintf(buf, n, "%s@%d=%s", c->node, c->layer, c->format);
+    else snprintf(buf, n, "%s=%s", c->node, c->format);
+}
+
+static void row_from_api(sweep_row *r, const fqlm_sweep_row *a) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->node, sizeof r->node, "%s", a->node);
+    r->layer = a->layer;
+    snprintf(r->format, sizeof r->format, "%s", a->format);
+    r->first_layer = a->first_layer;
+    r->positions = a->positions;
+    r->mean_kld = a->mean_kld;
+    r->kld_stderr = a->kld_stderr;
+    r->kld_median = a->kld_median;
+    r->kld_p90 = a->kld_p90;
+    r->kld_p99 = a->kld_p99;
+    r->max_kld = a->max_kld;
+    r->top1_agree = a->top1_agree;
+    r->ppl_base = a->ppl_base;
+    r->ppl_fq = a->ppl_fq;
+    r->ppl_ratio = a->ppl_ratio;
+    r->dp_mean = a->dp_mean;
+    r->max_abs_logit_diff = a->max_abs_logit_diff;
+    r->applications = (long long)a->applications;
+    r->seconds = a->seconds;
+}
+
+/* The progress callback of the baseline and of each combination: the bar within a
+ * combination (with several chunks), and Ctrl-C. */
+typedef struct {
+    int tty, n_run, n_todo, units_cost;
+    const char *label;
+    double units_done, units_total;
+    int64_t t_start, tc0;
+} prog;
+
+static int on_chunk(void *ud, int k, int n_chunks) {
+    prog *p = ud;
+    if (p && p->tty && p->label && n_chunks > 1) {
+        const double u = p->units_cost * (double)(k + 1) / n_chunks;
+        const double el = (fq_time_us() - p->tc0) / 1e6;
+        bar(p->tty, p->n_run + (double)(k + 1) / n_chunks, p->n_todo, p->label, (fq_time_us() - p->t_start) / 1e6,
+            el / (p->units_done + u) * (p->units_total - p->units_done - u));
+    }
+    return g_interrupted != 0;
+}
+
 #ifdef FQ_MPI
-/* One combination on an MPI worker, as the loop in cmd_sweep runs it (less the progress
- * bar): fills row and returns 0, or returns -1 with e set. */
-static int combo_eval(cli_session *s, const fq_model *m, const cli_opts *o, const cli_chunks *ch, int NL, int V, int E,
-                      int reuse, float **hid, const float *base_logits, float *lf, const int32_t *next,
-                      const selection *sel, const combo *c, sweep_row *row, fq_err *e) {
-    const char *fmt = sel->formats[c->fmt];
-    const int L0 = combo_start(c, NL), start = reuse ? L0 : 0;
-    char rule[256];
-    combo_label(rule, sizeof rule, sel, c);
-    int64_t t0 = fq_time_us();
-    fq_fakequant *fq = fq_fakequant_new(m, e);
-    if (!fq) return -1;
-    if (fq_fakequant_add_rule(fq, rule, e)) {
-        fq_fakequant_free(fq);
-        return -1;
+#include <pthread.h>
+/* Rank 0's own worker: a thread computes combinations while the main thread serves the
+ * other ranks (only the main thread calls MPI: MPI_THREAD_FUNNELED). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    fqlm_sweep *sw;
+    int job;       /* combination to run, -1: none */
+    int done;      /* the job finished: row / rc */
+    int quit;
+    int rc;
+    fqlm_sweep_row row;
+    char err[FQ_ERR_MAX];
+} local_worker;
+
+static void *local_main(void *arg) {
+    local_worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->quit && (w->job < 0 || w->done)) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) break;
+        const int job = w->job;
+        pthread_mutex_unlock(&w->mu);
+        fqlm_sweep_row row;
+        const int rc = fqlm_sweep_run(w->sw, job, &row, on_chunk, NULL);
+        pthread_mutex_lock(&w->mu);
+        w->rc = rc;
+        if (rc == 0) w->row = row;
+        else snprintf(w->err, sizeof w->err, "%s", rc < 0 ? fqlm_last_error() : "interrupted");
+        w->done = 1;
     }
-    fq_fakequant_set_seed(fq, o->sp.seed);
-    fq_fakequant_attach(fq, s->ctx);
-    fq_metrics acc;
-    fq_metrics_init(&acc);
-    int failed = 0;
-    for (int k = 0; k < ch->n && !failed; k++) {
-        const int n = cli_chunk_len(ch, k);
-        int r;
-        if (start > 0) r = fq_ctx_eval_from(s->ctx, start, hid[start] + (size_t)ch->off[k] * E, n, 0, lf, 1, e);
-        else r = fq_ctx_eval(s->ctx, cli_chunk_tok(ch, k), n, 0, lf, 1, e);
-        if (r || fq_metrics_add_rows(&acc, base_logits + (size_t)ch->off[k] * V, lf, n, V, next + ch->off[k],
-                                     fq_ctx_pool(s->ctx), e))
-            failed = 1;
-    }
-    fq_ctx_set_hook(s->ctx, NULL, NULL, NULL);
-    const long long apps = (long long)fq_fakequant_applications(fq);
-    fq_metrics_summary sm;
-    if (!failed && fq_metrics_summarize(&acc, &sm, e)) failed = 1;
-    fq_fakequant_free(fq);
-    fq_metrics_free(&acc);
-    if (failed) return -1;
-    memset(row, 0, sizeof *row);
-    snprintf(row->node, sizeof row->node, "%s", fq_node_name(c->node));
-    row->layer = c->layer;
-    snprintf(row->format, sizeof row->format, "%s", fmt);
-    row->first_layer = start;
-    row->positions = sm.n_pos;
-    row->mean_kld = sm.mean_kld;
-    row->kld_stderr = sm.kld_stderr;
-    row->kld_median = sm.kld_median;
-    row->kld_p90 = sm.kld_p90;
-    row->kld_p99 = sm.kld_p99;
-    row->max_kld = sm.max_kld;
-    row->top1_agree = sm.top1_agree;
-    row->ppl_base = sm.ppl_base;
-    row->ppl_fq = sm.ppl_fq;
-    row->ppl_ratio = sm.ppl_ratio;
-    row->dp_mean = sm.dp_mean;
-    row->max_abs_logit_diff = sm.max_abs_logit_diff;
-    row->applications = apps;
-    row->seconds = (fq_time_us() - t0) / 1e6;
-    return 0;
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
 }
 #endif
 
@@ -850,19 +796,17 @@ int cmd_sweep(int argc, char **argv) {
 #endif
         return rc;
     }
-    const fq_model *m = s.m;
-    const int NL = m->hp.n_layer, V = m->hp.n_vocab, E = m->hp.n_embd;
+    fq_model *m = s.m;
+    const int NL = m->hp.n_layer, V = m->hp.n_vocab;
     selection sel;
     memset(&sel, 0, sizeof sel);
     row_list rows = {0};
-    combo *combos = NULL;
-    int32_t *toks = NULL, *next = NULL;
+    citem *combos = NULL;
+    int32_t *toks = NULL;
     size_t ntok = 0;
-    float *base_logits = NULL, *lf = NULL;
-    float **hid = NULL;
+    fqlm_context *api_ctx = NULL;
+    fqlm_sweep *sw = NULL;
     int csv_fd = -1, lock_fd = -1;
-    cli_chunks ch;
-    memset(&ch, 0, sizeof ch);
     rbuf cmdline, conf;
     rb_init(&cmdline);
     rb_init(&conf);
@@ -872,31 +816,49 @@ int cmd_sweep(int argc, char **argv) {
     int handlers = 0;
 
     rc = 2;
-    if (parse_nodes(&sel, nodes_arg, m) || cli_parse_layers("--layers", layers_arg, NL, &sel.layers, &sel.n_layers) ||
-        cli_parse_formats("--formats", formats_arg, &sel.formats, &sel.n_formats))
+    /* the selection's axes (the engine parses the same lists: errors are named here first) */
+    if (fq_sweep_sel_parse(&sel, m, nodes_arg, layers_arg, formats_arg, &e)) {
+        cli_error("--%s", e.msg);
         goto done;
-    /* the combinations, format by format */
-    int n_combo = 0;
-    combos = malloc((size_t)sel.n_formats * sel.n_nodes * (sel.n_layers + 1) * sizeof *combos);
-    if (!combos) goto oom;
-    for (int f = 0; f < sel.n_formats; f++)
-        for (int k = 0; k < sel.n_nodes; k++) {
-            const int node = sel.nodes[k];
-            if (!fq_node_has_layer(node)) {
-                combos[n_combo++] = (combo){node, -1, f};
-                continue;
-            }
-            for (int li = 0; li < sel.n_layers; li++) combos[n_combo++] = (combo){node, sel.layers[li], f};
-        }
-    if (shard_n) n_combo = shard_pick(combos, n_combo, NL, shard_i, shard_n);
-
+    }
     rc = cli_prompt_tokens(&o, m, &toks, &ntok);
     if (rc) goto done;
     rc = 2;
-    const int32_t bos = fq_tokenizer_adds_bos(m->tok) ? fq_tokenizer_bos(m->tok) : -1;
-    if (cli_chunks_make(&ch, toks, ntok, o.n_ctx, max_chunks, bos, &e)) {
-        cli_error("%s: %s", o.prompt_file ? o.prompt_file : "prompt", e.msg);
+    /* the engine, through the public API over this session's model and context */
+    api_ctx = fq_api_context_wrap(m, s.ctx, o.sp.seed, o.exact, &e);
+    if (!api_ctx) {
+        cli_error("%s", e.msg);
         goto done;
+    }
+    {
+        fqlm_sweep_params sp = fqlm_sweep_default_params();
+        sp.nodes = nodes_arg;
+        sp.layers = layers_arg;
+        sp.formats = formats_arg;
+        sp.chunk = o.n_ctx;
+        sp.max_chunks = max_chunks;
+        sp.reuse = reuse;
+        sp.shard_index = shard_i;
+        sp.shard_count = shard_n;
+        if (ntok > INT32_MAX) {
+            cli_error("%s: %zu tokens: more than a sweep takes", o.prompt_file ? o.prompt_file : "prompt", ntok);
+            goto done;
+        }
+        sw = fqlm_sweep_new(api_ctx, toks, (int)ntok, &sp);
+        if (!sw) {
+            cli_error("%s: %s", o.prompt_file ? o.prompt_file : "prompt", fqlm_last_error());
+            goto done;
+        }
+    }
+    const int n_combo = fqlm_sweep_n_combos(sw), n_chunks = fqlm_sweep_n_chunks(sw);
+    const int64_t n_tokens = fqlm_sweep_n_tokens(sw);
+    combos = malloc((size_t)FQ_MAX(1, n_combo) * sizeof *combos);
+    if (!combos) goto oom;
+    for (int i = 0; i < n_combo; i++) {
+        citem *c = &combos[i];
+        fqlm_sweep_combo(sw, i, &c->node, &c->layer, &c->format, NULL);
+        const combo cc = {fq_node_from_name(c->node), c->layer, 0};
+        c->L0 = combo_start(&cc, NL);
     }
 
     /* output directory, settings, earlier results: rank 0's alone under MPI */
@@ -918,7 +880,7 @@ int cmd_sweep(int argc, char **argv) {
                   (unsigned long long)fq_content_hash(m->gguf.map, m->gguf.size));
         rb_printf(&conf, "text=%s\ntext_tokens=%zu\ntext_hash=%016llx\n", o.prompt_file ? o.prompt_file : "(prompt)", ntok,
                   (unsigned long long)fq_fnv1a(toks, ntok * sizeof(int32_t)));
-        rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, ch.n,
+        rb_printf(&conf, "ctx=%d\nchunks=%d\nbatch=%d\narithmetic=%s\ncache_type=%u\nseed=%llu\n", o.n_ctx, n_chunks,
                   o.n_batch, o.exact ? "exact" : "llama.cpp", o.cache_type, (unsigned long long)o.sp.seed);
         /* only when given: a sweep directory made without them resumes as before */
         if (o.cache_type_k != UINT32_MAX || o.cache_type_v != UINT32_MAX)
@@ -949,58 +911,33 @@ int cmd_sweep(int argc, char **argv) {
         goto done;
     }
     }
+    rc = 1;
     int n_todo = 0, n_have = 0;
     for (int i = 0; i < n_combo; i++) {
-        if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) >= 0) n_have++;
+        if (rows_find(&rows, combos[i].node, combos[i].layer, combos[i].format) >= 0) n_have++;
         else n_todo++;
     }
 
     /* the baseline: logits of every position, and the hidden states combinations start from */
-    int need[1024] = {0};
-    if (NL + 1 > (int)FQ_ARRAY_LEN(need)) {
-        cli_error("models with more than %d layers are not supported by sweep", (int)FQ_ARRAY_LEN(need) - 1);
-        goto done;
-    }
-    for (int i = 0; i < n_combo; i++) {
-        const combo *c = &combos[i];
-        int L = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
-        if (reuse && L > 0) need[L] = 1;
-    }
-    int n_need = 0;
-    for (int L = 0; L <= NL; L++) n_need += need[L];
-    int max_len = 0;
-    for (int k = 0; k < ch.n; k++) max_len = FQ_MAX(max_len, cli_chunk_len(&ch, k));
-    base_logits = fq_malloc((size_t)ch.n_tokens * V * sizeof(float), &e);
-    lf = base_logits ? fq_malloc((size_t)max_len * V * sizeof(float), &e) : NULL;
-    next = lf ? fq_malloc((size_t)ch.n_tokens * sizeof(int32_t), &e) : NULL;
-    hid = next ? fq_calloc((size_t)NL + 1, sizeof(float *), &e) : NULL;
-    if (!hid) {
-        cli_error("%s", e.msg);
-        goto done;
-    }
-    for (int L = 0; L <= NL; L++)
-        if (need[L] && !(hid[L] = fq_malloc((size_t)ch.n_tokens * E * sizeof(float), &e))) {
-            cli_error("baseline hidden states: %s (try --no-reuse or --chunks)", e.msg);
-            goto done;
-        }
-    for (int k = 0; k < ch.n; k++) cli_chunk_next(&ch, k, next + ch.off[k]);
+    const int n_need = fqlm_sweep_n_kept(sw);
     if (mpi_rank == 0)
     fprintf(stderr, "fqlm: sweep %s: %d layers; %s: %lld tokens in %d chunk%s of up to %d; %d combination%s "
                     "(%d already done); %s arithmetic; %d threads\n",
             o.model ? o.model : cli_default_model(), NL, o.prompt_file ? o.prompt_file : "prompt",
-            (long long)ch.n_tokens, ch.n, ch.n == 1 ? "" : "s", o.n_ctx, n_combo, n_combo == 1 ? "" : "s", n_have,
+            (long long)n_tokens, n_chunks, n_chunks == 1 ? "" : "s", o.n_ctx, n_combo, n_combo == 1 ? "" : "s", n_have,
             o.exact ? "exact (F32 activations)" : "llama.cpp-mirroring", o.n_threads);
     if (shard_n)
         fprintf(stderr, "fqlm: shard %d of %d (counting from 0): these %d combinations of the sweep\n", shard_i, shard_n,
                 n_combo);
     if (mpi_size > 1 && mpi_rank == 0)
         fprintf(stderr, "fqlm: MPI: %d ranks: rank 0 hands out the combinations (costliest first) and writes %s; "
-                        "ranks 1-%d compute them, %d threads each\n", mpi_size, dir, mpi_size - 1, o.n_threads);
+                        "every rank computes them (rank 0 in a thread beside its message loop), %d threads each\n",
+                mpi_size, dir, o.n_threads);
     if (reuse && mpi_rank == 0)
         fprintf(stderr, "fqlm: reuse: keeping the baseline's logits (%.1f MiB) and its hidden state entering %d "
                         "layer%s (%.1f MiB)\n",
-                ch.n_tokens * (double)V * 4 / 1048576.0, n_need, n_need == 1 ? "" : "s",
-                ch.n_tokens * (double)E * 4 * n_need / 1048576.0);
+                n_tokens * (double)V * 4 / 1048576.0, n_need, n_need == 1 ? "" : "s",
+                n_tokens * (double)m->hp.n_embd * 4 * n_need / 1048576.0);
 
     sa.sa_handler = on_signal;
     g_interrupted = 0;
@@ -1009,40 +946,39 @@ int cmd_sweep(int argc, char **argv) {
     handlers = 1;
 
     int64_t tb0 = fq_time_us();
-    fq_ppl base_ppl = {0};
-    cli_nonfinite nf_base = {.what = "baseline"};
+    double ppl_base = NAN, ppl_base_err = NAN;
+    int64_t n_scored = 0, n_base_nonfinite = 0;
     int nf_combos = 0; /* combinations of this run whose logits held NaN/Inf */
-    if (n_need) fq_ctx_keep_hidden(s.ctx, 1);
-    for (int k = 0; k < ch.n && !g_interrupted; k++) {
-        const int n = cli_chunk_len(&ch, k);
-        float *bl = base_logits + (size_t)ch.off[k] * V;
-        if (fq_ctx_eval(s.ctx, cli_chunk_tok(&ch, k), n, 0, bl, 1, &e)) goto eval_fail;
-        for (int L = 0; L <= NL; L++)
-            if (need[L])
-                memcpy(hid[L] + (size_t)ch.off[k] * E, fq_ctx_hidden(s.ctx, L), (size_t)n * E * sizeof(float));
-        cli_nonfinite_check(&nf_base, &s, &o, 0, bl, n, V, 0, cli_chunk_tok(&ch, k), n, NULL, 0);
-        for (int i = 0; i + 1 < n; i++) {
-            const double nll = fq_nll(bl + (size_t)i * V, V, next[ch.off[k] + i]);
-            if (!isnan(nll)) fq_ppl_add(&base_ppl, nll);
+    {
+        const int r = fqlm_sweep_baseline(sw, on_chunk, NULL, &ppl_base, &ppl_base_err, &n_scored, &n_base_nonfinite);
+        if (r < 0) {
+            snprintf(e.msg, sizeof e.msg, "%s", fqlm_last_error());
+            goto eval_fail;
         }
     }
-    fq_ctx_keep_hidden(s.ctx, 0);
-    if (nf_base.rows) {
+    if (n_base_nonfinite) { /* the warning (where NaN/Inf first appeared), then the error */
+        cli_nonfinite nf_base = {.what = "baseline"};
+        for (int k = 0; k < n_chunks; k++) {
+            int n;
+            const float *bl;
+            const int32_t *t = fqlm_sweep_chunk(sw, k, &n, &bl);
+            cli_nonfinite_check(&nf_base, &s, &o, 0, bl, n, V, 0, t, n, NULL, 0);
+        }
         cli_error("the baseline's own logits hold NaN/Inf at %lld of %lld positions (see the warning above): no "
                   "combination can be measured against them",
-                  (long long)nf_base.rows, (long long)ch.n_tokens);
+                  (long long)n_base_nonfinite, (long long)n_tokens);
         rc = CLI_EXIT_NONFINITE;
         goto done;
     }
     const double t_base = (fq_time_us() - tb0) / 1e6;
     if (!g_interrupted && mpi_rank == 0)
         fprintf(stderr, "fqlm: baseline: %.2f s, perplexity %.4f +/- %.4f over %lld scored positions\n", t_base,
-                fq_ppl_value(&base_ppl), fq_ppl_error(&base_ppl), (long long)base_ppl.n);
+                ppl_base, ppl_base_err, (long long)n_scored);
     if (shard_n && !g_interrupted) { /* --merge takes the baseline's figures from here */
         char bpath[4096], btxt[256];
         snprintf(bpath, sizeof bpath, "%s/sweep.baseline", dir);
-        int bn = snprintf(btxt, sizeof btxt, "ppl=%.17g\nppl_err=%.17g\npositions=%lld\n", fq_ppl_value(&base_ppl),
-                          fq_ppl_error(&base_ppl), (long long)ch.n_tokens);
+        int bn = snprintf(btxt, sizeof btxt, "ppl=%.17g\nppl_err=%.17g\npositions=%lld\n", ppl_base, ppl_base_err,
+                          (long long)n_tokens);
         if (fq_write_file_atomic(bpath, btxt, (size_t)bn, &e)) {
             cli_error("%s", e.msg);
             rc = 1;
@@ -1052,17 +988,15 @@ int cmd_sweep(int argc, char **argv) {
 
     out_ctx oc = {.dir = dir, .command = cmdline.s ? cmdline.s : "", .model = o.model ? o.model : cli_default_model(),
                   .text_file = o.prompt_file ? o.prompt_file : "(prompt)", .exact = o.exact, .n_layer = NL,
-                  .ctx = o.n_ctx, .n_chunks = ch.n, .reuse = reuse, .n_total = n_combo, .positions = ch.n_tokens,
-                  .ppl_base = fq_ppl_value(&base_ppl), .ppl_base_err = fq_ppl_error(&base_ppl), .sel = &sel,
-                  .t_start = t_start};
+                  .ctx = o.n_ctx, .n_chunks = n_chunks, .reuse = reuse, .n_total = n_combo, .positions = n_tokens,
+                  .ppl_base = ppl_base, .ppl_base_err = ppl_base_err, .sel = &sel, .t_start = t_start};
 
     /* the combinations */
     double units_total = 0, units_done = 0;
     for (int i = 0; i < n_combo; i++) {
-        const combo *c = &combos[i];
-        if (rows_find(&rows, fq_node_name(c->node), c->layer, sel.formats[c->fmt]) >= 0) continue;
-        int L = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
-        units_total += reuse ? NL - L + 1 : NL + 1;
+        const citem *c = &combos[i];
+        if (rows_find(&rows, c->node, c->layer, c->format) >= 0) continue;
+        units_total += reuse ? NL - c->L0 + 1 : NL + 1;
     }
     int64_t tc0 = fq_time_us(), last_write = 0;
     int n_run = 0, written_all = 0;
@@ -1075,12 +1009,15 @@ int cmd_sweep(int argc, char **argv) {
             int idx;
             MPI_Recv(&idx, 1, MPI_INT, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             if (idx < 0 || idx >= n_combo) break;
+            fqlm_sweep_row arow;
             sweep_row row;
             rbuf b;
             rb_init(&b);
-            if (combo_eval(&s, m, &o, &ch, NL, V, E, reuse, hid, base_logits, lf, next, &sel, &combos[idx], &row, &e)) {
-                MPI_Send(e.msg, (int)strlen(e.msg), MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
+            if (fqlm_sweep_run(sw, idx, &arow, NULL, NULL)) {
+                const char *msg = fqlm_last_error();
+                MPI_Send(msg, (int)strlen(msg), MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
             } else {
+                row_from_api(&row, &arow);
                 csv_row(&b, &row);
                 if (b.oom) MPI_Send("out of memory", 13, MPI_CHAR, 0, TAG_FAIL, MPI_COMM_WORLD);
                 else MPI_Send(b.s, (int)b.len, MPI_CHAR, 0, TAG_ROW, MPI_COMM_WORLD);
@@ -1090,28 +1027,37 @@ int cmd_sweep(int argc, char **argv) {
         mpi_clean = 1;
         goto done;
     }
-    if (mpi_size > 1) { /* rank 0: the plan, the files */
+    if (mpi_size > 1) { /* rank 0: the plan, the files, and a worker thread of its own */
         int *order = malloc((size_t)FQ_MAX(1, n_todo) * sizeof(int));
         int *by_rank = calloc((size_t)mpi_size, sizeof(int));
         double *secs = calloc((size_t)mpi_size, sizeof(double));
         int *busy = malloc((size_t)mpi_size * sizeof(int));
-        if (!order || !by_rank || !secs || !busy) {
+        local_worker lw = {.sw = sw, .job = -1};
+        pthread_t lt;
+        int have_thread = 0;
+        if (order && by_rank && secs && busy && !pthread_mutex_init(&lw.mu, NULL)) {
+            if (pthread_cond_init(&lw.cv, NULL)) pthread_mutex_destroy(&lw.mu);
+            else if (pthread_create(&lt, NULL, local_main, &lw)) {
+                pthread_cond_destroy(&lw.cv);
+                pthread_mutex_destroy(&lw.mu);
+            } else have_thread = 1;
+        }
+        if (!have_thread) {
             free(order); free(by_rank); free(secs); free(busy);
             goto oom;
         }
         int n_order = 0;
         for (int i = 0; i < n_combo; i++)
-            if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
-                order[n_order++] = i;
+            if (rows_find(&rows, combos[i].node, combos[i].layer, combos[i].format) < 0) order[n_order++] = i;
         for (int a = 1; a < n_order; a++) /* costliest (earliest first layer) first, stable */
-            for (int b = a; b > 0 && combo_start(&combos[order[b]], NL) < combo_start(&combos[order[b - 1]], NL); b--) {
+            for (int b = a; b > 0 && combos[order[b]].L0 < combos[order[b - 1]].L0; b--) {
                 int t = order[b];
                 order[b] = order[b - 1];
                 order[b - 1] = t;
             }
         int next_i = 0, active = mpi_size - 1, failed = 0;
         for (int r = 0; r < mpi_size; r++) busy[r] = -1;
-        while (active > 0) {
+        while (active > 0 || busy[0] >= 0) {
             if (g_interrupted) { /* rows so far are on disk; the summaries too, then everybody stops */
                 unsigned w;
                 write_outputs(&oc, &rows, 0, &w);
@@ -1119,40 +1065,82 @@ int cmd_sweep(int argc, char **argv) {
                                 "to finish\n", rows.n, n_combo, dir);
                 MPI_Abort(MPI_COMM_WORLD, 130);
             }
-            int flag = 0;
-            MPI_Status st;
-            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
-            if (!flag) { /* wait without spinning a core the workers need */
-                struct timespec ts = {0, 2000000};
+            /* rank 0's own thread: collect what it finished, give it the next */
+            pthread_mutex_lock(&lw.mu);
+            int src = -1, lrc = 0;
+            fqlm_sweep_row lrow;
+            char lerr[FQ_ERR_MAX];
+            if (lw.done) {
+                src = 0;
+                lrc = lw.rc;
+                lrow = lw.row;
+                snprintf(lerr, sizeof lerr, "%s", lw.err);
+                lw.done = 0;
+                lw.job = -1;
+            }
+            pthread_mutex_unlock(&lw.mu);
+            char *msg = NULL;
+            int tag = 0;
+            if (src < 0) {
+                int flag = 0;
+                MPI_Status st;
+                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, &st);
+                if (flag) {
+                    int len = 0;
+                    MPI_Get_count(&st, MPI_CHAR, &len);
+                    msg = malloc((size_t)len + 1);
+                    if (!msg) MPI_Abort(MPI_COMM_WORLD, 1);
+                    MPI_Recv(msg, len, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                    msg[len] = 0;
+                    src = st.MPI_SOURCE;
+                    tag = st.MPI_TAG;
+                }
+            }
+            if (src < 0) {
+                if (busy[0] < 0 && !failed && next_i < n_order) { /* rank 0's thread is idle: work for it */
+                    pthread_mutex_lock(&lw.mu);
+                    lw.job = busy[0] = order[next_i++];
+                    pthread_cond_signal(&lw.cv);
+                    pthread_mutex_unlock(&lw.mu);
+                    continue;
+                }
+                struct timespec ts = {0, 2000000}; /* wait without spinning a core the workers need */
                 nanosleep(&ts, NULL);
                 continue;
             }
-            int len = 0;
-            MPI_Get_count(&st, MPI_CHAR, &len);
-            char *msg = malloc((size_t)len + 1);
-            if (!msg) MPI_Abort(MPI_COMM_WORLD, 1);
-            MPI_Recv(msg, len, MPI_CHAR, st.MPI_SOURCE, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            msg[len] = 0;
-            const int src = st.MPI_SOURCE;
-            if (st.MPI_TAG == TAG_ROW) {
-                sweep_row row;
+            sweep_row row;
+            int got = 0;
+            if (src == 0) {
+                if (lrc) {
+                    cli_error("rank 0: %s", lerr);
+                    failed = rc = 1;
+                } else {
+                    row_from_api(&row, &lrow);
+                    got = 1;
+                }
+            } else if (tag == TAG_ROW) {
                 msg[strcspn(msg, "\n")] = 0;
                 if (csv_parse_row(msg, &row) || busy[src] < 0) {
                     cli_error("rank %d sent an unreadable row", src);
                     failed = rc = 1;
-                } else if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
+                } else got = 1;
+            } else if (tag == TAG_FAIL) {
+                cli_error("rank %d: %s", src, msg);
+                failed = rc = 1;
+            }
+            if (got) {
+                if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
                     cli_error("%s", e.msg);
                     failed = rc = 1;
                 } else {
                     n_run++;
                     by_rank[src]++;
                     secs[src] += row.seconds;
-                    const int L0 = combo_start(&combos[busy[src]], NL);
-                    units_done += reuse ? NL - L0 + 1 : NL + 1;
+                    units_done += reuse ? NL - combos[busy[src]].L0 + 1 : NL + 1;
                     const double el = (fq_time_us() - tc0) / 1e6;
                     char eta[32], label[256];
                     fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
-                    combo_label(label, sizeof label, &sel, &combos[busy[src]]);
+                    citem_label(label, sizeof label, &combos[busy[src]]);
                     fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (rank %d, %.2f s%s%s)\n",
                             n_run, n_todo, label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, src, row.seconds,
                             n_run < n_todo ? ", ETA " : "", n_run < n_todo ? eta : "");
@@ -1161,19 +1149,25 @@ int cmd_sweep(int argc, char **argv) {
                         last_write = fq_time_us();
                     }
                 }
-            } else if (st.MPI_TAG == TAG_FAIL) {
-                cli_error("rank %d: %s", src, msg);
-                failed = rc = 1;
             }
             free(msg);
             busy[src] = -1;
-            int idx = -1;
-            if (!failed && next_i < n_order) idx = busy[src] = order[next_i++];
-            MPI_Send(&idx, 1, MPI_INT, src, TAG_WORK, MPI_COMM_WORLD);
-            if (idx < 0) active--;
+            if (src > 0) {
+                int idx = -1;
+                if (!failed && next_i < n_order) idx = busy[src] = order[next_i++];
+                MPI_Send(&idx, 1, MPI_INT, src, TAG_WORK, MPI_COMM_WORLD);
+                if (idx < 0) active--;
+            }
         }
+        pthread_mutex_lock(&lw.mu);
+        lw.quit = 1;
+        pthread_cond_signal(&lw.cv);
+        pthread_mutex_unlock(&lw.mu);
+        pthread_join(lt, NULL);
+        pthread_cond_destroy(&lw.cv);
+        pthread_mutex_destroy(&lw.mu);
         const double el = (fq_time_us() - tc0) / 1e6;
-        for (int r = 1; r < mpi_size; r++)
+        for (int r = 0; r < mpi_size; r++)
             fprintf(stderr, "fqlm: rank %d: %d combination%s, %.2f s computing (%.1f combinations/hour over %.1f s)\n",
                     r, by_rank[r], by_rank[r] == 1 ? "" : "s", secs[r], el > 0 ? by_rank[r] * 3600.0 / el : 0.0, el);
         free(order);
@@ -1185,83 +1179,30 @@ int cmd_sweep(int argc, char **argv) {
     }
 #endif
     for (int i = 0; i < n_combo && !g_interrupted; i++) {
-        const combo *c = &combos[i];
-        const char *fmt = sel.formats[c->fmt];
-        if (rows_find(&rows, fq_node_name(c->node), c->layer, fmt) >= 0) continue;
-        const int L0 = c->layer >= 0 ? c->layer : c->node == FQ_NODE_INP_EMBD ? 0 : NL;
-        const int start = reuse ? L0 : 0;
-        char label[256], rule[300];
-        combo_label(label, sizeof label, &sel, c);
-        snprintf(rule, sizeof rule, "%s", label);
+        const citem *c = &combos[i];
+        if (rows_find(&rows, c->node, c->layer, c->format) >= 0) continue;
+        char label[256];
+        citem_label(label, sizeof label, c);
         const double elapsed = (fq_time_us() - tc0) / 1e6;
         bar(tty, n_run, n_todo, label, (fq_time_us() - t_start) / 1e6,
             units_done > 0 ? elapsed / units_done * (units_total - units_done) : NAN);
-        int64_t t0 = fq_time_us();
-        fq_fakequant *fq = fq_fakequant_new(m, &e);
-        if (!fq) goto eval_fail;
-        if (fq_fakequant_add_rule(fq, rule, &e)) {
-            fq_fakequant_free(fq);
-            cli_error("%s", e.msg);
-            rc = 2;
-            goto finish;
+        prog pg = {.tty = tty, .n_run = n_run, .n_todo = n_todo, .units_cost = reuse ? NL - c->L0 + 1 : NL + 1,
+                   .label = label, .units_done = units_done, .units_total = units_total, .t_start = t_start, .tc0 = tc0};
+        fqlm_sweep_row arow;
+        const int r = fqlm_sweep_run(sw, i, &arow, on_chunk, &pg);
+        if (r < 0) {
+            snprintf(e.msg, sizeof e.msg, "%s", fqlm_last_error());
+            goto eval_fail;
         }
-        fq_fakequant_set_seed(fq, o.sp.seed);
-        fq_fakequant_attach(fq, s.ctx);
-        fq_metrics acc;
-        fq_metrics_init(&acc);
-        int failed = 0;
-        for (int k = 0; k < ch.n && !g_interrupted && !failed; k++) {
-            const int n = cli_chunk_len(&ch, k);
-            int r;
-            if (start > 0) r = fq_ctx_eval_from(s.ctx, start, hid[start] + (size_t)ch.off[k] * E, n, 0, lf, 1, &e);
-            else r = fq_ctx_eval(s.ctx, cli_chunk_tok(&ch, k), n, 0, lf, 1, &e);
-            if (r || fq_metrics_add_rows(&acc, base_logits + (size_t)ch.off[k] * V, lf, n, V, next + ch.off[k],
-                                         fq_ctx_pool(s.ctx), &e))
-                failed = 1;
-            if (tty && ch.n > 1) {
-                const double u = (reuse ? NL - L0 + 1 : NL + 1) * (double)(k + 1) / ch.n;
-                const double el = (fq_time_us() - tc0) / 1e6;
-                bar(tty, n_run + (double)(k + 1) / ch.n, n_todo, label, (fq_time_us() - t_start) / 1e6,
-                    el / (units_done + u) * (units_total - units_done - u));
-            }
-        }
-        fq_ctx_set_hook(s.ctx, NULL, NULL, NULL);
-        const long long apps = (long long)fq_fakequant_applications(fq);
-        fq_metrics_summary sm;
-        if (!failed && !g_interrupted && fq_metrics_summarize(&acc, &sm, &e)) failed = 1;
-        if (!failed && !g_interrupted && sm.n_nonfinite && nf_combos++ == 0) {
-            char where[FQ_ERR_MAX + 256];
-            if (!fq_fakequant_nonfinite(fq, where, sizeof where))
-                snprintf(where, sizeof where, "a node after the rule's (the rule's own output was finite)");
+        if (r > 0 || g_interrupted) break; /* this combination is abandoned, not written */
+        if (arow.n_nonfinite && nf_combos++ == 0) {
             if (tty) fprintf(stderr, "\r\033[K");
             fprintf(stderr, "fqlm: warning: %s: NaN/Inf logits at %lld of %lld positions; NaN/Inf first appeared at %s\n",
-                    label, (long long)sm.n_nonfinite, (long long)sm.n_pos, where);
+                    label, (long long)arow.n_nonfinite, (long long)arow.positions,
+                    *arow.nonfinite_at ? arow.nonfinite_at : "a node after the rule's (the rule's own output was finite)");
         }
-        fq_fakequant_free(fq);
-        fq_metrics_free(&acc);
-        if (failed) goto eval_fail;
-        if (g_interrupted) break; /* this combination is abandoned, not written */
         sweep_row row;
-        memset(&row, 0, sizeof row);
-        snprintf(row.node, sizeof row.node, "%s", fq_node_name(c->node));
-        row.layer = c->layer;
-        snprintf(row.format, sizeof row.format, "%s", fmt);
-        row.first_layer = start;
-        row.positions = sm.n_pos;
-        row.mean_kld = sm.mean_kld;
-        row.kld_stderr = sm.kld_stderr;
-        row.kld_median = sm.kld_median;
-        row.kld_p90 = sm.kld_p90;
-        row.kld_p99 = sm.kld_p99;
-        row.max_kld = sm.max_kld;
-        row.top1_agree = sm.top1_agree;
-        row.ppl_base = sm.ppl_base;
-        row.ppl_fq = sm.ppl_fq;
-        row.ppl_ratio = sm.ppl_ratio;
-        row.dp_mean = sm.dp_mean;
-        row.max_abs_logit_diff = sm.max_abs_logit_diff;
-        row.applications = apps;
-        row.seconds = (fq_time_us() - t0) / 1e6;
+        row_from_api(&row, &arow);
         if (csv_append(csv_fd, &row, &e) || rows_push(&rows, &row)) {
             if (tty) fputc('\n', stderr);
             cli_error("%s", e.msg);
@@ -1269,16 +1210,17 @@ int cmd_sweep(int argc, char **argv) {
             goto finish;
         }
         n_run++;
-        units_done += reuse ? NL - L0 + 1 : NL + 1;
+        units_done += reuse ? NL - c->L0 + 1 : NL + 1;
         const double el = (fq_time_us() - tc0) / 1e6;
         char eta[32];
         fmt_dur(eta, sizeof eta, el / units_done * (units_total - units_done));
         if (tty) fprintf(stderr, "\r\033[K");
         char nfs[64] = "";
-        if (sm.n_nonfinite) snprintf(nfs, sizeof nfs, "  NaN/Inf logits at %lld positions", (long long)sm.n_nonfinite);
+        if (arow.n_nonfinite)
+            snprintf(nfs, sizeof nfs, "  NaN/Inf logits at %lld positions", (long long)arow.n_nonfinite);
         fprintf(stderr, "sweep: [%d/%d] %-32s mean KL %.3e  top-1 %6.2f%%  ppl x%.6f  (%.2f s%s%s)%s%s\n", n_run, n_todo,
                 label, row.mean_kld, 100 * row.top1_agree, row.ppl_ratio, row.seconds, n_run < n_todo ? ", ETA " : "",
-                n_run < n_todo ? eta : "", apps ? "" : "  NEVER FIRED", nfs);
+                n_run < n_todo ? eta : "", row.applications ? "" : "  NEVER FIRED", nfs);
         if (fq_time_us() - last_write > 2000000) {
             if (write_outputs(&oc, &rows, 0, &written)) rc = 1;
             last_write = fq_time_us();
@@ -1290,8 +1232,7 @@ finish:
         int complete = !g_interrupted && rc == 0;
         if (complete)
             for (int i = 0; i < n_combo; i++)
-                if (rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]) < 0)
-                    complete = 0;
+                if (rows_find(&rows, combos[i].node, combos[i].layer, combos[i].format) < 0) complete = 0;
         if (write_outputs(&oc, &rows, complete, &written) && !rc) rc = 1;
         written_all = 1;
         const double t_combo = (fq_time_us() - tc0) / 1e6;
@@ -1307,13 +1248,13 @@ finish:
                n_run, n_run == 1 ? "" : "s", t_combo, n_run ? t_combo / n_run : 0.0,
                reuse ? "each from its first layer on, baseline hidden states reused" : "each from scratch", n_have,
                t_base, (fq_time_us() - t_start) / 1e6);
-        printf("baseline perplexity %.4f over %lld positions\n", oc.ppl_base, (long long)base_ppl.n);
+        printf("baseline perplexity %.4f over %lld positions\n", oc.ppl_base, (long long)n_scored);
         /* most and least sensitive of this selection */
         int *idx = malloc((size_t)FQ_MAX(1, n_combo) * sizeof(int));
         int ni = 0;
         if (idx) {
             for (int i = 0; i < n_combo; i++) {
-                int r = rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]);
+                int r = rows_find(&rows, combos[i].node, combos[i].layer, combos[i].format);
                 if (r >= 0) idx[ni++] = r;
             }
 #define SORT_KLD(r) (isnan((r).mean_kld) ? INFINITY : (r).mean_kld) /* NaN/Inf logits: most sensitive */
@@ -1348,7 +1289,7 @@ finish:
         /* rows of this selection (this run's or resumed) whose logits held NaN/Inf: their figures are nan */
         int n_bad = 0;
         for (int i = 0; i < n_combo; i++) {
-            int r = rows_find(&rows, fq_node_name(combos[i].node), combos[i].layer, sel.formats[combos[i].fmt]);
+            int r = rows_find(&rows, combos[i].node, combos[i].layer, combos[i].format);
             if (r >= 0 && rows.v[r].positions > 0 && isnan(rows.v[r].mean_kld)) n_bad++;
         }
         if (n_bad) {
@@ -1380,16 +1321,11 @@ done:
     }
     if (csv_fd >= 0) close(csv_fd);
     if (lock_fd >= 0) close(lock_fd);
-    if (hid)
-        for (int L = 0; L <= NL; L++) free(hid[L]);
-    free(hid);
-    free(base_logits);
-    free(lf);
-    free(next);
+    fqlm_sweep_free(sw);
+    fqlm_context_free(api_ctx);
     free(toks);
     free(combos);
     free(rows.v);
-    cli_chunks_free(&ch);
     selection_free(&sel);
     rb_free(&cmdline);
     rb_free(&conf);

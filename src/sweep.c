@@ -105,16 +105,18 @@ static int parse_nodes(fq_sweep_sel *s, const char *list, const fq_model *m, fq_
     return 0;
 }
 
-static int parse_layers(fq_sweep_sel *s, const char *list, int n_layer, fq_err *e) {
-    uint8_t *on = calloc((size_t)n_layer, 1);
+int fq_parse_layer_list(const char *list, int n_layer, int **layers, int *n, fq_err *e) {
+    *layers = NULL;
+    *n = 0;
+    uint8_t *on = calloc((size_t)(n_layer > 0 ? n_layer : 1), 1);
     if (!on) return fq_errf(e, "out of memory");
     if (!list || !strcmp(list, "*") || !strcmp(list, "all") || !strcmp(list, "-1")) {
-        memset(on, 1, (size_t)n_layer);
+        memset(on, 1, (size_t)FQ_MAX(n_layer, 0));
     } else {
         const char *p = list;
-        if (!*p) { /* it would sweep nothing and call that done */
+        if (!*p) { /* it would select nothing and call that done */
             free(on);
-            return fq_errf(e, "layers: the list is empty (use N, N-M, N,M,... or * for all)");
+            return fq_errf(e, "the list is empty (use N, N-M, N,M,... or * for all)");
         }
         while (*p) {
             char *end;
@@ -133,37 +135,41 @@ static int parse_layers(fq_sweep_sel *s, const char *list, int n_layer, fq_err *
             if (*p == ',' && !*++p) goto bad; /* a trailing comma: something left out? */
             if (b < a) {
                 free(on);
-                return fq_errf(e, "layers: the range %ld-%ld in '%s' runs backwards (write %ld-%ld)", a, b, list, b, a);
+                return fq_errf(e, "the range %ld-%ld in '%s' runs backwards (write %ld-%ld)", a, b, list, b, a);
             }
             for (long L = a; L <= b; L++) {
                 if (L < 0 || L >= n_layer) {
                     free(on);
-                    return fq_errf(e, "layers: layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
+                    return fq_errf(e, "layer %ld out of range: the model has layers 0-%d", L, n_layer - 1);
                 }
                 on[L] = 1;
             }
         }
     }
-    s->layers = malloc((size_t)n_layer * sizeof(int));
-    if (!s->layers) {
+    *layers = malloc((size_t)(n_layer > 0 ? n_layer : 1) * sizeof(int));
+    if (!*layers) {
         free(on);
         return fq_errf(e, "out of memory");
     }
     for (int L = 0; L < n_layer; L++)
-        if (on[L]) s->layers[s->n_layers++] = L;
+        if (on[L]) (*layers)[(*n)++] = L;
     free(on);
     return 0;
 bad:
     free(on);
-    return fq_errf(e, "layers: bad list '%s' (use N, N-M, N,M,... or * for all)", list);
+    return fq_errf(e, "bad list '%s' (use N, N-M, N,M,... or * for all)", list);
 }
 
-static int parse_formats(fq_sweep_sel *s, const char *list, fq_err *e) {
+int fq_parse_format_list(const char *list, char ***formats, int *n_formats, fq_err *e) {
+    *formats = NULL;
+    *n_formats = 0;
+    char **fl = NULL;
+    int nc = 0;
     char *copy = strdup(list);
     char **specs = calloc(strlen(list) + 1, sizeof(char *));
     int n = 0, rc = -1;
     if (!copy || !specs) {
-        fq_errf(e, "out of memory");
+        fq_errf(e, "fl of memory");
         goto out;
     }
     char *save = NULL;
@@ -178,7 +184,7 @@ static int parse_formats(fq_sweep_sel *s, const char *list, fq_err *e) {
             size_t l = strlen(specs[n - 1]) + strlen(t) + 2;
             char *joined = malloc(l);
             if (!joined) {
-                fq_errf(e, "out of memory");
+                fq_errf(e, "fl of memory");
                 goto out;
             }
             snprintf(joined, l, "%s,%s", specs[n - 1], t);
@@ -188,43 +194,49 @@ static int parse_formats(fq_sweep_sel *s, const char *list, fq_err *e) {
         }
         specs[n] = strdup(t);
         if (!specs[n]) {
-            fq_errf(e, "out of memory");
+            fq_errf(e, "fl of memory");
             goto out;
         }
         n++;
     }
-    s->formats = calloc((size_t)FQ_MAX(n, 1), sizeof(char *));
-    if (!s->formats) {
-        fq_errf(e, "out of memory");
+    fl = calloc((size_t)FQ_MAX(n, 1), sizeof(char *));
+    if (!fl) {
+        fq_errf(e, "fl of memory");
         goto out;
     }
     for (int i = 0; i < n; i++) {
         fq_format *f;
         fq_err fe;
         if (fq_format_parse(specs[i], &f, &fe)) {
-            fq_errf(e, "formats: %s", fe.msg);
+            fq_errf(e, "%s", fe.msg);
             goto out;
         }
         const char *canon = fq_format_str(f);
         int dup = 0;
-        for (int k = 0; k < s->n_formats; k++) dup |= !strcmp(s->formats[k], canon);
+        for (int k = 0; k < nc; k++) dup |= !strcmp(fl[k], canon);
         if (!dup) {
-            s->formats[s->n_formats] = strdup(canon);
-            if (!s->formats[s->n_formats]) {
+            fl[nc] = strdup(canon);
+            if (!fl[nc]) {
                 fq_format_free(f);
-                fq_errf(e, "out of memory");
+                fq_errf(e, "fl of memory");
                 goto out;
             }
-            s->n_formats++;
+            nc++;
         }
         fq_format_free(f);
     }
-    if (!s->n_formats) {
-        fq_errf(e, "formats: no format named in '%s'", list);
+    if (!nc) {
+        fq_errf(e, "no format named in '%s'", list);
         goto out;
     }
+    *formats = fl;
+    *n_formats = nc;
+    fl = NULL;
     rc = 0;
 out:
+    if (fl)
+        for (int i = 0; i < nc; i++) free(fl[i]);
+    free(fl);
     for (int i = 0; i < n; i++) free(specs[i]);
     free(specs);
     free(copy);
@@ -235,7 +247,9 @@ int fq_sweep_sel_parse(fq_sweep_sel *s, const fq_model *m, const char *nodes, co
                        fq_err *e) {
     memset(s, 0, sizeof *s);
     if (!nodes || !formats) return fq_errf(e, "a sweep needs nodes and formats");
-    if (parse_nodes(s, nodes, m, e) || parse_layers(s, layers, m->hp.n_layer, e) || parse_formats(s, formats, e)) {
+    if (parse_nodes(s, nodes, m, e) ||
+        (fq_parse_layer_list(layers, m->hp.n_layer, &s->layers, &s->n_layers, e) && fq_err_prefix(e, "layers")) ||
+        (fq_parse_format_list(formats, &s->formats, &s->n_formats, e) && fq_err_prefix(e, "formats"))) {
         fq_sweep_sel_free(s);
         return -1;
     }

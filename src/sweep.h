@@ -62,6 +62,13 @@ typedef struct fq_sweep_sel {
  * "nodes: ", "layers: " or "formats: ". Returns 0, or -1 with e set. */
 int fq_sweep_sel_parse(fq_sweep_sel *s, const fq_model *m, const char *nodes, const char *layers, const char *formats,
                        fq_err *e);
+/* The two list parsers fq_sweep_sel_parse uses, for every command that selects layers or
+ * formats (sweep, plan): "N, N-M, N,M,... or * / all / -1 (every layer; NULL too)" for a
+ * model of n_layer layers into *layers (malloc'd, ascending, no repeats), and format specs
+ * as above into *formats (malloc'd canonical specs, repeats dropped). Messages name no
+ * option (the caller prefixes its own). Return 0, or -1 with e set and nothing allocated. */
+int fq_parse_layer_list(const char *list, int n_layer, int **layers, int *n, fq_err *e);
+int fq_parse_format_list(const char *list, char ***formats, int *n_formats, fq_err *e);
 void fq_sweep_sel_free(fq_sweep_sel *s);
 
 /* The first layer a combination recomputes (its cost with reuse is n_layer - start + 1). */

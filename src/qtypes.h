@@ -271,5 +271,8 @@ void fq__isa_fill_avx512(fq__isa_kernels *k);
 /* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */
 void fq__isa_fill_dot_avx2(fq__isa_kernels *k);
 void fq__isa_fill_dot_avx512(fq__isa_kernels *k);
+/* the float types' register tiles (mm_float_*.c), called at the end of fq__isa_fill */
+void fq__isa_fill_mmfloat_avx2(fq__isa_kernels *k);
+void fq__isa_fill_mmfloat_avx512(fq__isa_kernels *k);
 
 #endif

@@ -753,4 +753,5 @@ void FN(fq__isa_fill)(fq__isa_kernels *k) {
     REG(Q5_K, q5_K) REG(Q6_K, q6_K)
 #undef REG
     FN(fq__isa_fill_dot)(k); /* Q4_K, Q6_K: quants_dot_avx2.c */
+    FN(fq__isa_fill_mmfloat)(k); /* F32, F16, BF16 tiles: mm_float_avx2.c */
 }

@@ -1,0 +1,190 @@
+/* mm_float_avx2.c - register tiles of the float weight types in the default mode: F16 x F16,
+ * BF16 x BF16 and F32 x F32 (fused), several weight rows x several tokens per call
+ * (vec_dot_mn; the decode path is its one-token case). Compiled with -mavx2 -mfma -mf16c;
+ * mm_float_avx512.c includes it again with AVX-512 on, where the same code has 32 ymm
+ * registers and so takes larger tiles.
+ *
+ * Same bits as the generic dots (quants.c fq_vec_dot_{f16_f16,bf16_bf16,f32_f32}), by keeping
+ * each output's arithmetic as it is there, whatever the tile:
+ *  - 8 lanes per output; lane l accumulates the products of elements l, l + 8, l + 16, ...
+ *    in that order, starting from +0;
+ *  - F16/BF16: the product rounded to F32, then added (never fused; -std=c11 keeps GCC from
+ *    contracting the scalar tail); F16 -> F32 (F16C) and BF16 -> F32 (a shift) are exact;
+ *  - F32: one fused multiply-add per element (fmaf in the generic), operands in the order
+ *    of the existing single-row kernel (x, y, acc);
+ *  - the n % 8 tail elements go, after the full chunks, into lane i & 7 as the generic does;
+ *  - the 8 lanes are summed by fq__hsum8 itself.
+ * Tiling only decides which outputs share a load; no output's sum is split or reordered.
+ * Where two NaNs with different payloads meet in one sum, the surviving payload depends on
+ * the operand order the compiler gave that add, here and in the generic kernel alike (the
+ * single-row SIMD dots differ from the generic there already); everything else, Inf and
+ * NaN included, is the same bits. AVX-512-BF16's vdpbf16ps is not used: it sums the two products of a pair with one rounding
+ * (and flushes denormals), which is not the generic's arithmetic. */
+#include "qtypes.h"
+
+#include <immintrin.h>
+
+#ifndef FQ_X86_SUFFIX
+#define FQ_X86_SUFFIX avx2
+#endif
+#define FQ_X86_CAT2(a, b) a##_##b
+#define FQ_X86_CAT(a, b) FQ_X86_CAT2(a, b)
+#define FN(name) FQ_X86_CAT(name, FQ_X86_SUFFIX)
+
+#define FQ_AI static inline __attribute__((always_inline))
+
+enum { K_F32, K_F16, K_BF16 }; /* the element kinds */
+
+/* one output's scalar step for tail element i: the generic's expression */
+FQ_AI float tail_step(float acc, const char *x, const char *y, int64_t i, int kind) {
+    if (kind == K_F32) {
+        float a, b;
+        memcpy(&a, x + 4 * i, 4);
+        memcpy(&b, y + 4 * i, 4);
+        return fmaf(a, b, acc);
+    }
+    uint16_t a, b;
+    memcpy(&a, x + 2 * i, 2);
+    memcpy(&b, y + 2 * i, 2);
+    if (kind == K_F16) return acc + fq__h2f(a) * fq__h2f(b);
+    return acc + fq__bf2f(a) * fq__bf2f(b);
+}
+
+/* lanes l[0..7] of one output, plus its tail elements k..n-1, summed to s (out of line:
+ * once per output, and the tiles stay small) */
+static __attribute__((noinline)) void finish8(float *s, float l[8], const char *x, const char *y,
+                                              int64_t k, int64_t n, int kind) {
+    if (kind == K_F32)
+        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_F32);
+    else if (kind == K_F16)
+        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_F16);
+    else
+        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_BF16);
+    *s = fq__hsum8(l);
+}
+
+/* ---- one output per ymm --------------------------------------------------------------- */
+
+#define TMAX 6
+FQ_AI __m256 ld8(const char *p, int kind) {
+    if (kind == K_F32) return _mm256_loadu_ps((const float *)p);
+    const __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (kind == K_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+FQ_AI __m256 step(__m256 acc, __m256 w, __m256 a, int kind) {
+    if (kind == K_F32) return _mm256_fmadd_ps(w, a, acc);
+    return _mm256_add_ps(acc, _mm256_mul_ps(w, a));
+}
+
+/* RX rows (1..8) x TY tokens (1..TMAX): the tokens' 8 elements converted once per step,
+ * each row's once, then RX * TY products */
+FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const char *y, size_t by,
+                const int RX, const int TY, const int kind) {
+    const size_t es = kind == K_F32 ? 4 : 2;
+    __m256 acc[8][TMAX];
+#pragma GCC unroll 8
+    for (int i = 0; i < RX; i++)
+#pragma GCC unroll 6
+        for (int j = 0; j < TY; j++) acc[i][j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        const size_t off = (size_t)k * es;
+        __m256 a[TMAX];
+#pragma GCC unroll 6
+        for (int j = 0; j < TY; j++) a[j] = ld8(y + (size_t)j * by + off, kind);
+#pragma GCC unroll 8
+        for (int i = 0; i < RX; i++) {
+            const __m256 w = ld8(x + (size_t)i * bx + off, kind);
+#pragma GCC unroll 6
+            for (int j = 0; j < TY; j++) acc[i][j] = step(acc[i][j], w, a[j], kind);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < RX; i++) {
+#pragma GCC unroll 6
+        for (int j = 0; j < TY; j++) {
+            float l[8];
+            _mm256_storeu_ps(l, acc[i][j]);
+            finish8(s + (size_t)j * bs + i, l, x + (size_t)i * bx, y + (size_t)j * by, k, n, kind);
+        }
+    }
+}
+
+/* per kind: prompt tiles PP_RX x PP_TY, decode groups of MV_RX rows. AVX2 (16 registers):
+ * 4 x 3 is 12 accumulators + 3 tokens + a row + one product, one accumulator spilled; F16
+ * runs best at 4 x 2, where the conversions weigh more. AVX-512 (the same code on 32 ymm
+ * registers): 4 x 4, BF16 4 x 5. Measured on Zen 4 (notes/kf.md); two rows per zmm (Zen 4
+ * splits zmm into two halves) ran slower than these. */
+#if defined(__AVX512F__)
+#define SHAPE_f32 4, 4, 8
+#define SHAPE_f16 4, 4, 8
+#define SHAPE_bf16 4, 5, 8
+#else
+#define SHAPE_f32 4, 3, 8
+#define SHAPE_f16 4, 2, 8
+#define SHAPE_bf16 4, 3, 8
+#endif
+
+/* ---- instances and the vec_dot_mn entries ------------------------------------------- */
+
+typedef void (*tile_fn)(int64_t n, float *s, size_t bs, const char *x, size_t bx, const char *y,
+                        size_t by);
+
+#define T_INST(kn, K, R, T)                                                                   \
+    static void FN(t_##kn##_##R##_##T)(int64_t n, float *s, size_t bs, const char *x, size_t bx, \
+                                       const char *y, size_t by) {                            \
+        tile(n, s, bs, x, bx, y, by, R, T, K);                                                \
+    }
+/* rows 1..4 take 1..TMAX tokens (prompt tiles), rows 5..8 one token (decode groups) */
+#define T_ROW(kn, K, R) T_INST(kn, K, R, 1) T_INST(kn, K, R, 2) T_INST(kn, K, R, 3) T_INST(kn, K, R, 4) \
+    T_INST(kn, K, R, 5) T_INST(kn, K, R, 6)
+#define T_PTRS(kn, R) {FN(t_##kn##_##R##_1), FN(t_##kn##_##R##_2), FN(t_##kn##_##R##_3), \
+                       FN(t_##kn##_##R##_4), FN(t_##kn##_##R##_5), FN(t_##kn##_##R##_6)}
+#define T_PTRS1(kn, R) {FN(t_##kn##_##R##_1), NULL, NULL, NULL, NULL, NULL}
+
+/* blocks of PP_RX rows x PP_TY tokens (MV_RX rows for one token), the edges by the kernel of
+ * their size */
+#define MM_KIND(kn, K) MM_KIND_(kn, K, SHAPE_##kn)
+#define MM_KIND_(kn, K, ...) MM_KIND__(kn, K, __VA_ARGS__)
+#define MM_KIND__(kn, K, PP_RX, PP_TY, MV_RX)                                                 \
+    _Static_assert(PP_TY <= TMAX && PP_RX <= 4 && MV_RX <= 8, "tile shape");                  \
+    T_ROW(kn, K, 1) T_ROW(kn, K, 2) T_ROW(kn, K, 3) T_ROW(kn, K, 4)                           \
+    T_INST(kn, K, 5, 1) T_INST(kn, K, 6, 1) T_INST(kn, K, 7, 1) T_INST(kn, K, 8, 1)           \
+    static const tile_fn FN(tiles_##kn)[8][TMAX] = {T_PTRS(kn, 1), T_PTRS(kn, 2), T_PTRS(kn, 3),  \
+                                                 T_PTRS(kn, 4), T_PTRS1(kn, 5), T_PTRS1(kn, 6),  \
+                                                 T_PTRS1(kn, 7), T_PTRS1(kn, 8)};                \
+    static void FN(mm_##kn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx, \
+                            const void *y, size_t by, int nry) {                              \
+        const int rb = nry == 1 ? MV_RX : PP_RX;                                              \
+        for (int i0 = 0; i0 < nrx; i0 += rb) {                                                \
+            const int rx = FQ_MIN(rb, nrx - i0);                                              \
+            for (int j0 = 0; j0 < nry; j0 += PP_TY)                                           \
+                FN(tiles_##kn)[rx - 1][FQ_MIN(PP_TY, nry - j0) - 1](                          \
+                    n, s + (size_t)j0 * bs + i0, bs, (const char *)x + (size_t)i0 * bx, bx,    \
+                    (const char *)y + (size_t)j0 * by, by);                                   \
+        }                                                                                     \
+    }                                                                                         \
+    static void FN(dotn_##kn)(int64_t n, float *s, size_t bs, const void *x, const void *y,    \
+                              size_t by, int nrc) {                                           \
+        FN(mm_##kn)(n, s, bs, x, 0, 1, y, by, nrc);                                           \
+    }                                                                                         \
+    static void FN(fill_##kn)(fq__isa_kernels *k, int t) {                                    \
+        k->vec_dot_mn[t] = FN(mm_##kn);                                                       \
+        k->vec_dot_n[t] = FN(dotn_##kn);                                                      \
+        k->mn_x[t] = PP_RX;                                                                   \
+        k->mn_y[t] = PP_TY;                                                                   \
+        k->mv_x[t] = MV_RX;                                                                   \
+    }
+
+MM_KIND(f32, K_F32)
+MM_KIND(f16, K_F16)
+MM_KIND(bf16, K_BF16)
+
+/* ---- registration (called at the end of this level's fq__isa_fill) ------------------- */
+
+void FN(fq__isa_fill_mmfloat)(fq__isa_kernels *k) {
+    FN(fill_f32)(k, FQ_TYPE_F32);
+    FN(fill_f16)(k, FQ_TYPE_F16);
+    FN(fill_bf16)(k, FQ_TYPE_BF16);
+}

@@ -111,6 +111,75 @@ FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const 
     }
 }
 
+#if !defined(__AVX512F__)
+/* ---- AVX2 prompt tiles on converted activations (F16, BF16) ---------------------------
+ * The tokens of a call are converted to F32 once, KC elements at a time, into a stack panel,
+ * and every row of the call runs against the panel: the conversion of a token's elements is
+ * shared by all nrx rows (up to 8) instead of the few of one register tile, and the tiles
+ * read activations as plain loads. Each output keeps its 8 lanes in acc[][] between panels
+ * (stored and reloaded exactly), so its sum runs through the elements in order as before.
+ * With 16 registers this beats the register tiles alone (Zen 4: F16 +7%, BF16 +20%); at the
+ * AVX-512 level the 32 registers hold 4 x 4 tiles, which ran as fast without the panel. */
+
+#define KC 256 /* elements per panel: 16 tokens x 256 x 4 bytes = 16 KiB */
+
+/* RX rows x TY tokens over kc elements of the panel (TY rows of KC floats) */
+FQ_AI void ptile(const char *x, size_t bx, const float *panel, __m256 *acc, int64_t kc, const int RX,
+                 const int TY, const int kind) {
+    __m256 c[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < RX; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < TY; j++) c[i][j] = acc[i * FQ_DOT_NY + j];
+    for (int64_t k = 0; k < kc; k += 8) {
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < TY; j++) a[j] = _mm256_load_ps(panel + (size_t)j * KC + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < RX; i++) {
+            const __m256 w = ld8(x + (size_t)i * bx + (size_t)k * 2, kind);
+#pragma GCC unroll 8
+            for (int j = 0; j < TY; j++) c[i][j] = step(c[i][j], w, a[j], kind);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < RX; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < TY; j++) acc[i * FQ_DOT_NY + j] = c[i][j];
+}
+
+typedef void (*ptile_fn)(const char *x, size_t bx, const float *panel, __m256 *acc, int64_t kc);
+
+/* the whole call: panels of KC elements, tiles of BR rows x BT tokens on each */
+FQ_AI void mm_panel(int64_t n, float *s, size_t bs, const char *x, size_t bx, int nrx, const char *y,
+                    size_t by, int nry, const int kind, const int BR, const int BT,
+                    const ptile_fn *tiles /* [BR][BT] */) {
+    _Alignas(32) float panel[FQ_DOT_NY * KC];
+    __m256 acc[FQ_DOT_MX * FQ_DOT_NY];
+    for (int i = 0; i < nrx; i++)
+        for (int j = 0; j < nry; j++) acc[i * FQ_DOT_NY + j] = _mm256_setzero_ps();
+    const int64_t nfull = n & ~(int64_t)7;
+    for (int64_t k0 = 0; k0 < nfull; k0 += KC) {
+        const int64_t kc = FQ_MIN(KC, nfull - k0);
+        for (int j = 0; j < nry; j++) {
+            const char *yj = y + (size_t)j * by + (size_t)k0 * 2;
+            for (int64_t k = 0; k < kc; k += 8) _mm256_store_ps(panel + (size_t)j * KC + k, ld8(yj + 2 * k, kind));
+        }
+        for (int i0 = 0; i0 < nrx; i0 += BR)
+            for (int j0 = 0; j0 < nry; j0 += BT)
+                tiles[(FQ_MIN(BR, nrx - i0) - 1) * BT + FQ_MIN(BT, nry - j0) - 1](
+                    x + (size_t)i0 * bx + (size_t)k0 * 2, bx, panel + (size_t)j0 * KC, &acc[i0 * FQ_DOT_NY + j0], kc);
+    }
+    for (int i = 0; i < nrx; i++) {
+        for (int j = 0; j < nry; j++) {
+            float l[8];
+            _mm256_storeu_ps(l, acc[i * FQ_DOT_NY + j]);
+            finish8(s + (size_t)j * bs + i, l, x + (size_t)i * bx, y + (size_t)j * by, nfull, n, kind);
+        }
+    }
+}
+#endif
+
 /* per kind: prompt tiles PP_RX x PP_TY, decode groups of MV_RX rows. AVX2 (16 registers):
  * 4 x 3 is 12 accumulators + 3 tokens + a row + one product, one accumulator spilled; F16
  * runs best at 4 x 2, where the conversions weigh more. AVX-512 (the same code on 32 ymm
@@ -181,10 +250,63 @@ MM_KIND(f32, K_F32)
 MM_KIND(f16, K_F16)
 MM_KIND(bf16, K_BF16)
 
+#if !defined(__AVX512F__)
+/* F16 / BF16: the panel kernel for prompts (BR x BT tiles, calls of MNX rows x MNY tokens),
+ * the register tiles above for decode */
+#define P_INST(kn, K, R, T)                                                                   \
+    static void FN(p_##kn##_##R##_##T)(const char *x, size_t bx, const float *panel, __m256 *acc, \
+                                       int64_t kc) {                                          \
+        ptile(x, bx, panel, acc, kc, R, T, K);                                                \
+    }
+#define P_ROW(kn, K, R) P_INST(kn, K, R, 1) P_INST(kn, K, R, 2) P_INST(kn, K, R, 3) P_INST(kn, K, R, 4) \
+    P_INST(kn, K, R, 5) P_INST(kn, K, R, 6) P_INST(kn, K, R, 7) P_INST(kn, K, R, 8)
+#define P_PTRS(kn, R) FN(p_##kn##_##R##_1), FN(p_##kn##_##R##_2), FN(p_##kn##_##R##_3), \
+    FN(p_##kn##_##R##_4), FN(p_##kn##_##R##_5), FN(p_##kn##_##R##_6), FN(p_##kn##_##R##_7), FN(p_##kn##_##R##_8)
+#define MMP_KIND(kn, K) MMP_KIND_(kn, K, PSHAPE_##kn)
+#define MMP_KIND_(kn, K, ...) MMP_KIND__(kn, K, __VA_ARGS__)
+#define MMP_KIND__(kn, K, BR, BT, MNX, MNY)                                                   \
+    _Static_assert(BR <= 4 && BT <= 8 && MNX <= FQ_DOT_MX && MNY <= FQ_DOT_NY, "panel shape");  \
+    P_ROW(kn, K, 1) P_ROW(kn, K, 2) P_ROW(kn, K, 3) P_ROW(kn, K, 4)                           \
+    static const ptile_fn FN(ptiles_##kn)[4 * 8] = {P_PTRS(kn, 1), P_PTRS(kn, 2), P_PTRS(kn, 3), \
+                                                    P_PTRS(kn, 4)};                           \
+    static void FN(mmp_##kn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx, \
+                             const void *y, size_t by, int nry) {                             \
+        if (nry == 1) {                                                                       \
+            FN(mm_##kn)(n, s, bs, x, bx, nrx, y, by, 1);                                      \
+            return;                                                                           \
+        }                                                                                     \
+        /* the table is [4][8]; BR x BT tiles index it as [BR][BT] through a copy */          \
+        ptile_fn tab[BR * BT];                                                                \
+        for (int r = 0; r < BR; r++)                                                          \
+            for (int t = 0; t < BT; t++) tab[r * BT + t] = FN(ptiles_##kn)[r * 8 + t];        \
+        mm_panel(n, s, bs, x, bx, nrx, y, by, nry, K, BR, BT, tab);                           \
+    }                                                                                         \
+    static void FN(fillp_##kn)(fq__isa_kernels *k, int t) {                                   \
+        k->vec_dot_mn[t] = FN(mmp_##kn);                                                      \
+        k->mn_x[t] = MNX;                                                                     \
+        k->mn_y[t] = MNY;                                                                     \
+    }
+
+/* one row x 8 tokens per tile (the tokens come from L1; one conversion per row step), calls
+ * of 8 rows x 16 tokens (the panel of all 16 is 16 KiB) */
+#ifndef PSHAPE_f16
+#define PSHAPE_f16 1, 8, 8, 16
+#endif
+#ifndef PSHAPE_bf16
+#define PSHAPE_bf16 1, 8, 8, 16
+#endif
+MMP_KIND(f16, K_F16)
+MMP_KIND(bf16, K_BF16)
+#endif
+
 /* ---- registration (called at the end of this level's fq__isa_fill) ------------------- */
 
 void FN(fq__isa_fill_mmfloat)(fq__isa_kernels *k) {
     FN(fill_f32)(k, FQ_TYPE_F32);
     FN(fill_f16)(k, FQ_TYPE_F16);
     FN(fill_bf16)(k, FQ_TYPE_BF16);
+#if !defined(__AVX512F__)
+    FN(fillp_f16)(k, FQ_TYPE_F16);
+    FN(fillp_bf16)(k, FQ_TYPE_BF16);
+#endif
 }

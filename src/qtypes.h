@@ -26,6 +26,10 @@ enum fq_type {
 #define FQ_QK 32     /* block size of the *_0 / *_1 formats */
 #define FQ_QK_K 256  /* super-block size of the K-quants */
 
+/* the --exact tile's signature (vec_dot_f32_mn below) */
+typedef void (*fq__dotmn_f32_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
+                                 const float *y, size_t by, int nry);
+
 typedef struct fq_type_traits {
     const char *name;        /* "Q4_K", as ggml names it; NULL for unknown ids */
     int supported;           /* 1 when decode and dot product exist */
@@ -65,6 +69,9 @@ typedef struct fq_type_traits {
     /* weight rows per vec_dot_mn call for ONE activation row (nry = 1), the decode path:
      * forward calls it over consecutive groups of mv_x rows (the last may be smaller) */
     int mv_x;
+    /* --exact mode register tile, or NULL: s[j*bs + i] = vec_dot_f32(n, x + i*bx, y + j*by),
+     * the same bits, y plain F32 (by in bytes), tiles of mn_x x mn_y as vec_dot_mn */
+    fq__dotmn_f32_fn vec_dot_f32_mn;
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
@@ -265,6 +272,7 @@ typedef struct fq__isa_kernels {
     fq__dotmn_fn vec_dot_mn[FQ_TYPE_COUNT];
     int mn_x[FQ_TYPE_COUNT], mn_y[FQ_TYPE_COUNT]; /* 0: keep */
     int mv_x[FQ_TYPE_COUNT];                      /* 0: keep */
+    fq__dotmn_f32_fn vec_dot_f32_mn[FQ_TYPE_COUNT]; /* NULL: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);

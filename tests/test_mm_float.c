@@ -3,7 +3,8 @@
  * generic vec_dot of each (row, token) pair, bit for bit: every tile shape from 1 x 1 up to
  * the level's prompt tile + 1 and decode group + 1 (capped at FQ_DOT_MX x FQ_DOT_NY), lengths
  * at the 8-lane minimum, with tails, and long, outputs strided with sentinels between them,
- * and inputs holding Inf, NaN (with payloads, in weights, activations or both) and 0 x Inf.
+ * and inputs holding Inf, NaN (with payloads, in weights, activations or both) and 0 x Inf;
+ * and the --exact tiles of F16 / BF16 (vec_dot_f32_mn) against the generic vec_dot_f32.
  * The data is checked to tell summation orders apart: three other orders (fused F16 products,
  * 16 lanes, one running sum) must each give different bits on some outputs, so a kernel that
  * summed in another order would fail here. */
@@ -139,6 +140,41 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
     return bad;
 }
 
+/* the --exact tile (vec_dot_f32_mn) of one level against the generic vec_dot_f32: decoded
+ * F16 / BF16 rows against F32 tokens (wide random values; mode 1 and 3 put Inf/NaN/0 into the
+ * weights, mode 2 and 3 Inf/0 into the tokens); returns mismatches */
+static int check_exact(fq__dotmn_f32_fn mx, uint32_t t, int64_t n, int mode, int *cases) {
+    enum { NX = FQ_DOT_MX, NY = FQ_DOT_NY, BS = NX + 3 };
+    const fq_type_traits *tg = fq_type_get_generic(t);
+    const size_t row = (size_t)n * esize(t), yrow = (size_t)n * sizeof(float);
+    char *x = malloc(row * NX);
+    float *y = malloc(yrow * NY);
+    make_rows(t, x, NX, (char *)y, 0, n, mode == 2 ? 0 : mode == 3 ? 1 : mode);
+    make_rows(FQ_TYPE_F32, (char *)y, 0, (char *)y, NY, n, 0);
+    if (mode >= 2)
+        for (int j = 0; j < NY; j += 2) y[(size_t)j * n + (size_t)(rng_u64() % (uint64_t)n)] = j % 4 ? INFINITY : 0.0f;
+    static float ref[NY][NX], out[NY * BS + NX];
+    for (int j = 0; j < NY; j++)
+        for (int i = 0; i < NX; i++) tg->vec_dot_f32(n, &ref[j][i], x + (size_t)i * row, y + (size_t)j * n);
+    const float sentinel = -777.25f;
+    int bad = 0;
+    for (int nrx = 1; nrx <= NX; nrx++) {
+        for (int nry = 1; nry <= NY; nry++) {
+            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
+            mx(n, out, BS, x, row, nrx, y, yrow, nry);
+            for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
+                const int jj = (int)(o / BS), ii = (int)(o % BS);
+                const int written = ii < nrx && jj < nry;
+                bad += written ? bits_of(out[o]) != bits_of(ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+            }
+            (*cases)++;
+        }
+    }
+    free(y);
+    free(x);
+    return bad;
+}
+
 static void test_levels(void) {
     static level levels[3];
     int nl = 0;
@@ -161,6 +197,7 @@ static void test_levels(void) {
             if (k5.mn_x[t]) levels[nl].k.mn_x[t] = k5.mn_x[t];
             if (k5.mn_y[t]) levels[nl].k.mn_y[t] = k5.mn_y[t];
             if (k5.mv_x[t]) levels[nl].k.mv_x[t] = k5.mv_x[t];
+            if (k5.vec_dot_f32_mn[t]) levels[nl].k.vec_dot_f32_mn[t] = k5.vec_dot_f32_mn[t];
         }
         nl++;
     }
@@ -174,6 +211,16 @@ static void test_levels(void) {
                           k->mn_x[t] <= FQ_DOT_MX && k->mn_y[t] <= FQ_DOT_NY && k->mv_x[t] <= FQ_DOT_MX,
                       "%s %s: no tile registered or a bad shape (%d x %d, decode %d)", levels[l].name,
                       fq_type_name(t), k->mn_x[t], k->mn_y[t], k->mv_x[t]);
+            }
+            if (l > 0 && t != FQ_TYPE_F32) { /* the --exact tile of the decoded types */
+                const fq__dotmn_f32_fn mx = levels[l].k.vec_dot_f32_mn[t];
+                CHECK(mx != NULL, "%s %s: no --exact tile registered", levels[l].name, fq_type_name(t));
+                for (int mode = 0; mx && mode < 4; mode++) {
+                    int bad = 0, cases = 0;
+                    for (size_t li = 0; li < FQ_ARRAY_LEN(lens); li++) bad += check_exact(mx, t, lens[li], mode, &cases);
+                    CHECK(bad == 0, "%s %s --exact tile (mode %d): %d outputs differ from the generic vec_dot_f32 "
+                          "or stray writes (%d tiles)", levels[l].name, fq_type_name(t), mode, bad, cases);
+                }
             }
             for (int mode = 0; mode < 4; mode++) {
                 int bad = 0, cases = 0;

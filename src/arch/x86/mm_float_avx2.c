@@ -33,33 +33,40 @@
 
 #define FQ_AI static inline __attribute__((always_inline))
 
-enum { K_F32, K_F16, K_BF16 }; /* the element kinds */
+/* the kinds of dot: weights x activations. K_F16X / K_BF16X: the --exact mode's decoded
+ * F16 / BF16 weights against plain F32 activations (products rounded, then added) */
+enum { K_F32, K_F16, K_BF16, K_F16X, K_BF16X };
+FQ_AI int w_kind(int kind) { return kind == K_F16X ? K_F16 : kind == K_BF16X ? K_BF16 : kind; }
+FQ_AI int a_kind(int kind) { return kind >= K_F16X ? K_F32 : kind; }
+FQ_AI size_t e_size(int k) { return k == K_F32 ? 4 : 2; } /* bytes of a w_kind / a_kind element */
+
+FQ_AI float elem(const char *p, int64_t i, int k) { /* element i as F32, exactly */
+    if (k == K_F32) {
+        float f;
+        memcpy(&f, p + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    return k == K_F16 ? fq__h2f(h) : fq__bf2f(h);
+}
 
 /* one output's scalar step for tail element i: the generic's expression */
 FQ_AI float tail_step(float acc, const char *x, const char *y, int64_t i, int kind) {
-    if (kind == K_F32) {
-        float a, b;
-        memcpy(&a, x + 4 * i, 4);
-        memcpy(&b, y + 4 * i, 4);
-        return fmaf(a, b, acc);
-    }
-    uint16_t a, b;
-    memcpy(&a, x + 2 * i, 2);
-    memcpy(&b, y + 2 * i, 2);
-    if (kind == K_F16) return acc + fq__h2f(a) * fq__h2f(b);
-    return acc + fq__bf2f(a) * fq__bf2f(b);
+    const float a = elem(x, i, w_kind(kind)), b = elem(y, i, a_kind(kind));
+    if (kind == K_F32) return fmaf(a, b, acc);
+    return acc + a * b;
 }
 
 /* lanes l[0..7] of one output, plus its tail elements k..n-1, summed to s (out of line:
  * once per output, and the tiles stay small) */
 static __attribute__((noinline)) void finish8(float *s, float l[8], const char *x, const char *y,
                                               int64_t k, int64_t n, int kind) {
-    if (kind == K_F32)
-        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_F32);
-    else if (kind == K_F16)
-        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_F16);
-    else
-        for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K_BF16);
+    switch (kind) {
+#define FIN(K) case K: for (int64_t i = k; i < n; i++) l[i & 7] = tail_step(l[i & 7], x, y, i, K); break;
+        FIN(K_F32) FIN(K_F16) FIN(K_BF16) FIN(K_F16X) FIN(K_BF16X)
+#undef FIN
+    }
     *s = fq__hsum8(l);
 }
 
@@ -81,7 +88,7 @@ FQ_AI __m256 step(__m256 acc, __m256 w, __m256 a, int kind) {
  * each row's once, then RX * TY products */
 FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const char *y, size_t by,
                 const int RX, const int TY, const int kind) {
-    const size_t es = kind == K_F32 ? 4 : 2;
+    const size_t ew = e_size(w_kind(kind)), ea = e_size(a_kind(kind));
     __m256 acc[8][TMAX];
 #pragma GCC unroll 8
     for (int i = 0; i < RX; i++)
@@ -89,13 +96,12 @@ FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const 
         for (int j = 0; j < TY; j++) acc[i][j] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
-        const size_t off = (size_t)k * es;
         __m256 a[TMAX];
 #pragma GCC unroll 6
-        for (int j = 0; j < TY; j++) a[j] = ld8(y + (size_t)j * by + off, kind);
+        for (int j = 0; j < TY; j++) a[j] = ld8(y + (size_t)j * by + (size_t)k * ea, a_kind(kind));
 #pragma GCC unroll 8
         for (int i = 0; i < RX; i++) {
-            const __m256 w = ld8(x + (size_t)i * bx + off, kind);
+            const __m256 w = ld8(x + (size_t)i * bx + (size_t)k * ew, w_kind(kind));
 #pragma GCC unroll 6
             for (int j = 0; j < TY; j++) acc[i][j] = step(acc[i][j], w, a[j], kind);
         }
@@ -250,6 +256,33 @@ MM_KIND(f32, K_F32)
 MM_KIND(f16, K_F16)
 MM_KIND(bf16, K_BF16)
 
+/* --exact (vec_dot_f32_mn): decoded F16 / BF16 rows against F32 tokens, tiles of XR x XT
+ * (AVX2: 2 x 4 = 8 accumulators + 4 tokens + a row + a product; AVX-512: 4 x 4). The tokens
+ * need no conversion, so no panel. The backend calls it with the default mode's mn_x x mn_y. */
+#if defined(__AVX512F__)
+#define XSHAPE 4, 4
+#else
+#define XSHAPE 2, 4
+#endif
+#define MMX_KIND(kn, K) MMX_KIND_(kn, K, XSHAPE)
+#define MMX_KIND_(kn, K, ...) MMX_KIND__(kn, K, __VA_ARGS__)
+#define MMX_KIND__(kn, K, XR, XT)                                                             \
+    T_ROW(kn, K, 1) T_ROW(kn, K, 2) T_ROW(kn, K, 3) T_ROW(kn, K, 4)                           \
+    static const tile_fn FN(tiles_##kn)[4][TMAX] = {T_PTRS(kn, 1), T_PTRS(kn, 2), T_PTRS(kn, 3),  \
+                                                 T_PTRS(kn, 4)};                              \
+    static void FN(mmx_##kn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx, \
+                             const float *y, size_t by, int nry) {                            \
+        for (int i0 = 0; i0 < nrx; i0 += XR) {                                                \
+            const int rx = FQ_MIN(XR, nrx - i0);                                              \
+            for (int j0 = 0; j0 < nry; j0 += XT)                                              \
+                FN(tiles_##kn)[rx - 1][FQ_MIN(XT, nry - j0) - 1](                             \
+                    n, s + (size_t)j0 * bs + i0, bs, (const char *)x + (size_t)i0 * bx, bx,    \
+                    (const char *)y + (size_t)j0 * by, by);                                   \
+        }                                                                                     \
+    }
+MMX_KIND(f16x, K_F16X)
+MMX_KIND(bf16x, K_BF16X)
+
 #if !defined(__AVX512F__)
 /* F16 / BF16: the panel kernel for prompts (BR x BT tiles, calls of MNX rows x MNY tokens),
  * the register tiles above for decode */
@@ -305,6 +338,8 @@ void FN(fq__isa_fill_mmfloat)(fq__isa_kernels *k) {
     FN(fill_f32)(k, FQ_TYPE_F32);
     FN(fill_f16)(k, FQ_TYPE_F16);
     FN(fill_bf16)(k, FQ_TYPE_BF16);
+    k->vec_dot_f32_mn[FQ_TYPE_F16] = FN(mmx_f16x);
+    k->vec_dot_f32_mn[FQ_TYPE_BF16] = FN(mmx_bf16x);
 #if !defined(__AVX512F__)
     FN(fillp_f16)(k, FQ_TYPE_F16);
     FN(fillp_bf16)(k, FQ_TYPE_BF16);

@@ -105,6 +105,17 @@ static void matmul_rows(void *arg, int ith, int nth) {
                                            qa + t * qrow, qrow, (int)FQ_MIN(my, te - t));
                     continue;
                 }
+                if (exact && tw->vec_dot_f32_mn && te - tb > 1) {
+                    /* --exact register tiles on the F32 input (same bits as vec_dot_f32) */
+                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
+                    const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
+                    for (int64_t r = rb; r < re; r += mx)
+                        for (int64_t t = tb; t < te; t += my)
+                            tw->vec_dot_f32_mn(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
+                                               wd + (size_t)r * w->row_bytes, w->row_bytes, (int)FQ_MIN(mx, re - r),
+                                               xk + t * w->n_in, (size_t)w->n_in * sizeof(float), (int)FQ_MIN(my, te - t));
+                    continue;
+                }
                 for (int64_t r = rb; r < re; r++) {
                     const void *wr = wd + (size_t)r * w->row_bytes;
                     if (exact)

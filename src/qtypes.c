@@ -14,7 +14,8 @@
                      .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = fq_vec_dot_##VD,          \
                      .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT,         \
                      .vec_dot_n = fq_vec_dot_n_##VD, .vec_dot_mn = fq_vec_dot_mn_##VD,   \
-                     .mn_x = 1, .mn_y = 1, .mv_x = 1}
+                     .mn_x = 1, .mn_y = 1, .mv_x = 1,                                    \
+                     .act_dec = FQ_TYPE_##T == FQ_TYPE_F16 || FQ_TYPE_##T == FQ_TYPE_BF16}
 #define FQ__TABLE                                                                            \
     [FQ_TYPE_F32] = {.name = "F32", .supported = 1, .blck = 1, .type_size = 4,               \
                      .to_float = fq_decode_f32, .from_float = fq_encode_f32,                 \

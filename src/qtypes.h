@@ -72,6 +72,10 @@ typedef struct fq_type_traits {
     /* --exact mode register tile, or NULL: s[j*bs + i] = vec_dot_f32(n, x + i*bx, y + j*by),
      * the same bits, y plain F32 (by in bytes), tiles of mn_x x mn_y as vec_dot_mn */
     fq__dotmn_f32_fn vec_dot_f32_mn;
+    /* 1 when vec_dot(n, x, a) == vec_dot_f32(n, x, to_float(a)) bit for bit for any row a of
+     * vec_dot_type (F16, BF16: both multiply the decoded values, then add, in one order), so
+     * a prompt may run on its activations encoded and decoded back to F32 once */
+    int act_dec;
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */

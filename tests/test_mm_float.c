@@ -4,7 +4,8 @@
  * the level's prompt tile + 1 and decode group + 1 (capped at FQ_DOT_MX x FQ_DOT_NY), lengths
  * at the 8-lane minimum, with tails, and long, outputs strided with sentinels between them,
  * and inputs holding Inf, NaN (with payloads, in weights, activations or both) and 0 x Inf;
- * and the --exact tiles of F16 / BF16 (vec_dot_f32_mn) against the generic vec_dot_f32.
+ * and the F32-input tiles (vec_dot_f32_mn) against the generic vec_dot_f32, and for F16 /
+ * BF16 (act_dec) on decoded activations against the generic vec_dot.
  * The data is checked to tell summation orders apart: three other orders (fused F16 products,
  * 16 lanes, one running sum) must each give different bits on some outputs, so a kernel that
  * summed in another order would fail here. */
@@ -125,6 +126,35 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
             (*cases)++;
         }
     }
+    if (tg->act_dec) {
+        /* act_dec: the F32-input dots on the activations decoded to F32 give vec_dot's bits
+         * (the generic vec_dot_f32 and this level's vec_dot_f32_mn, as the backend runs
+         * prompts of F16 / BF16 weights) */
+        float *yd = malloc(sizeof(float) * (size_t)n * NY);
+        for (int j = 0; j < NY; j++)
+            fq_type_get_generic((uint32_t)tg->vec_dot_type)->to_float(y + (size_t)j * row, yd + (size_t)j * n, n);
+        for (int j = 0; j < NY; j++) {
+            for (int i = 0; i < NX; i++) {
+                float o;
+                tg->vec_dot_f32(n, &o, x + (size_t)i * row, yd + (size_t)j * n);
+                bad += bits_of(o) != bits_of(ref[j][i]);
+            }
+        }
+        const fq__dotmn_f32_fn fm = lv->k.vec_dot_f32_mn[t];
+        for (int nrx = 1; fm && nrx <= NX; nrx += 3) {
+            for (int nry = 1; nry <= NY; nry += 2) {
+                for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
+                fm(n, out, BS, x, row, nrx, yd, (size_t)n * sizeof(float), nry);
+                for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
+                    const int jj = (int)(o / BS), ii = (int)(o % BS);
+                    const int written = ii < nrx && jj < nry;
+                    bad += written ? bits_of(out[o]) != bits_of(ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+                }
+                (*cases)++;
+            }
+        }
+        free(yd);
+    }
     for (int nrc = 1; nrc <= FQ_DOT_N_MAX; nrc++) {
         for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
         dn(n, out + 2, BS, x + 2 * row, y, row, nrc);
@@ -140,8 +170,8 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
     return bad;
 }
 
-/* the --exact tile (vec_dot_f32_mn) of one level against the generic vec_dot_f32: decoded
- * F16 / BF16 rows against F32 tokens (wide random values; mode 1 and 3 put Inf/NaN/0 into the
+/* the --exact tile (vec_dot_f32_mn) of one level against the generic vec_dot_f32: F16 / BF16
+ * / F32 rows against F32 tokens (wide random values; mode 1 and 3 put Inf/NaN/0 into the
  * weights, mode 2 and 3 Inf/0 into the tokens); returns mismatches */
 static int check_exact(fq__dotmn_f32_fn mx, uint32_t t, int64_t n, int mode, int *cases) {
     enum { NX = FQ_DOT_MX, NY = FQ_DOT_NY, BS = NX + 3 };
@@ -212,7 +242,7 @@ static void test_levels(void) {
                       "%s %s: no tile registered or a bad shape (%d x %d, decode %d)", levels[l].name,
                       fq_type_name(t), k->mn_x[t], k->mn_y[t], k->mv_x[t]);
             }
-            if (l > 0 && t != FQ_TYPE_F32) { /* the --exact tile of the decoded types */
+            if (l > 0) { /* the --exact tile */
                 const fq__dotmn_f32_fn mx = levels[l].k.vec_dot_f32_mn[t];
                 CHECK(mx != NULL, "%s %s: no --exact tile registered", levels[l].name, fq_type_name(t));
                 for (int mode = 0; mx && mode < 4; mode++) {

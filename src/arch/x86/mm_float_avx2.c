@@ -98,6 +98,21 @@ FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const 
 #pragma GCC unroll 6
         for (int j = 0; j < TY; j++) acc[i][j] = _mm256_setzero_ps();
     int64_t k = 0;
+    if (kind >= K_F16X && RX <= 4) {
+        /* F32 tokens: the rows converted first, then each token loaded once into a register
+         * for all RX rows (2 x 6 at AVX2: 12 accumulators + 2 rows + a token + a product) */
+        for (; k + 8 <= n; k += 8) {
+            __m256 w[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < RX; i++) w[i] = ld8(x + (size_t)i * bx + (size_t)k * ew, w_kind(kind));
+#pragma GCC unroll 6
+            for (int j = 0; j < TY; j++) {
+                const __m256 a = _mm256_loadu_ps((const float *)(const void *)(y + (size_t)j * by) + k);
+#pragma GCC unroll 4
+                for (int i = 0; i < RX; i++) acc[i][j] = step(acc[i][j], w[i], a, kind);
+            }
+        }
+    }
     for (; k + 8 <= n; k += 8) {
         __m256 a[TMAX];
 #pragma GCC unroll 6

@@ -171,15 +171,17 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
 }
 
 /* the --exact tile (vec_dot_f32_mn) of one level against the generic vec_dot_f32: F16 / BF16
- * / F32 rows against F32 tokens (wide random values; mode 1 and 3 put Inf/NaN/0 into the
- * weights, mode 2 and 3 Inf/0 into the tokens); returns mismatches */
+ * / F32 rows against F32 tokens (wide random values; mode 1 puts a NaN with a payload and
+ * Inf/0 into the weights, mode 3 Inf/-Inf/0 (make_rows), mode 2 and 3 Inf/0 into the tokens:
+ * as in make_rows, two NaNs with different payloads never meet in one sum); returns
+ * mismatches */
 static int check_exact(fq__dotmn_f32_fn mx, uint32_t t, int64_t n, int mode, int *cases) {
     enum { NX = FQ_DOT_MX, NY = FQ_DOT_NY, BS = NX + 3 };
     const fq_type_traits *tg = fq_type_get_generic(t);
     const size_t row = (size_t)n * esize(t), yrow = (size_t)n * sizeof(float);
     char *x = malloc(row * NX);
     float *y = malloc(yrow * NY);
-    make_rows(t, x, NX, (char *)y, 0, n, mode == 2 ? 0 : mode == 3 ? 1 : mode);
+    make_rows(t, x, NX, (char *)y, 0, n, mode == 2 ? 0 : mode);
     make_rows(FQ_TYPE_F32, (char *)y, 0, (char *)y, NY, n, 0);
     if (mode >= 2)
         for (int j = 0; j < NY; j += 2) y[(size_t)j * n + (size_t)(rng_u64() % (uint64_t)n)] = j % 4 ? INFINITY : 0.0f;

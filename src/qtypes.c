@@ -82,6 +82,7 @@ static void apply_isa(const fq__isa_kernels *k) {
         if (k->mn_y[t]) fq_type_table[t].mn_y = k->mn_y[t];
         if (k->mv_x[t]) fq_type_table[t].mv_x = k->mv_x[t];
         if (k->vec_dot_f32_mn[t]) fq_type_table[t].vec_dot_f32_mn = k->vec_dot_f32_mn[t];
+        if (k->vec_dot_dec_mn[t]) fq_type_table[t].vec_dot_dec_mn = k->vec_dot_dec_mn[t];
     }
 }
 

@@ -76,6 +76,10 @@ typedef struct fq_type_traits {
      * vec_dot_type (F16, BF16: both multiply the decoded values, then add, in one order), so
      * a prompt may run on its activations encoded and decoded back to F32 once */
     int act_dec;
+    /* the tile on such decoded activations, or NULL (then vec_dot_f32_mn): the same bits as
+     * vec_dot_mn on the encoded rows. F16: F16 x F16 products are exact in F32, so the
+     * product and the add may be one fused multiply-add */
+    fq__dotmn_f32_fn vec_dot_dec_mn;
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
@@ -277,6 +281,7 @@ typedef struct fq__isa_kernels {
     int mn_x[FQ_TYPE_COUNT], mn_y[FQ_TYPE_COUNT]; /* 0: keep */
     int mv_x[FQ_TYPE_COUNT];                      /* 0: keep */
     fq__dotmn_f32_fn vec_dot_f32_mn[FQ_TYPE_COUNT]; /* NULL: keep */
+    fq__dotmn_f32_fn vec_dot_dec_mn[FQ_TYPE_COUNT]; /* NULL: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);

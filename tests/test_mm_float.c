@@ -5,7 +5,7 @@
  * at the 8-lane minimum, with tails, and long, outputs strided with sentinels between them,
  * and inputs holding Inf, NaN (with payloads, in weights, activations or both) and 0 x Inf;
  * and the F32-input tiles (vec_dot_f32_mn) against the generic vec_dot_f32, and for F16 /
- * BF16 (act_dec) on decoded activations against the generic vec_dot.
+ * BF16 (act_dec) those and vec_dot_dec_mn on decoded activations against the generic vec_dot.
  * The data is checked to tell summation orders apart: three other orders (fused F16 products,
  * 16 lanes, one running sum) must each give different bits on some outputs, so a kernel that
  * summed in another order would fail here. */
@@ -128,8 +128,8 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
     }
     if (tg->act_dec) {
         /* act_dec: the F32-input dots on the activations decoded to F32 give vec_dot's bits
-         * (the generic vec_dot_f32 and this level's vec_dot_f32_mn, as the backend runs
-         * prompts of F16 / BF16 weights) */
+         * (the generic vec_dot_f32 and this level's vec_dot_f32_mn and vec_dot_dec_mn, as
+         * the backend runs prompts of F16 / BF16 weights) */
         float *yd = malloc(sizeof(float) * (size_t)n * NY);
         for (int j = 0; j < NY; j++)
             fq_type_get_generic((uint32_t)tg->vec_dot_type)->to_float(y + (size_t)j * row, yd + (size_t)j * n, n);
@@ -140,17 +140,19 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
                 bad += bits_of(o) != bits_of(ref[j][i]);
             }
         }
-        const fq__dotmn_f32_fn fm = lv->k.vec_dot_f32_mn[t];
-        for (int nrx = 1; fm && nrx <= NX; nrx += 3) {
-            for (int nry = 1; nry <= NY; nry += 2) {
-                for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
-                fm(n, out, BS, x, row, nrx, yd, (size_t)n * sizeof(float), nry);
-                for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
-                    const int jj = (int)(o / BS), ii = (int)(o % BS);
-                    const int written = ii < nrx && jj < nry;
-                    bad += written ? bits_of(out[o]) != bits_of(ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+        for (int d = 0; d < 2; d++) { /* vec_dot_f32_mn, vec_dot_dec_mn */
+            const fq__dotmn_f32_fn fm = d ? lv->k.vec_dot_dec_mn[t] : lv->k.vec_dot_f32_mn[t];
+            for (int nrx = 1; fm && nrx <= NX; nrx += 3) {
+                for (int nry = 1; nry <= NY; nry += 2) {
+                    for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
+                    fm(n, out, BS, x, row, nrx, yd, (size_t)n * sizeof(float), nry);
+                    for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
+                        const int jj = (int)(o / BS), ii = (int)(o % BS);
+                        const int written = ii < nrx && jj < nry;
+                        bad += written ? bits_of(out[o]) != bits_of(ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+                    }
+                    (*cases)++;
                 }
-                (*cases)++;
             }
         }
         free(yd);
@@ -230,6 +232,7 @@ static void test_levels(void) {
             if (k5.mn_y[t]) levels[nl].k.mn_y[t] = k5.mn_y[t];
             if (k5.mv_x[t]) levels[nl].k.mv_x[t] = k5.mv_x[t];
             if (k5.vec_dot_f32_mn[t]) levels[nl].k.vec_dot_f32_mn[t] = k5.vec_dot_f32_mn[t];
+            if (k5.vec_dot_dec_mn[t]) levels[nl].k.vec_dot_dec_mn[t] = k5.vec_dot_dec_mn[t];
         }
         nl++;
     }

@@ -49,6 +49,7 @@ typedef struct {
     int64_t n_in, T;
     int silu_mul;                   /* y[0] = silu(y[0]) * y[1] on each chunk's rows */
     const float *xf[MM_MAX];        /* non-NULL: float input for an exact-path product */
+    int xdec[MM_MAX];               /* xf holds act_dec activations (vec_dot_dec_mn applies) */
     /* encoding job */
     const fq_type_traits *enc;
     char *enc_dst;
@@ -121,13 +122,14 @@ static void matmul_rows(void *arg, int ith, int nth) {
                                            qa + t * qrow, qrow, (int)FQ_MIN(my, te - t));
                     continue;
                 }
-                if (exact && tw->vec_dot_f32_mn && te - tb > 1) {
-                    /* --exact register tiles on the F32 input (same bits as vec_dot_f32) */
+                const fq__dotmn_f32_fn fm = j->xdec[k] && tw->vec_dot_dec_mn ? tw->vec_dot_dec_mn : tw->vec_dot_f32_mn;
+                if (exact && fm && te - tb > 1) {
+                    /* register tiles on the F32 input (same bits as vec_dot_f32) */
                     const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
                     const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
                     for (int64_t r = rb; r < re; r += mx)
                         for (int64_t t = tb; t < te; t += my)
-                            tw->vec_dot_f32_mn(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
+                            fm(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
                                                wd + (size_t)r * w->row_bytes, w->row_bytes, (int)FQ_MIN(mx, re - r),
                                                xk + t * w->n_in, (size_t)w->n_in * sizeof(float), (int)FQ_MIN(my, te - t));
                     continue;
@@ -232,6 +234,7 @@ static void matmul_multi(cpu_be *c, int n, const fq_weight *const *w, float *con
                 j.xf[k] = (const float *)(void *)slot;
                 slot += ((size_t)T * j.enc_row + 63) & ~(size_t)63;
             }
+            j.xdec[k] = 1;
             continue;
         }
         if (pt == FQ_TYPE_F32) { /* the partner is F32: the activations are used as they are */

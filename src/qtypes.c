@@ -14,7 +14,8 @@
                      .vec_dot_type = FQ_TYPE_##VDT, .vec_dot = fq_vec_dot_##VD,          \
                      .vec_dot_f32 = fq_vec_dot_##t##_f32, .from_float_act = ACT,         \
                      .vec_dot_n = fq_vec_dot_n_##VD, .vec_dot_mn = fq_vec_dot_mn_##VD,   \
-                     .mn_x = 1, .mn_y = 1, .mv_x = 1}
+                     .mn_x = 1, .mn_y = 1, .mv_x = 1,                                    \
+                     .act_dec = FQ_TYPE_##T == FQ_TYPE_F16 || FQ_TYPE_##T == FQ_TYPE_BF16}
 #define FQ__TABLE                                                                            \
     [FQ_TYPE_F32] = {.name = "F32", .supported = 1, .blck = 1, .type_size = 4,               \
                      .to_float = fq_decode_f32, .from_float = fq_encode_f32,                 \
@@ -80,6 +81,8 @@ static void apply_isa(const fq__isa_kernels *k) {
         if (k->mn_x[t]) fq_type_table[t].mn_x = k->mn_x[t];
         if (k->mn_y[t]) fq_type_table[t].mn_y = k->mn_y[t];
         if (k->mv_x[t]) fq_type_table[t].mv_x = k->mv_x[t];
+        if (k->vec_dot_f32_mn[t]) fq_type_table[t].vec_dot_f32_mn = k->vec_dot_f32_mn[t];
+        if (k->vec_dot_dec_mn[t]) fq_type_table[t].vec_dot_dec_mn = k->vec_dot_dec_mn[t];
     }
 }
 

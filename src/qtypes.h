@@ -26,6 +26,10 @@ enum fq_type {
 #define FQ_QK 32     /* block size of the *_0 / *_1 formats */
 #define FQ_QK_K 256  /* super-block size of the K-quants */
 
+/* the --exact tile's signature (vec_dot_f32_mn below) */
+typedef void (*fq__dotmn_f32_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
+                                 const float *y, size_t by, int nry);
+
 typedef struct fq_type_traits {
     const char *name;        /* "Q4_K", as ggml names it; NULL for unknown ids */
     int supported;           /* 1 when decode and dot product exist */
@@ -65,6 +69,17 @@ typedef struct fq_type_traits {
     /* weight rows per vec_dot_mn call for ONE activation row (nry = 1), the decode path:
      * forward calls it over consecutive groups of mv_x rows (the last may be smaller) */
     int mv_x;
+    /* --exact mode register tile, or NULL: s[j*bs + i] = vec_dot_f32(n, x + i*bx, y + j*by),
+     * the same bits, y plain F32 (by in bytes), tiles of mn_x x mn_y as vec_dot_mn */
+    fq__dotmn_f32_fn vec_dot_f32_mn;
+    /* 1 when vec_dot(n, x, a) == vec_dot_f32(n, x, to_float(a)) bit for bit for any row a of
+     * vec_dot_type (F16, BF16: both multiply the decoded values, then add, in one order), so
+     * a prompt may run on its activations encoded and decoded back to F32 once */
+    int act_dec;
+    /* the tile on such decoded activations, or NULL (then vec_dot_f32_mn): the same bits as
+     * vec_dot_mn on the encoded rows. F16: F16 x F16 products are exact in F32, so the
+     * product and the add may be one fused multiply-add */
+    fq__dotmn_f32_fn vec_dot_dec_mn;
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
@@ -265,6 +280,8 @@ typedef struct fq__isa_kernels {
     fq__dotmn_fn vec_dot_mn[FQ_TYPE_COUNT];
     int mn_x[FQ_TYPE_COUNT], mn_y[FQ_TYPE_COUNT]; /* 0: keep */
     int mv_x[FQ_TYPE_COUNT];                      /* 0: keep */
+    fq__dotmn_f32_fn vec_dot_f32_mn[FQ_TYPE_COUNT]; /* NULL: keep */
+    fq__dotmn_f32_fn vec_dot_dec_mn[FQ_TYPE_COUNT]; /* NULL: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);
@@ -277,5 +294,8 @@ void fq__isa_fill_mmkq_avx512(fq__isa_kernels *k);
 /* the 32-element block tiles of mm_q32_*.c (Q8_0, Q4_0, Q5_0, Q4_1, Q5_1) */
 void fq__isa_fill_mmq32_avx2(fq__isa_kernels *k);
 void fq__isa_fill_mmq32_avx512(fq__isa_kernels *k);
+/* the float types' register tiles (mm_float_*.c), called at the end of fq__isa_fill */
+void fq__isa_fill_mmfloat_avx2(fq__isa_kernels *k);
+void fq__isa_fill_mmfloat_avx512(fq__isa_kernels *k);
 
 #endif

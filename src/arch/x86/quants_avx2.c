@@ -755,4 +755,5 @@ void FN(fq__isa_fill)(fq__isa_kernels *k) {
     FN(fq__isa_fill_dot)(k); /* Q4_K, Q6_K: quants_dot_avx2.c */
     FN(fq__isa_fill_mmkq)(k); /* Q2_K, Q3_K, Q5_K tiles: mm_kq_avx2.c */
     FN(fq__isa_fill_mmq32)(k); /* Q8_0, Q4_0, Q5_0, Q4_1, Q5_1: mm_q32_avx2.c */
+    FN(fq__isa_fill_mmfloat)(k); /* F32, F16, BF16 tiles: mm_float_avx2.c */
 }

@@ -49,6 +49,7 @@ typedef struct {
     int64_t n_in, T;
     int silu_mul;                   /* y[0] = silu(y[0]) * y[1] on each chunk's rows */
     const float *xf[MM_MAX];        /* non-NULL: float input for an exact-path product */
+    int xdec[MM_MAX];               /* xf holds act_dec activations (vec_dot_dec_mn applies) */
     /* encoding job */
     const fq_type_traits *enc;
     char *enc_dst;
@@ -63,6 +64,22 @@ static void matmul_encode(void *arg, int ith, int nth) {
         j->enc->from_float_act(j->x + t * j->n_in, j->enc_dst + t * j->enc_row, j->n_in);
 }
 
+/* the activations rounded to the partner format (F16 / BF16) and decoded back to F32, a
+ * chunk at a time (act_dec types encode element by element) */
+static void matmul_encode_dec(void *arg, int ith, int nth) {
+    matmul_job *j = arg;
+    _Alignas(64) char tmp[256 * 4];
+    int64_t t0, t1;
+    fq_split(j->T, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        float *dst = (float *)(void *)(j->enc_dst + t * j->enc_row);
+        for (int64_t i = 0; i < j->n_in; i += 256) {
+            const int64_t m = FQ_MIN(256, j->n_in - i);
+            j->enc->from_float_act(j->x + t * j->n_in + i, tmp, m);
+            j->enc->to_float(tmp, dst + i, m);
+        }
+    }
+}
 
 /* Tiles of rows x tokens small enough that a tile's weight rows and activation rows stay
  * in L2 while each weight row is reused from L1 across the tile's tokens. */
@@ -103,6 +120,18 @@ static void matmul_rows(void *arg, int ith, int nth) {
                             tw->vec_dot_mn(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
                                            wd + (size_t)r * w->row_bytes, w->row_bytes, (int)FQ_MIN(mx, re - r),
                                            qa + t * qrow, qrow, (int)FQ_MIN(my, te - t));
+                    continue;
+                }
+                const fq__dotmn_f32_fn fm = j->xdec[k] && tw->vec_dot_dec_mn ? tw->vec_dot_dec_mn : tw->vec_dot_f32_mn;
+                if (exact && fm && te - tb > 1) {
+                    /* register tiles on the F32 input (same bits as vec_dot_f32) */
+                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
+                    const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
+                    for (int64_t r = rb; r < re; r += mx)
+                        for (int64_t t = tb; t < te; t += my)
+                            fm(w->n_in, &y[t * w->n_out + r], (size_t)w->n_out,
+                                               wd + (size_t)r * w->row_bytes, w->row_bytes, (int)FQ_MIN(mx, re - r),
+                                               xk + t * w->n_in, (size_t)w->n_in * sizeof(float), (int)FQ_MIN(my, te - t));
                     continue;
                 }
                 for (int64_t r = rb; r < re; r++) {
@@ -190,6 +219,24 @@ static void matmul_multi(cpu_be *c, int n, const fq_weight *const *w, float *con
             }
         }
         const int pt = j.tw[k]->vec_dot_type;
+        if (T > 1 && j.tw[k]->act_dec && j.tw[k]->vec_dot_f32_mn) {
+            /* a prompt against F16 / BF16 weights: the activations encoded and decoded back
+             * to F32 once, then the F32-input tiles (the same bits as vec_dot_mn on the
+             * encoded rows, act_dec, without converting the tokens in every tile) */
+            for (int e = 0; e < k && !j.xf[k]; e++)
+                if (j.tw[e]->act_dec && j.tw[e]->vec_dot_type == pt && j.xf[e]) j.xf[k] = j.xf[e];
+            if (!j.xf[k]) {
+                j.enc = fq_type_get((uint32_t)pt);
+                FQ_ASSERT(j.enc->blck == 1 && j.enc->type_size <= 4);
+                j.enc_dst = slot;
+                j.enc_row = (size_t)j.n_in * sizeof(float);
+                fq_pool_run(c->pool, matmul_encode_dec, &j);
+                j.xf[k] = (const float *)(void *)slot;
+                slot += ((size_t)T * j.enc_row + 63) & ~(size_t)63;
+            }
+            j.xdec[k] = 1;
+            continue;
+        }
         if (pt == FQ_TYPE_F32) { /* the partner is F32: the activations are used as they are */
             j.xq[k] = (const char *)x;
             j.qrow[k] = (size_t)j.n_in * sizeof(float);

@@ -180,7 +180,9 @@ def main(argv):
         "  FQLM_ISA=avx2 tools/bench-types.sh --dir bench-models --types f32,f16,bf16,q8_0,q4_0,q4_k_m \\\n"
         "      -p 512,2048 -n 128 -t 2 -o table.md --log bench.log\n"
         "Missing models are made with fqlm synth (TinyLlama shape: 0.6 to 4.4 GB each). Compare like with\n"
-        "like: an AVX2-only llama-bench build beside FQLM_ISA=avx2, a native one beside the default.",
+        "like: an AVX2-only llama-bench build beside FQLM_ISA=avx2, a native one beside the default.\n"
+        "The run takes long (TinyLlama F32 pp512 alone is minutes at 2 threads): give --fqlm a copy of\n"
+        "the binary that no build replaces meanwhile, and run it on an otherwise idle machine.",
         epilog="Environment: LLAMA_BENCH, IK_LLAMA_BENCH (llama-bench programs; unset: column shows -), "
         "LLAMA_BENCH_ARGS, IK_LLAMA_BENCH_ARGS (extra llama-bench options, e.g. '-fa 1'), "
         "FQLM_ISA (generic|avx2|avx512, passed on to fqlm). Exit status: 0 all ran, 1 some run "

@@ -90,6 +90,12 @@ $(BUILD)/tests/test_python: tests/test_python.sh $(SO)
 	cp tests/test_python.sh $@
 	chmod +x $@
 
+# tools/bench-types.sh's own test (skips itself without python3)
+$(BUILD)/tests/test_bench_types: tests/test_bench_types.sh
+	@mkdir -p $(dir $@)
+	cp tests/test_bench_types.sh $@
+	chmod +x $@
+
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -108,7 +114,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(LDFLAGS) -Itests $< $(LIB) $(LDLIBS) -o $@
 
-test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST)
+test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST) $(BUILD)/tests/test_bench_types
 	FQLM_BIN=$(BUILD)/fqlm FQLM_LIB=$(BUILD)/libfqlm.so tests/run.sh $(BUILD)
 
 # ---- fuzzing: clang + libFuzzer (Debian: clang, libclang-rt-<version>-dev) -----------

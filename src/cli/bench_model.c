@@ -42,6 +42,8 @@ static void usage(FILE *f) {
             "  -t, --threads N     threads (default: physical cores, %d here)\n"
             "  -r, --repetitions N (default 3)\n"
             "  --exact             F32 activations (default: llama.cpp's activation formats)\n"
+            "  -ctk, --cache-type-k T, -ctv, --cache-type-v T\n"
+            "                      K / V cache type: f32 (default) or f16 (llama-bench's default)\n"
             "  --no-warmup         skip the untimed warm-up run\n"
             "  --bw-mib N          buffer of the bandwidth test in MiB (default 512; 0: skip); its\n"
             "                      passes run beside the decode runs, the median is reported\n"
@@ -52,6 +54,7 @@ static void usage(FILE *f) {
 typedef struct {
     const char *model;
     int n_prompt, n_gen, n_threads, reps, exact, warmup, bw_mib;
+    uint32_t ctk, ctv; /* cache types, FQ_TYPE_F32 or FQ_TYPE_F16 */
     const char *json;
 } bench_opts;
 
@@ -227,6 +230,21 @@ static int parse(bench_opts *o, int argc, char **argv) {
         else if (IS("-r") || IS("--repetitions")) INT_OPT(o->reps, 1, 1000);
         else if (IS("--bw-mib")) INT_OPT(o->bw_mib, 0, 1 << 20);
         else if (IS("--exact")) o->exact = 1;
+        else if (IS("-ctk") || IS("--cache-type-k") || IS("-ctv") || IS("--cache-type-v")) {
+            if (!val) {
+                cli_error("bench: option %s needs a value", a);
+                return 2;
+            }
+            uint32_t t;
+            if (!strcmp(val, "f32")) t = FQ_TYPE_F32;
+            else if (!strcmp(val, "f16")) t = FQ_TYPE_F16;
+            else {
+                cli_error("bench: %s: unknown cache type '%s' (known: f32, f16)", a, val);
+                return 2;
+            }
+            *(IS("-ctk") || IS("--cache-type-k") ? &o->ctk : &o->ctv) = t;
+            i++;
+        }
         else if (IS("--no-warmup")) o->warmup = 0;
         else if (IS("--json")) {
             if (!val) {
@@ -271,6 +289,8 @@ static int write_json(const char *path, const bench_opts *o, const fq_model *m, 
     jsonw_key(&w, "isa"); jsonw_str(&w, isa);
     jsonw_key(&w, "n_threads"); jsonw_int(&w, o->n_threads);
     jsonw_key(&w, "exact"); jsonw_bool(&w, o->exact);
+    jsonw_key(&w, "cache_type_k"); jsonw_str(&w, o->ctk == FQ_TYPE_F16 ? "f16" : "f32");
+    jsonw_key(&w, "cache_type_v"); jsonw_str(&w, o->ctv == FQ_TYPE_F16 ? "f16" : "f32");
     jsonw_key(&w, "n_prompt"); jsonw_int(&w, o->n_prompt);
     jsonw_key(&w, "n_gen"); jsonw_int(&w, o->n_gen);
     jsonw_key(&w, "repetitions"); jsonw_int(&w, o->reps);
@@ -314,7 +334,8 @@ static int write_json(const char *path, const bench_opts *o, const fq_model *m, 
 }
 
 int bench_model(int argc, char **argv) {
-    bench_opts o = {NULL, 512, 128, fq_physical_cores(), 3, 0, 1, 512, NULL};
+    bench_opts o = {.n_prompt = 512, .n_gen = 128, .n_threads = fq_physical_cores(), .reps = 3, .warmup = 1,
+                    .bw_mib = 512, .ctk = FQ_TYPE_F32, .ctv = FQ_TYPE_F32};
     int prc = parse(&o, argc, argv);
     if (prc) return prc < 0 ? 0 : prc;
     if (!o.model) o.model = cli_default_model();
@@ -343,7 +364,8 @@ int bench_model(int argc, char **argv) {
     const int V = m->hp.n_vocab;
     int n_ctx = FQ_MAX(FQ_MAX(o.n_prompt, o.n_gen), 1);
     fq_ctx_params cp = {.n_ctx = n_ctx, .n_threads = o.n_threads, .exact = o.exact,
-                        .cache_type = FQ_TYPE_F32, .n_batch = FQ_MAX(o.n_prompt, 1)};
+                        .cache_type = FQ_TYPE_F32, .kv_split = 1, .cache_type_k = o.ctk,
+                        .cache_type_v = o.ctv, .n_batch = FQ_MAX(o.n_prompt, 1)};
     int rc = 1;
     fq_ctx *c = NULL;
     float *logits = NULL;
@@ -365,9 +387,9 @@ int bench_model(int argc, char **argv) {
     random_tokens(gtoks, o.n_gen, V, 5678);
     const char *ft = fq_qmix_ftype_name(m->hp.file_type);
     fprintf(stderr, "fqlm bench: %s: %d layers, n_embd %d, n_vocab %d, %s; %d threads, %s, %s "
-                    "arithmetic\n",
+                    "arithmetic, K/V cache %s/%s\n",
             o.model, m->hp.n_layer, m->hp.n_embd, V, ft ? ft : "?", o.n_threads, isa_text,
-            o.exact ? "exact" : "default");
+            o.exact ? "exact" : "default", o.ctk == FQ_TYPE_F16 ? "f16" : "f32", o.ctv == FQ_TYPE_F16 ? "f16" : "f32");
 
     if (o.warmup) {
         if (o.n_prompt && fq_ctx_eval(c, ptoks, o.n_prompt, 0, logits, 0, &e)) goto eval_fail;

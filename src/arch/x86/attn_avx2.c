@@ -6,6 +6,8 @@
  *    one register. The eight K rows stay in L1 while every head of the group goes over
  *    them. attn_avx512.c compiles this part again: with 32 registers q stays in them, and
  *    on 256-bit datapaths (Zen 4) the ymm tree costs fewer shuffles than a zmm one.
+ *    Heads of 64 dimensions (128 in the AVX-512 build) keep their query in registers over
+ *    blocks of 64 keys, four keys per store: 3-7% less time than two keys per pass.
  *  - F16 scores: one sequential sum per score, so the lanes hold eight keys: a block of K
  *    is converted and transposed once and shared by the heads.
  *  - weighted sum of V: tiles of 2 heads x 32 dimensions in registers, keys in order;
@@ -90,8 +92,64 @@ AI void dot2_gg(const float *x, const float *y0, const float *y1, int64_t n, flo
     *r1 = sb;
 }
 
+/* Heads of 32 * NB dimensions (64; 128 in the AVX-512 build, whose 32 registers hold that
+ * query): the head's query stays in registers over a block of 64 keys (in L1 for all the
+ * unit's heads); each key's four accumulators and reduction are dot_gg's, four keys' last
+ * two steps share their horizontal adds and one store. */
+AI __m128 red_gg(const __m256 *qv, const float *kr, int nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+#pragma GCC unroll 4
+    for (int b = 0; b < nb; b++) {
+        a0 = _mm256_fmadd_ps(qv[4 * b], _mm256_loadu_ps(kr + 32 * b), a0);
+        a1 = _mm256_fmadd_ps(qv[4 * b + 1], _mm256_loadu_ps(kr + 32 * b + 8), a1);
+        a2 = _mm256_fmadd_ps(qv[4 * b + 2], _mm256_loadu_ps(kr + 32 * b + 16), a2);
+        a3 = _mm256_fmadd_ps(qv[4 * b + 3], _mm256_loadu_ps(kr + 32 * b + 24), a3);
+    }
+    const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+}
+
+AI void scores_f32_qreg(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k, size_t ks, int64_t n,
+                        float scale, int nb) {
+    const __m128 vs = _mm_set1_ps(scale);
+    for (int64_t p0 = 0; p0 < n; p0 += 64) {
+        const int64_t p1 = n - p0 < 64 ? n : p0 + 64;
+        for (int h = 0; h < nh; h++) {
+            __m256 qv[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 4 * nb; i++) qv[i] = _mm256_loadu_ps(q + (size_t)h * qs + 8 * i);
+            float *sr = s + (size_t)h * ss;
+            int64_t p = p0;
+            for (; p + 4 <= p1; p += 4) {
+                const float *kr = k + (size_t)p * ks;
+                const __m128 t0 = red_gg(qv, kr, nb), t1 = red_gg(qv, kr + ks, nb);
+                const __m128 t2 = red_gg(qv, kr + 2 * ks, nb), t3 = red_gg(qv, kr + 3 * ks, nb);
+                /* lane i: ((t_i0 + t_i1) + (t_i2 + t_i3)), dot_gg's last two steps */
+                const __m128 r = _mm_hadd_ps(_mm_hadd_ps(t0, t1), _mm_hadd_ps(t2, t3));
+                _mm_storeu_ps(sr + p, _mm_mul_ps(r, vs));
+            }
+            for (; p < p1; p++) {
+                __m128 t = red_gg(qv, k + (size_t)p * ks, nb);
+                t = _mm_hadd_ps(t, t);
+                t = _mm_hadd_ps(t, t);
+                sr[p] = _mm_cvtss_f32(t) * scale;
+            }
+        }
+    }
+}
+
 static void FN(scores_f32)(float *s, size_t ss, const float *q, size_t qs, int nh, const float *k, size_t ks,
                            int64_t n, int64_t hd, float scale) {
+    if (hd == 64) {
+        scores_f32_qreg(s, ss, q, qs, nh, k, ks, n, scale, 2);
+        return;
+    }
+#if defined(__AVX512F__)
+    if (hd == 128) {
+        scores_f32_qreg(s, ss, q, qs, nh, k, ks, n, scale, 4);
+        return;
+    }
+#endif
     int64_t p = 0;
     for (; p + 2 <= n; p += 2) {
         const float *k0 = k + (size_t)p * ks, *k1 = k0 + ks;

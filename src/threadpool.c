@@ -8,7 +8,11 @@
  * count and schedule.
  *
  * The claim counter holds (job generation << 32 | next chunk); a worker that wakes late
- * for an old job fails its claim and goes back to waiting. */
+ * for an old job fails its claim and goes back to waiting. A new job first closes the
+ * counter (its generation, no chunk left), then writes its function, argument and chunk
+ * count, then opens the counter: a late worker that read the old job's counter and then
+ * the new job's count cannot claim with that mix, since its claim compares against the
+ * closed counter and fails. */
 #include "threadpool.h"
 
 #include <pthread.h>
@@ -29,13 +33,20 @@
  * stops burning the cores the other threads need. */
 #define FQ_SPIN_NS 50000
 
+/* tests/test_threadpool.c compiles this file with a delay here, to widen the windows
+ * between the steps of a claim and of publishing a job */
+#ifndef FQ_POOL_RACE_WINDOW
+#define FQ_POOL_RACE_WINDOW(where) ((void)0)
+#endif
+#define CLAIM_CLOSED 0xffffffffu /* next chunk of a closed counter: past any job's count */
+
 struct fq_pool {
     int n;
     pthread_t *threads;
     /* the current job: written by the caller before the generation bump */
-    fq_pool_fn fn;
-    void *arg;
-    int64_t n_chunks;
+    _Atomic(fq_pool_fn) fn;
+    _Atomic(void *) arg;
+    _Atomic int64_t n_chunks;
     _Atomic uint64_t claim;    /* (gen << 32) | next chunk */
     _Atomic int64_t done;      /* chunks finished */
     _Atomic uint32_t gen;      /* bumped for each job; workers wait for a change */
@@ -60,14 +71,20 @@ static void work(fq_pool *p, uint32_t gen) {
     for (;;) {
         uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
         if ((uint32_t)(v >> 32) != gen) return;
-        /* job gen cannot finish while chunks are unclaimed, so these fields are gen's */
-        const int64_t n = p->n_chunks;
+        FQ_POOL_RACE_WINDOW(0);
+        /* gen's count, or a later job's: that one was written after the counter was
+         * closed (release/acquire order), so the claim below then fails */
+        const int64_t n = atomic_load_explicit(&p->n_chunks, memory_order_acquire);
         const int64_t c = (int64_t)(v & 0xffffffffu);
         if (c >= n) return;
+        FQ_POOL_RACE_WINDOW(1);
         if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
-        p->fn(p->arg, (int)c, (int)n);
+        /* chunk c of job gen is ours and unfinished, so job gen is still the current one */
+        const fq_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+        void *arg = atomic_load_explicit(&p->arg, memory_order_acquire);
+        fn(arg, (int)c, (int)n);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
 }
@@ -152,10 +169,14 @@ void fq_pool_run_n(fq_pool *p, fq_pool_fn fn, void *arg, int n_chunks) {
         return;
     }
     const uint32_t gen = atomic_load(&p->gen) + 1;
-    p->fn = fn;
-    p->arg = arg;
-    p->n_chunks = n_chunks;
+    /* close the counter first: no claim of the old job succeeds from here on */
+    atomic_store(&p->claim, (uint64_t)gen << 32 | CLAIM_CLOSED);
+    FQ_POOL_RACE_WINDOW(2);
+    atomic_store_explicit(&p->fn, fn, memory_order_release);
+    atomic_store_explicit(&p->arg, arg, memory_order_release);
+    atomic_store_explicit(&p->n_chunks, n_chunks, memory_order_release);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    FQ_POOL_RACE_WINDOW(3);
     atomic_store_explicit(&p->claim, (uint64_t)gen << 32, memory_order_release);
     /* seq_cst bump, then the sleeper count: pairs with the worker's increment of
      * n_sleeping before its own re-check of gen, so one of the two sees the other */

@@ -8,6 +8,8 @@
 #ifndef FQ_TEST_HARNESS_H
 #define FQ_TEST_HARNESS_H
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,5 +34,16 @@ static inline int t_end(const char *file) {
     return t_failed ? 1 : 0;
 }
 #define TEST_END() t_end(__FILE__)
+
+/* The bits of a float, for comparisons that must be exact. */
+static inline uint32_t t_bits(float f) {
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    return b;
+}
+/* The same bits, or both NaN: neither C nor IEEE 754 fixes the sign and payload of a NaN
+ * that meets another NaN (x86 keeps the first operand's, and compilers order the operands
+ * of + and * as they like: the sanitizer build's generic kernels return other NaNs). */
+static inline int t_same(float a, float b) { return (isnan(a) && isnan(b)) || t_bits(a) == t_bits(b); }
 
 #endif

@@ -29,13 +29,6 @@ static float rng_value(void) {
     return rng_uniform();
 }
 
-static uint32_t bits_of(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-static int same(float a, float b) { return bits_of(a) == bits_of(b) || (isnan(a) && isnan(b)); }
-
 #define SENTINEL (-12345.678f)
 
 /* ---- the reference: one output at a time, as the definitions in attn.h read ---------- */
@@ -134,12 +127,12 @@ static void compare_rows(tally *t, const char *what, const float *got, const flo
         for (int64_t i = 0; i < (int64_t)stride; i++) {
             const float g = got[(size_t)h * stride + i];
             if (i < len) {
-                if (!same(g, want[(size_t)h * stride + i])) {
+                if (!t_same(g, want[(size_t)h * stride + i])) {
                     if (!t->bad++)
                         snprintf(t->first, sizeof t->first, "%s hd %lld n %lld nh %d: row %d [%lld] %a, want %a", what,
                                  (long long)hd, (long long)n, nh, h, (long long)i, g, want[(size_t)h * stride + i]);
                 }
-            } else if (bits_of(g) != bits_of(SENTINEL)) {
+            } else if (t_bits(g) != t_bits(SENTINEL)) {
                 if (!t->untouched_bad++ && !t->bad)
                     snprintf(t->first, sizeof t->first, "%s hd %lld n %lld nh %d: row %d wrote past its end [%lld]",
                              what, (long long)hd, (long long)n, nh, h, (long long)i);

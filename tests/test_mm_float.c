@@ -29,15 +29,6 @@ static float rng_wide(void) {
     const int e = (int)(rng_u64() % 13) - 6;
     return (float)((rng_u64() & 1 ? -1.0 : 1.0) * ldexp(0.5 + u, e));
 }
-static uint32_t bits_of(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-/* equal bits, or both NaN: which NaN a sum returns is not fixed by the source (x86 returns the
- * first operand's, and C lets the compiler commute a + b; the sanitizer build does), so sign and
- * payload of a NaN are not compared */
-static int same(float a, float b) { return (isnan(a) && isnan(b)) || bits_of(a) == bits_of(b); }
 
 static const uint32_t types[] = {FQ_TYPE_F32, FQ_TYPE_F16, FQ_TYPE_BF16};
 static size_t esize(uint32_t t) { return t == FQ_TYPE_F32 ? 4 : 2; }
@@ -125,7 +116,7 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
                 const int jj = (int)(o / BS), ii = (int)(o % BS);
                 const int written = ii < nrx && jj < nry;
-                bad += written ? !same(out[o], ref[jj][ii + r0]) : bits_of(out[o]) != bits_of(sentinel);
+                bad += written ? !t_same(out[o], ref[jj][ii + r0]) : t_bits(out[o]) != t_bits(sentinel);
             }
             (*cases)++;
         }
@@ -141,7 +132,7 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
             for (int i = 0; i < NX; i++) {
                 float o;
                 tg->vec_dot_f32(n, &o, x + (size_t)i * row, yd + (size_t)j * n);
-                bad += !same(o, ref[j][i]);
+                bad += !t_same(o, ref[j][i]);
             }
         }
         for (int d = 0; d < 2; d++) { /* vec_dot_f32_mn, vec_dot_dec_mn */
@@ -153,7 +144,7 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
                     for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
                         const int jj = (int)(o / BS), ii = (int)(o % BS);
                         const int written = ii < nrx && jj < nry;
-                        bad += written ? !same(out[o], ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+                        bad += written ? !t_same(out[o], ref[jj][ii]) : t_bits(out[o]) != t_bits(sentinel);
                     }
                     (*cases)++;
                 }
@@ -167,7 +158,7 @@ static int check_level(const level *lv, uint32_t t, int64_t n, int mode, int *ca
         for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
             const int jj = (int)(o / BS), ii = (int)(o % BS);
             const int written = ii == 2 && jj < nrc;
-            bad += written ? !same(out[o], ref[jj][2]) : bits_of(out[o]) != bits_of(sentinel);
+            bad += written ? !t_same(out[o], ref[jj][2]) : t_bits(out[o]) != t_bits(sentinel);
         }
         (*cases)++;
     }
@@ -203,7 +194,7 @@ static int check_exact(fq__dotmn_f32_fn mx, uint32_t t, int64_t n, int mode, int
             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
                 const int jj = (int)(o / BS), ii = (int)(o % BS);
                 const int written = ii < nrx && jj < nry;
-                bad += written ? !same(out[o], ref[jj][ii]) : bits_of(out[o]) != bits_of(sentinel);
+                bad += written ? !t_same(out[o], ref[jj][ii]) : t_bits(out[o]) != t_bits(sentinel);
             }
             (*cases)++;
         }
@@ -325,12 +316,12 @@ static void test_order_matters(void) {
             float f8[8];
             for (int j = 0; j < 8; j++) f8[j] = l16[j] + l16[j + 8];
             if (t == FQ_TYPE_F16) {
-                d16 += bits_of(fq__hsum8(f8)) != bits_of(g);
-                d1 += bits_of(one) != bits_of(g);
+                d16 += t_bits(fq__hsum8(f8)) != t_bits(g);
+                d1 += t_bits(one) != t_bits(g);
             } else if (t == FQ_TYPE_BF16) {
-                dpair += bits_of(fq__hsum8(pr)) != bits_of(g);
+                dpair += t_bits(fq__hsum8(pr)) != t_bits(g);
             } else {
-                dfuse += bits_of(fq__hsum8(um)) != bits_of(g);
+                dfuse += t_bits(fq__hsum8(um)) != t_bits(g);
             }
         }
         free(y);

@@ -24,15 +24,6 @@ static uint64_t rng_u64(void) {
 }
 static float rng_uniform(void) { return (float)((rng_u64() >> 40) * 0x1p-24) * 2.f - 1.f; }
 
-static uint32_t bits_of(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-/* the same bits, but any NaN equals any NaN: neither C nor IEEE 754 fixes the sign and
- * payload of a NaN that meets another NaN (x86 keeps the first operand's, and compilers
- * order the operands of + and * as they like, in the generic kernels too) */
-static int same(float a, float b) { return (isnan(a) && isnan(b)) || bits_of(a) == bits_of(b); }
 
 typedef struct {
     const char *name;
@@ -150,8 +141,8 @@ static void test_kq_multi(void) {
                         for (size_t o = 0; o < (size_t)(NY * BS + NX); o++) {
                             const int jj = (int)(o / BS), ii = (int)(o % BS);
                             const int written = ii == i && jj < nrc;
-                            bad[v][1] += written ? !same(out[o], ref[(j0 + jj) * NX + i])
-                                                 : bits_of(out[o]) != bits_of(sentinel);
+                            bad[v][1] += written ? !t_same(out[o], ref[(j0 + jj) * NX + i])
+                                                 : t_bits(out[o]) != t_bits(sentinel);
                         }
                     }
                     /* vec_dot_mn: every tile shape, starting at row i0 / token j0 so that the
@@ -164,8 +155,8 @@ static void test_kq_multi(void) {
                             for (size_t o = 0; o < (size_t)(NY * BS + NX); o++) {
                                 const int jj = (int)(o / BS), ii = (int)(o % BS);
                                 const int written = ii < nrx && jj < nry;
-                                bad[v][2] += written ? !same(out[o], ref[(j0 + jj) * NX + i0 + ii])
-                                                     : bits_of(out[o]) != bits_of(sentinel);
+                                bad[v][2] += written ? !t_same(out[o], ref[(j0 + jj) * NX + i0 + ii])
+                                                     : t_bits(out[o]) != t_bits(sentinel);
                             }
                         }
                     }

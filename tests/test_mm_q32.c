@@ -24,15 +24,6 @@ static uint64_t rng_u64(void) {
 static float rng_uniform(void) { /* [-1, 1) */
     return (float)((double)(rng_u64() >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
 }
-static uint32_t bits_of(float f) {
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    return b;
-}
-/* equal bits, or both NaN: which NaN a sum returns is not fixed by the source (x86 returns the
- * first operand's, and C lets the compiler commute a + b; the sanitizer build does), so sign and
- * payload of a NaN are not compared */
-static int same(float a, float b) { return (isnan(a) && isnan(b)) || bits_of(a) == bits_of(b); }
 
 typedef struct {
     const char *name;
@@ -119,7 +110,7 @@ static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cas
         for (int i = 0; i < NX; i++) {
             float g;
             dot(n, &g, x + i * bx, y + j * by);
-            bad += !same(g, ref[j][i]);
+            bad += !t_same(g, ref[j][i]);
             (*cases)++;
         }
     }
@@ -128,8 +119,8 @@ static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cas
         dotn(n, out + 1, BS, x + bx, y, by, nrc);
         for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
             const int64_t jj = (int64_t)o / BS, ii = (int64_t)o % BS;
-            bad += ii == 1 && jj < nrc ? !same(out[o], ref[jj][1])
-                                       : bits_of(out[o]) != bits_of(sentinel);
+            bad += ii == 1 && jj < nrc ? !t_same(out[o], ref[jj][1])
+                                       : t_bits(out[o]) != t_bits(sentinel);
         }
         (*cases)++;
     }
@@ -139,8 +130,8 @@ static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cas
             dotmn(n, out, BS, x, bx, nrx, y, by, nry);
             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) {
                 const int64_t jj = (int64_t)o / BS, ii = (int64_t)o % BS;
-                bad += ii < nrx && jj < nry ? !same(out[o], ref[jj][ii])
-                                            : bits_of(out[o]) != bits_of(sentinel);
+                bad += ii < nrx && jj < nry ? !t_same(out[o], ref[jj][ii])
+                                            : t_bits(out[o]) != t_bits(sentinel);
             }
             (*cases)++;
         }

@@ -169,8 +169,10 @@ void fq_pool_run_n(fq_pool *p, fq_pool_fn fn, void *arg, int n_chunks) {
         return;
     }
     const uint32_t gen = atomic_load(&p->gen) + 1;
-    /* close the counter first: no claim of the old job succeeds from here on */
-    atomic_store(&p->claim, (uint64_t)gen << 32 | CLAIM_CLOSED);
+    /* close the counter first: no claim of the old job succeeds from here on. Relaxed (a
+     * plain store, not a locked one, on this per-job path): a worker that reads the new count
+     * below synchronizes with its release store, so its claim sees this closed counter */
+    atomic_store_explicit(&p->claim, (uint64_t)gen << 32 | CLAIM_CLOSED, memory_order_relaxed);
     FQ_POOL_RACE_WINDOW(2);
     atomic_store_explicit(&p->fn, fn, memory_order_release);
     atomic_store_explicit(&p->arg, arg, memory_order_release);

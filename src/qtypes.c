@@ -70,7 +70,11 @@ const fq_type_traits *fq_type_get_generic(uint32_t type) {
 static const char *g_isa = "generic";
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 
+static void (*g_bf16_span)(const uint16_t *h, int64_t n, fq__bf16_span *s) = fq__bf16_span_of_generic;
+void fq__bf16_span_of(const uint16_t *h, int64_t n, fq__bf16_span *s) { g_bf16_span(h, n, s); }
+
 static void apply_isa(const fq__isa_kernels *k) {
+    if (k->bf16_span) g_bf16_span = k->bf16_span;
     for (int t = 0; t < FQ_TYPE_COUNT; t++) {
         if (k->vec_dot[t]) fq_type_table[t].vec_dot = k->vec_dot[t];
         if (k->from_float_act[t]) fq_type_table[t].from_float_act = k->from_float_act[t];

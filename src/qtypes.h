@@ -78,7 +78,9 @@ typedef struct fq_type_traits {
     int act_dec;
     /* the tile on such decoded activations, or NULL (then vec_dot_f32_mn): the same bits as
      * vec_dot_mn on the encoded rows. F16: F16 x F16 products are exact in F32, so the
-     * product and the add may be one fused multiply-add */
+     * product and the add may be one fused multiply-add. BF16: the same holds only where
+     * every product is exact (fq__bf16_fused_ok on the rows' and tokens' spans); the caller
+     * checks that, and takes vec_dot_f32_mn where it does not hold */
     fq__dotmn_f32_fn vec_dot_dec_mn;
 } fq_type_traits;
 
@@ -267,6 +269,33 @@ typedef void (*fq__dec_fn)(const void *src, float *dst, int64_t n);
 typedef void (*fq__dotf_fn)(int64_t n, float *s, const void *x, const float *y);
 typedef void (*fq__dotn_fn)(int64_t n, float *s, size_t bs, const void *x, const void *y,
                             size_t by, int nrc);
+/* The exponent span of BF16 values:
+ * hi = the largest exponent field of a finite nonzero value, lo = the smallest, where a
+ * denormal (field 0) counts as 1 (0 and 255 when there is none; zeros, Inf and NaN do not
+ * count). Merged into
+ * *s, so one span may cover several rows. */
+typedef struct {
+    uint8_t hi, lo;
+} fq__bf16_span;
+#define FQ_BF16_SPAN_EMPTY ((fq__bf16_span){0, 255})
+/* (the ISA level's kernel where it has one; the same result) */
+void fq__bf16_span_of(const uint16_t *h, int64_t n, fq__bf16_span *s);
+void fq__bf16_span_of_generic(const uint16_t *h, int64_t n, fq__bf16_span *s);
+static inline void fq__bf16_span_merge(fq__bf16_span *s, fq__bf16_span o) {
+    if (o.hi > s->hi) s->hi = o.hi;
+    if (o.lo < s->lo) s->lo = o.lo;
+}
+/* 1 when every product of a value of span w and one of span a is exact in F32, so a fused
+ * multiply-add gives the bits of the product rounded and then added: a BF16 value is m * 2^q
+ * with m < 2^8 and q >= max(e, 1) - 134 (e its exponent field), below 2^(e - 126); the
+ * product has at most 16 significant bits, and is exact when it stays below 2^128
+ * (w.hi + a.hi <= 380) and its last bit at or above 2^-149, F32's least denormal
+ * (w.lo + a.lo >= 119). Zeros, Inf and NaN give the same bits either way. */
+static inline int fq__bf16_fused_ok(fq__bf16_span w, fq__bf16_span a) {
+    return w.hi + a.hi <= 380 && w.lo + a.lo >= 119;
+}
+
+
 typedef void (*fq__dotmn_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
                              const void *y, size_t by, int nry);
 typedef struct fq__isa_kernels {
@@ -282,6 +311,7 @@ typedef struct fq__isa_kernels {
     int mv_x[FQ_TYPE_COUNT];                      /* 0: keep */
     fq__dotmn_f32_fn vec_dot_f32_mn[FQ_TYPE_COUNT]; /* NULL: keep */
     fq__dotmn_f32_fn vec_dot_dec_mn[FQ_TYPE_COUNT]; /* NULL: keep */
+    void (*bf16_span)(const uint16_t *h, int64_t n, fq__bf16_span *s); /* NULL: keep */
 } fq__isa_kernels;
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);

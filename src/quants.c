@@ -124,6 +124,21 @@ void fq_vec_dot_bf16_f32(int64_t n, float *s, const void *x, const float *y) {
     fq__dot_decoded(n, s, x, y, sizeof(uint16_t), 1, fq_decode_bf16);
 }
 
+/* the span's two bounds as branch-free min / max over 16-bit words */
+static inline void span_step(uint16_t h, unsigned *hi, unsigned *lo) {
+    const unsigned e = (h >> 7) & 0xffu;
+    const unsigned live = (h & 0x7fffu) != 0 && e != 0xffu; /* finite and nonzero */
+    const unsigned ehi = live ? e : 0u, elo = live ? (e ? e : 1u) : 255u;
+    *hi = ehi > *hi ? ehi : *hi;
+    *lo = elo < *lo ? elo : *lo;
+}
+void fq__bf16_span_of_generic(const uint16_t *h, int64_t n, fq__bf16_span *s) {
+    unsigned hi = s->hi, lo = s->lo;
+    for (int64_t i = 0; i < n; i++) span_step(h[i], &hi, &lo);
+    s->hi = (uint8_t)hi;
+    s->lo = (uint8_t)lo;
+}
+
 /* ---- Q4_0 ----------------------------------------------------------------------------- */
 
 void fq_decode_q4_0(const void *src, float *dst, int64_t n) {

@@ -332,9 +332,93 @@ static void test_order_matters(void) {
           "BF16 pairs %d; F32 unfused %d)", R, d16, d1, dpair, dfuse);
 }
 
+/* fq__bf16_span_of (generic, and the SIMD levels' kernels) against exponents read with
+ * frexpf, and fq__bf16_fused_ok: every pair of BF16 values it accepts has a product exact
+ * in F32 (checked in double, where the product of two BF16 values is exact), and it
+ * accepts pairs at both of its bounds. */
+static void test_bf16_span(void) {
+    void (*fns[3])(const uint16_t *, int64_t, fq__bf16_span *) = {fq__bf16_span_of_generic, NULL, NULL};
+    const char *names[3] = {"generic", "avx2", "avx512"};
+    const int cpu = fq__cpu_isa_level();
+    fq__isa_kernels k;
+    if (cpu >= FQ_ISA_AVX2) {
+        memset(&k, 0, sizeof k);
+        fq__isa_fill_avx2(&k);
+        fns[1] = k.bf16_span;
+        CHECK(fns[1] != NULL, "avx2: no bf16_span kernel");
+    }
+    if (cpu >= FQ_ISA_AVX512) {
+        memset(&k, 0, sizeof k);
+        fq__isa_fill_avx512(&k);
+        fns[2] = k.bf16_span;
+    }
+    uint16_t h[80];
+    int bad = 0, runs = 0;
+    for (int it = 0; it < 4000; it++) {
+        const int n = (int)(rng_u64() % 80), kind = it % 4;
+        for (int i = 0; i < n; i++) {
+            uint16_t v = (uint16_t)rng_u64();
+            if (kind == 1) v &= 0x807f;                   /* zeros and denormals */
+            if (kind == 2 && rng_u64() % 3 == 0) v |= 0x7f80; /* Inf and NaN among them */
+            if (kind == 3) v = (uint16_t)((v & 0x807f) | (((40 + rng_u64() % 180) & 0xff) << 7));
+            h[i] = v;
+        }
+        int hi = 0, lo = 255; /* the reference: frexpf's exponent; a denormal's field is 0, 1 for lo */
+        for (int i = 0; i < n; i++) {
+            const float f = fq_bf16_to_f32(h[i]);
+            if (f == 0.0f || !isfinite(f)) continue;
+            int ex;
+            frexpf(f, &ex);
+            const int e = fabsf(f) < 0x1p-126f ? 0 : ex + 126;
+            hi = e > hi ? e : hi;
+            lo = (e ? e : 1) < lo ? (e ? e : 1) : lo;
+        }
+        const fq__bf16_span init = it % 7 ? FQ_BF16_SPAN_EMPTY : (fq__bf16_span){100, 120};
+        if (!(it % 7)) hi = hi > 100 ? hi : 100, lo = lo < 120 ? lo : 120;
+        for (int f = 0; f < 3; f++) {
+            if (!fns[f]) continue;
+            fq__bf16_span sp = init;
+            fns[f](h, n, &sp);
+            runs++;
+            if (sp.hi != hi || sp.lo != lo) {
+                if (bad++ < 5) fprintf(stderr, "  %s: span of %d values %d..%d, want %d..%d\n", names[f], n, sp.lo, sp.hi, lo, hi);
+            }
+        }
+    }
+    CHECK(bad == 0, "bf16 span: %d of %d runs differ from frexpf", bad, runs);
+    int unsound = 0, accepted = 0, at_hi = 0, at_lo = 0;
+    for (int it = 0; it < 400000; it++) {
+        const uint16_t a = (uint16_t)(rng_u64() & 0xff7fu) | (uint16_t)(it & 1 ? 0 : 0x4000u);
+        const uint16_t b = (uint16_t)rng_u64();
+        const float fa = fq_bf16_to_f32(a), fb = fq_bf16_to_f32(b);
+        if (!isfinite(fa) || !isfinite(fb)) continue;
+        fq__bf16_span sa = FQ_BF16_SPAN_EMPTY, sb = FQ_BF16_SPAN_EMPTY;
+        fq__bf16_span_of_generic(&a, 1, &sa);
+        fq__bf16_span_of_generic(&b, 1, &sb);
+        if (!fq__bf16_fused_ok(sa, sb)) continue;
+        accepted++;
+        at_hi += sa.hi + sb.hi == 380;
+        at_lo += sa.lo + sb.lo == 119;
+        const double p = (double)fa * (double)fb;
+        unsound += !(fabs(p) < 0x1p128) || (double)(float)p != p;
+    }
+    CHECK(unsound == 0, "fq__bf16_fused_ok accepts %d pairs whose product F32 cannot hold", unsound);
+    CHECK(accepted > 1000 && at_hi > 0 && at_lo > 0, "fused_ok: %d accepted, %d at the top bound, %d at the bottom",
+          accepted, at_hi, at_lo);
+    /* just past each bound a product is inexact: 2^-75 * 2^-75 and 2^127.x * 2^1 */
+    fq__bf16_span s1 = FQ_BF16_SPAN_EMPTY, s2 = FQ_BF16_SPAN_EMPTY;
+    const uint16_t tiny = fq_f32_to_bf16(0x1.02p-75f), big = fq_f32_to_bf16(0x1.fep127f), two = fq_f32_to_bf16(2.0f);
+    fq__bf16_span_of_generic(&tiny, 1, &s1);
+    CHECK(!fq__bf16_fused_ok(s1, s1), "2^-75 x 2^-75 (inexact) accepted");
+    fq__bf16_span_of_generic(&big, 1, &s1);
+    fq__bf16_span_of_generic(&two, 1, &s2);
+    CHECK(!fq__bf16_fused_ok(s1, s2), "2^127 x 2 (overflows) accepted");
+}
+
 int main(void) {
     fq_qtypes_init();
     test_levels();
     test_order_matters();
+    test_bf16_span();
     return TEST_END();
 }

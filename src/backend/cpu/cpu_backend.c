@@ -50,10 +50,12 @@ typedef struct {
     int silu_mul;                   /* y[0] = silu(y[0]) * y[1] on each chunk's rows */
     const float *xf[MM_MAX];        /* non-NULL: float input for an exact-path product */
     int xdec[MM_MAX];               /* xf holds act_dec activations (vec_dot_dec_mn applies) */
+    const fq__bf16_span *xspan[MM_MAX]; /* BF16 act_dec: each token's span (fq__bf16_fused_ok) */
     /* encoding job */
     const fq_type_traits *enc;
     char *enc_dst;
     size_t enc_row;
+    fq__bf16_span *enc_span; /* non-NULL: matmul_encode_dec records each token's BF16 span */
 } matmul_job;
 
 static void matmul_encode(void *arg, int ith, int nth) {
@@ -73,11 +75,14 @@ static void matmul_encode_dec(void *arg, int ith, int nth) {
     fq_split(j->T, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++) {
         float *dst = (float *)(void *)(j->enc_dst + t * j->enc_row);
+        fq__bf16_span sp = FQ_BF16_SPAN_EMPTY;
         for (int64_t i = 0; i < j->n_in; i += 256) {
             const int64_t m = FQ_MIN(256, j->n_in - i);
             j->enc->from_float_act(j->x + t * j->n_in + i, tmp, m);
             j->enc->to_float(tmp, dst + i, m);
+            if (j->enc_span) fq__bf16_span_of((const uint16_t *)(const void *)tmp, m, &sp);
         }
+        if (j->enc_span) j->enc_span[t] = sp;
     }
 }
 
@@ -108,6 +113,8 @@ static void matmul_rows(void *arg, int ith, int nth) {
         }
         for (int64_t rb = r0; rb < r1; rb += MM_ROW_TILE) {
             const int64_t re = FQ_MIN(r1, rb + MM_ROW_TILE);
+            fq__bf16_span wspan = FQ_BF16_SPAN_EMPTY;
+            int wspan_set = 0;
             for (int64_t tb = 0; tb < j->T; tb += MM_TOK_TILE) {
                 const int64_t te = FQ_MIN(j->T, tb + MM_TOK_TILE);
                 if (!exact && tw->vec_dot_mn && te - tb > 1) {
@@ -122,7 +129,19 @@ static void matmul_rows(void *arg, int ith, int nth) {
                                            qa + t * qrow, qrow, (int)FQ_MIN(my, te - t));
                     continue;
                 }
-                const fq__dotmn_f32_fn fm = j->xdec[k] && tw->vec_dot_dec_mn ? tw->vec_dot_dec_mn : tw->vec_dot_f32_mn;
+                fq__dotmn_f32_fn fm = j->xdec[k] && tw->vec_dot_dec_mn ? tw->vec_dot_dec_mn : tw->vec_dot_f32_mn;
+                if (fm && fm == tw->vec_dot_dec_mn && j->xspan[k]) {
+                    /* BF16: the fused tile only where every product of these rows and
+                     * tokens is exact (the rows' span once per row tile) */
+                    if (!wspan_set) {
+                        wspan_set = 1;
+                        for (int64_t r = rb; r < re; r++)
+                            fq__bf16_span_of((const uint16_t *)(const void *)(wd + (size_t)r * w->row_bytes), w->n_in, &wspan);
+                    }
+                    fq__bf16_span as = FQ_BF16_SPAN_EMPTY;
+                    for (int64_t t = tb; t < te; t++) fq__bf16_span_merge(&as, j->xspan[k][t]);
+                    if (!fq__bf16_fused_ok(wspan, as)) fm = tw->vec_dot_f32_mn;
+                }
                 if (exact && fm && te - tb > 1) {
                     /* register tiles on the F32 input (same bits as vec_dot_f32) */
                     const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
@@ -224,15 +243,23 @@ static void matmul_multi(cpu_be *c, int n, const fq_weight *const *w, float *con
              * to F32 once, then the F32-input tiles (the same bits as vec_dot_mn on the
              * encoded rows, act_dec, without converting the tokens in every tile) */
             for (int e = 0; e < k && !j.xf[k]; e++)
-                if (j.tw[e]->act_dec && j.tw[e]->vec_dot_type == pt && j.xf[e]) j.xf[k] = j.xf[e];
+                if (j.tw[e]->act_dec && j.tw[e]->vec_dot_type == pt && j.xf[e]) {
+                    j.xf[k] = j.xf[e];
+                    j.xspan[k] = j.xspan[e];
+                }
             if (!j.xf[k]) {
                 j.enc = fq_type_get((uint32_t)pt);
                 FQ_ASSERT(j.enc->blck == 1 && j.enc->type_size <= 4);
                 j.enc_dst = slot;
                 j.enc_row = (size_t)j.n_in * sizeof(float);
-                fq_pool_run(c->pool, matmul_encode_dec, &j);
-                j.xf[k] = (const float *)(void *)slot;
                 slot += ((size_t)T * j.enc_row + 63) & ~(size_t)63;
+                /* BF16 tokens: their spans, in the slot's spare bytes (ub * 512 per slot) */
+                j.enc_span = pt == FQ_TYPE_BF16 ? (fq__bf16_span *)(void *)slot : NULL;
+                if (j.enc_span) slot += ((size_t)T * sizeof(fq__bf16_span) + 63) & ~(size_t)63;
+                fq_pool_run(c->pool, matmul_encode_dec, &j);
+                j.xf[k] = (const float *)(void *)j.enc_dst;
+                j.xspan[k] = j.enc_span;
+                j.enc_span = NULL;
             }
             j.xdec[k] = 1;
             continue;

@@ -80,7 +80,8 @@ typedef struct fq_type_traits {
      * vec_dot_mn on the encoded rows. F16: F16 x F16 products are exact in F32, so the
      * product and the add may be one fused multiply-add. BF16: the same holds only where
      * every product is exact (fq__bf16_fused_ok on the rows' and tokens' spans); the caller
-     * checks that, and takes vec_dot_f32_mn where it does not hold */
+     * checks that, and takes vec_dot_f32_mn where it does not hold. Unlike the other
+     * tiles it takes any nrx >= 1 (the backend passes a whole row tile) */
     fq__dotmn_f32_fn vec_dot_dec_mn;
 } fq_type_traits;
 

@@ -34,7 +34,7 @@ static void fill(float *x, size_t n, unsigned seed) {
  * then 2^128 (unfused: Inf; fused: 2^126). Every other value is moderate, so the other
  * tiles take the fused path. Returns the number of outputs that differ from the generic. */
 static int bf16_fallback(const fq_backend_ops *o, fq_backend *b, int64_t E, int64_t T, int *fused_differs) {
-    enum { R = 24 };
+    enum { R = 29 }; /* rows in one call of the decoded-activation tile: tiles of 3 and a short one */
     const fq_type_traits *g = fq_type_get_generic(FQ_TYPE_BF16);
     uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(R * E)), *xq = malloc(sizeof(uint16_t) * (size_t)(T * E));
     float *x = malloc(sizeof(float) * (size_t)(T * E)), *y = malloc(sizeof(float) * (size_t)(T * R));

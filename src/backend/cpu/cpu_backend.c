@@ -143,8 +143,10 @@ static void matmul_rows(void *arg, int ith, int nth) {
                     if (!fq__bf16_fused_ok(wspan, as)) fm = tw->vec_dot_f32_mn;
                 }
                 if (exact && fm && te - tb > 1) {
-                    /* register tiles on the F32 input (same bits as vec_dot_f32) */
-                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
+                    /* register tiles on the F32 input (same bits as vec_dot_f32); the
+                     * decoded-activation tile takes the whole row tile in one call, so its
+                     * tiles of 3 rows (AVX2) leave one short tile per 32 rows, not per 8 */
+                    const int mx = fm == tw->vec_dot_dec_mn ? (int)(re - rb) : FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
                     const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
                     for (int64_t r = rb; r < re; r += mx)
                         for (int64_t t = tb; t < te; t += my)

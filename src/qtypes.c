@@ -73,8 +73,15 @@ static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 static void (*g_bf16_span)(const uint16_t *h, int64_t n, fq__bf16_span *s) = fq__bf16_span_of_generic;
 void fq__bf16_span_of(const uint16_t *h, int64_t n, fq__bf16_span *s) { g_bf16_span(h, n, s); }
 
+static float (*g_fma_peak)(int64_t iters);
+float (*fq__fma_peak_fn(void))(int64_t iters) {
+    fq_qtypes_init();
+    return g_fma_peak;
+}
+
 static void apply_isa(const fq__isa_kernels *k) {
     if (k->bf16_span) g_bf16_span = k->bf16_span;
+    if (k->fma_peak) g_fma_peak = k->fma_peak;
     for (int t = 0; t < FQ_TYPE_COUNT; t++) {
         if (k->vec_dot[t]) fq_type_table[t].vec_dot = k->vec_dot[t];
         if (k->from_float_act[t]) fq_type_table[t].from_float_act = k->from_float_act[t];

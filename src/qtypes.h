@@ -313,7 +313,13 @@ typedef struct fq__isa_kernels {
     fq__dotmn_f32_fn vec_dot_f32_mn[FQ_TYPE_COUNT]; /* NULL: keep */
     fq__dotmn_f32_fn vec_dot_dec_mn[FQ_TYPE_COUNT]; /* NULL: keep */
     void (*bf16_span)(const uint16_t *h, int64_t n, fq__bf16_span *s); /* NULL: keep */
+    /* iters x 12 independent 8-lane F32 fused multiply-adds on registers (the float
+     * tiles' compute ceiling, for `fqlm bench kernels`); returns a value that depends on
+     * them all. NULL: keep */
+    float (*fma_peak)(int64_t iters);
 } fq__isa_kernels;
+/* the live level's fma_peak, or NULL where the level has none (generic) */
+float (*fq__fma_peak_fn(void))(int64_t iters);
 void fq__isa_fill_avx2(fq__isa_kernels *k);
 void fq__isa_fill_avx512(fq__isa_kernels *k);
 /* the decode/prompt dots of quants_dot_*.c, called by the fills above after their own */

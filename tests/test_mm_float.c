@@ -415,8 +415,29 @@ static void test_bf16_span(void) {
     CHECK(!fq__bf16_fused_ok(s1, s2), "2^127 x 2 (overflows) accepted");
 }
 
+/* the FMA ceiling kernel of `fqlm bench kernels` does every FMA it claims: its result is
+ * the scalar recurrence a = fmaf(a, m, c) of each of its 12 chains, summed, times 8 lanes */
+static void test_fma_peak(void) {
+    float (*pk)(int64_t) = fq__fma_peak_fn();
+    if (!pk) {
+        printf("no fma_peak at this level\n");
+        return;
+    }
+    for (int64_t iters = 0; iters <= 1000; iters += 333) {
+        float sum = 0.0f;
+        for (int i = 0; i < 12; i++) {
+            float a = (float)i;
+            for (int64_t k = 0; k < iters; k++) a = fmaf(a, 0.999999f, 1e-7f);
+            sum = i ? sum + a : a;
+        }
+        const float got = pk(iters), want = 8.0f * sum;
+        CHECK(t_same(got, want), "fma_peak(%lld) = %.9g, want %.9g", (long long)iters, got, want);
+    }
+}
+
 int main(void) {
     fq_qtypes_init();
+    test_fma_peak();
     test_levels();
     test_order_matters();
     test_bf16_span();

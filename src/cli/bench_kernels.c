@@ -4,6 +4,8 @@
  *
  * For each weight type, rows of N values (default 2048, TinyLlama's n_embd):
  *   read      a plain read of the DRAM-sized buffer, 1..T threads: the ceiling;
+ *   fma       8-lane F32 fused multiply-adds on registers, 1..T threads: the compute
+ *             ceiling of the float types' prompt tiles;
  *   L2        vec_dot over a matrix that fits the per-core L2 (512 KiB), 1 thread;
  *   DRAM      vec_dot over a matrix far bigger than L3 (--mb MiB), 1..T threads, rows
  *             split as forward.c splits them (fq_split, fq_pool);
@@ -35,7 +37,7 @@ static void usage_kernels(FILE *f) {
             "\n"
             "Speed of the dot-product kernels per weight type (default: Q4_K Q6_K Q8_0 Q4_0\n"
             "F16 F32): GB/s of weight bytes from L2 and from DRAM, GMAC/s of the multi-row\n"
-            "kernels.\n"
+            "kernels; first the machine's ceilings: plain read GB/s and F32 FMA GMAC/s.\n"
             "\n"
             "  -n N        values per weight row (default 2048)\n"
             "  -t T        up to T threads for the DRAM and tile runs (default 2)\n"
@@ -154,7 +156,15 @@ typedef struct {
     const uint8_t *buf; /* read job */
     size_t buf_len;
     uint64_t sink[64];
+    float (*peak)(int64_t iters); /* fma peak job */
 } job;
+
+/* passes x 12 FMA chains per thread, in registers */
+static void job_peak(void *arg, int ith, int nth) {
+    job *j = arg;
+    (void)nth;
+    j->sink[ith & 63] += (uint64_t)(j->peak(j->passes) != 0.0f);
+}
 
 static void job_dot(void *arg, int ith, int nth) {
     job *j = arg;
@@ -382,6 +392,18 @@ int bench_kernels(int argc, char **argv) {
         }
         printf("   (%ld MiB in 8 MiB windows, fastest window)\n", mb);
         free(buf);
+    }
+    if (fq__fma_peak_fn()) {
+        /* the compute ceiling of the float tiles: GMAC/s of 8-lane F32 FMAs on registers */
+        printf("%-5s %-8s", "fma", "peak");
+        j.peak = fq__fma_peak_fn();
+        j.passes = 1 << 22;
+        for (long t = 1; t <= max_t; t++) {
+            const double s = time_runs(pools[t], job_peak, &j, min_ms);
+            printf("  %ldt %6.2f GMAC/s", t, (double)t * 96.0 * (double)j.passes / s * 1e-9);
+        }
+        printf("   (12 chains of 8-lane F32 FMAs per thread)\n");
+        j.passes = 0;
     }
     for (int ti = 0; ti < ntypes; ti++) {
         const uint32_t t = types[ti];

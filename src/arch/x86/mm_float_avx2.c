@@ -433,6 +433,25 @@ static void FN(bf16_span)(const uint16_t *h, int64_t n, fq__bf16_span *s) {
     *s = r;
 }
 
+/* ---- the FMA ceiling: 12 independent chains of 8-lane fused multiply-adds, as many as
+ * the F32 tiles keep in flight; 2 per cycle is the most a Zen 3/4 core issues (at AVX-512
+ * the same ymm code: Zen 4 splits a zmm FMA in two, so wider vectors add nothing there) */
+static float FN(fma_peak)(int64_t iters) {
+    __m256 a[12];
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (int64_t k = 0; k < iters; k++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+        __asm__ volatile("" : "+x"(m)); /* keep the loop from being folded */
+    }
+    __m256 s = a[0];
+#pragma GCC unroll 11
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
+    return hsum8v(s);
+}
+
 /* ---- registration (called at the end of this level's fq__isa_fill) ------------------- */
 
 void FN(fq__isa_fill_mmfloat)(fq__isa_kernels *k) {
@@ -445,6 +464,7 @@ void FN(fq__isa_fill_mmfloat)(fq__isa_kernels *k) {
     k->vec_dot_dec_mn[FQ_TYPE_F16] = FN(mmx_f16f);
     k->vec_dot_dec_mn[FQ_TYPE_BF16] = FN(mmx_bf16f);
     k->bf16_span = FN(bf16_span);
+    k->fma_peak = FN(fma_peak);
 #if !defined(__AVX512F__)
     FN(fillp_f16)(k, FQ_TYPE_F16);
     FN(fillp_bf16)(k, FQ_TYPE_BF16);

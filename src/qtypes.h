@@ -270,11 +270,9 @@ typedef void (*fq__dec_fn)(const void *src, float *dst, int64_t n);
 typedef void (*fq__dotf_fn)(int64_t n, float *s, const void *x, const float *y);
 typedef void (*fq__dotn_fn)(int64_t n, float *s, size_t bs, const void *x, const void *y,
                             size_t by, int nrc);
-/* The exponent span of BF16 values:
- * hi = the largest exponent field of a finite nonzero value, lo = the smallest, where a
- * denormal (field 0) counts as 1 (0 and 255 when there is none; zeros, Inf and NaN do not
- * count). Merged into
- * *s, so one span may cover several rows. */
+/* The exponent span of BF16 values: hi = the largest exponent field of a finite nonzero
+ * value, lo = the smallest, where a denormal (field 0) counts as 1 (0 and 255 when there is
+ * none; zeros, Inf and NaN do not count). Merged into *s, so one span may cover several rows. */
 typedef struct {
     uint8_t hi, lo;
 } fq__bf16_span;
@@ -295,7 +293,6 @@ static inline void fq__bf16_span_merge(fq__bf16_span *s, fq__bf16_span o) {
 static inline int fq__bf16_fused_ok(fq__bf16_span w, fq__bf16_span a) {
     return w.hi + a.hi <= 380 && w.lo + a.lo >= 119;
 }
-
 
 typedef void (*fq__dotmn_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
                              const void *y, size_t by, int nry);

@@ -90,6 +90,9 @@ static void matmul_encode_dec(void *arg, int ith, int nth) {
  * in L2 while each weight row is reused from L1 across the tile's tokens. */
 #define MM_ROW_TILE 32
 #define MM_TOK_TILE 32
+/* fewest prompt tokens for the fused BF16 tile: the rows' exponent scan (~0.1 cycle per
+ * weight at AVX2) against the fused tile's saving (~0.02 cycle per weight and token) */
+#define BF16_FUSED_MIN_T 16
 
 static void matmul_rows(void *arg, int ith, int nth) {
     matmul_job *j = arg;
@@ -130,17 +133,21 @@ static void matmul_rows(void *arg, int ith, int nth) {
                     continue;
                 }
                 fq__dotmn_f32_fn fm = j->xdec[k] && tw->vec_dot_dec_mn ? tw->vec_dot_dec_mn : tw->vec_dot_f32_mn;
-                if (fm && fm == tw->vec_dot_dec_mn && j->xspan[k]) {
+                if (fm && fm == tw->vec_dot_dec_mn && w->type == FQ_TYPE_BF16) {
                     /* BF16: the fused tile only where every product of these rows and
-                     * tokens is exact (the rows' span once per row tile) */
-                    if (!wspan_set) {
-                        wspan_set = 1;
-                        for (int64_t r = rb; r < re; r++)
-                            fq__bf16_span_of((const uint16_t *)(const void *)(wd + (size_t)r * w->row_bytes), w->n_in, &wspan);
-                    }
+                     * tokens is exact (the rows' span once per row tile); without token
+                     * spans (short prompts) the unfused tile */
                     fq__bf16_span as = FQ_BF16_SPAN_EMPTY;
-                    for (int64_t t = tb; t < te; t++) fq__bf16_span_merge(&as, j->xspan[k][t]);
-                    if (!fq__bf16_fused_ok(wspan, as)) fm = tw->vec_dot_f32_mn;
+                    if (j->xspan[k]) {
+                        if (!wspan_set) {
+                            wspan_set = 1;
+                            for (int64_t r = rb; r < re; r++)
+                                fq__bf16_span_of((const uint16_t *)(const void *)(wd + (size_t)r * w->row_bytes),
+                                                 w->n_in, &wspan);
+                        }
+                        for (int64_t t = tb; t < te; t++) fq__bf16_span_merge(&as, j->xspan[k][t]);
+                    }
+                    if (!j->xspan[k] || !fq__bf16_fused_ok(wspan, as)) fm = tw->vec_dot_f32_mn;
                 }
                 if (exact && fm && te - tb > 1) {
                     /* register tiles on the F32 input (same bits as vec_dot_f32); the
@@ -255,8 +262,10 @@ static void matmul_multi(cpu_be *c, int n, const fq_weight *const *w, float *con
                 j.enc_dst = slot;
                 j.enc_row = (size_t)j.n_in * sizeof(float);
                 slot += ((size_t)T * j.enc_row + 63) & ~(size_t)63;
-                /* BF16 tokens: their spans, in the slot's spare bytes (ub * 512 per slot) */
-                j.enc_span = pt == FQ_TYPE_BF16 ? (fq__bf16_span *)(void *)slot : NULL;
+                /* BF16 tokens: their spans, in the slot's spare bytes (ub * 512 per slot);
+                 * below BF16_FUSED_MIN_T tokens the scan of the rows' spans would cost
+                 * more than the fused tile saves, so no spans and the unfused tile */
+                j.enc_span = pt == FQ_TYPE_BF16 && T >= BF16_FUSED_MIN_T ? (fq__bf16_span *)(void *)slot : NULL;
                 if (j.enc_span) slot += ((size_t)T * sizeof(fq__bf16_span) + 63) & ~(size_t)63;
                 fq_pool_run(c->pool, matmul_encode_dec, &j);
                 j.xf[k] = (const float *)(void *)j.enc_dst;

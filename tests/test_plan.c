@@ -281,8 +281,14 @@ int main(void) {
         const char *bin = getenv("FQLM_BIN") ? getenv("FQLM_BIN") : "build/fqlm";
         snprintf(args, sizeof args, "plan " SET " --nodes '*' --layers 0-3 --formats fp8_e4m3,bf16 --budget-kl 0.002 "
                  "--pairs 1 -o %s/big", tmpdir);
-        snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>%s/big.err & p=$!; sleep 1.5; kill -INT $p; wait $p; exit $?", bin,
-                 args, tmpdir);
+        /* the interrupt once the first measurement is in plan.state (at most 120 s), not after
+         * a fixed time: on a loaded machine a fixed 1.5 s came before plan had set its handler,
+         * and a background job of a non-interactive shell ignores SIGINT until then */
+        snprintf(cmd, sizeof cmd,
+                 "%s %s >/dev/null 2>%s/big.err & p=$!; i=0; while [ $i -lt 1200 ] && "
+                 "! grep -q '^m' %s/big/plan.state 2>/dev/null; do sleep 0.1; i=$((i+1)); done; "
+                 "kill -INT $p; wait $p; exit $?",
+                 bin, args, tmpdir, tmpdir);
         int st = system(cmd);
         snprintf(path, sizeof path, "%s/big.err", tmpdir);
         char *be = tu_read(path, NULL);

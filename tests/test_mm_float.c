@@ -204,10 +204,11 @@ static int check_exact(fq__dotmn_f32_fn mx, uint32_t t, int64_t n, int mode, int
     return bad;
 }
 
-static void test_levels(void) {
-    static level levels[3];
+/* the levels this machine runs, each table as the library assembles it (generic, AVX2,
+ * AVX-512 over AVX2); returns how many */
+static int make_levels(level levels[3]) {
     int nl = 0;
-    memset(levels, 0, sizeof levels);
+    memset(levels, 0, 3 * sizeof *levels);
     levels[nl++].name = "generic";
     const int cpu = fq__cpu_isa_level();
     if (cpu >= FQ_ISA_AVX2) {
@@ -229,8 +230,15 @@ static void test_levels(void) {
             if (k5.vec_dot_f32_mn[t]) levels[nl].k.vec_dot_f32_mn[t] = k5.vec_dot_f32_mn[t];
             if (k5.vec_dot_dec_mn[t]) levels[nl].k.vec_dot_dec_mn[t] = k5.vec_dot_dec_mn[t];
         }
+        if (k5.bf16_span) levels[nl].k.bf16_span = k5.bf16_span;
         nl++;
     }
+    return nl;
+}
+
+static void test_levels(void) {
+    static level levels[3];
+    const int nl = make_levels(levels);
     static const int64_t lens[] = {1, 5, 8, 13, 24, 264, 2048 + 8, 2048 + 13};
     for (int l = 0; l < nl; l++) {
         for (size_t ti = 0; ti < FQ_ARRAY_LEN(types); ti++) {
@@ -337,20 +345,12 @@ static void test_order_matters(void) {
  * in F32 (checked in double, where the product of two BF16 values is exact), and it
  * accepts pairs at both of its bounds. */
 static void test_bf16_span(void) {
+    static level levels[3];
+    const int nl = make_levels(levels);
     void (*fns[3])(const uint16_t *, int64_t, fq__bf16_span *) = {fq__bf16_span_of_generic, NULL, NULL};
-    const char *names[3] = {"generic", "avx2", "avx512"};
-    const int cpu = fq__cpu_isa_level();
-    fq__isa_kernels k;
-    if (cpu >= FQ_ISA_AVX2) {
-        memset(&k, 0, sizeof k);
-        fq__isa_fill_avx2(&k);
-        fns[1] = k.bf16_span;
-        CHECK(fns[1] != NULL, "avx2: no bf16_span kernel");
-    }
-    if (cpu >= FQ_ISA_AVX512) {
-        memset(&k, 0, sizeof k);
-        fq__isa_fill_avx512(&k);
-        fns[2] = k.bf16_span;
+    for (int l = 1; l < nl; l++) {
+        fns[l] = levels[l].k.bf16_span;
+        CHECK(fns[l] != NULL, "%s: no bf16_span kernel", levels[l].name);
     }
     uint16_t h[80];
     int bad = 0, runs = 0;
@@ -381,7 +381,8 @@ static void test_bf16_span(void) {
             fns[f](h, n, &sp);
             runs++;
             if (sp.hi != hi || sp.lo != lo) {
-                if (bad++ < 5) fprintf(stderr, "  %s: span of %d values %d..%d, want %d..%d\n", names[f], n, sp.lo, sp.hi, lo, hi);
+                if (bad++ < 5)
+                    fprintf(stderr, "  %s: span of %d values %d..%d, want %d..%d\n", levels[f].name, n, sp.lo, sp.hi, lo, hi);
             }
         }
     }

@@ -144,7 +144,7 @@ static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cas
 static void test_kernels(void) {
     static const uint32_t types[] = {FQ_TYPE_Q8_0, FQ_TYPE_Q4_0, FQ_TYPE_Q5_0, FQ_TYPE_Q4_1,
                                      FQ_TYPE_Q5_1};
-    static const int64_t sizes[] = {32, 96, 4096 + 32};
+    static const int64_t sizes[] = {32, 96, 256, 4096 + 32, 32 * (128 + 16 + 5)};
     for (int v = 0; v < n_variants; v++) {
         for (size_t ti = 0; ti < FQ_ARRAY_LEN(types); ti++) {
             for (int pat = 0; pat < PAT_COUNT; pat++) {

@@ -23,8 +23,10 @@
  *  - other tiles: groups of eight blocks, the activation side (scales, sum(y)) prepared
  *    once per token for all rows, each weight block unpacked once per row for all tokens,
  *    the per-block int32 vectors of one output reduced together (transpose-adds);
- *  - one token (decode, mv_x rows): the same steps chunk by chunk, each row streamed in
- *    turn through a chunk (four rows interleaved group by group read memory slower). */
+ *  - one token (decode, mv_x rows): chunk by chunk, each row streamed in turn through a
+ *    chunk (four rows interleaved group by group read memory slower). The nibble types take
+ *    blocks in pairs there (q32_drow_*: no per-block unpack shuffle, three horizontal adds
+ *    per eight blocks, lanes in a fixed permuted order); Q8_0 the generic tile's steps. */
 #include "qtypes.h"
 
 #include <immintrin.h>
@@ -496,6 +498,129 @@ Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8)
 #define Q32_HAS_ROWS_q4_1 1
 #define Q32_HAS_ROWS_q5_1 1
 
+/* ---- decode of the nibble types (one token, full groups of eight blocks) ------------------ *
+ * Blocks go in pairs: one vector holds the 16 packed bytes of block 2p (low 128 bits) and of
+ * block 2p+1 (high), so the low nibbles are elements 0..15 of both blocks and the high
+ * nibbles elements 16..31; the token's side is rearranged once per chunk to match (lo: y
+ * 0..15 of both blocks, hi: y 16..31). The integer sums of a block are exact in any order.
+ * Three horizontal adds reduce the four pair vectors to the eight block sums, which come out
+ * in the lane order Q32_DPERM (lane L holds block Q32_DPERM[L]); scales and the token's side
+ * are gathered in that order too, so each lane's float step is the generic's for its block
+ * and blocks reach a lane in block order. The row's accumulator is put back in block order
+ * before the tail group (if any) and the final fq__hsum8. */
+static const int q32_dperm[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+typedef struct {
+    __m256i y[8]; /* pair p: y[2p] the lo halves, y[2p+1] the hi halves */
+    __m256 dy, sy;
+    __m256i corr;
+} q32_dyp;
+
+/* the int32 sums of a pair (lanes 0..3 block 2p, 4..7 block 2p+1): levels lo, hi (unsigned,
+ * <= 31, so two maddubs pairs add in 16 bits: 2 * 2 * 31 * 128 < 2^15) times yl, yh */
+Q32_AI __m256i q32_pair_ints(__m256i lo, __m256i hi, __m256i yl, __m256i yh) {
+#if Q32_VNNI
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, yl), hi, yh);
+#else
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, yl), _mm256_maddubs_epi16(hi, yh)),
+                             _mm256_set1_epi16(1));
+#endif
+}
+/* four pair vectors -> the eight block sums, lane L = block q32_dperm[L] */
+Q32_AI __m256i q32_pair_red(const __m256i p[4]) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+}
+/* the F16 at p + q32_dperm[L] * stride into lane L */
+Q32_AI __m256 q32_dscales(const uint8_t *p, size_t stride) {
+    uint16_t h[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) memcpy(&h[k], p + (size_t)q32_dperm[k] * stride, 2);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
+                                          (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
+}
+/* the 16 nibble bytes of blocks a and b: lo/hi levels as above */
+Q32_AI void q32_pair_nib(const uint8_t *qa, const uint8_t *qb, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
+                                              _mm_loadu_si128((const __m128i *)qb), 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+/* the fifth bits of blocks a and b (qh words ha, hb) as 0x10 into lo/hi */
+Q32_AI void q32_pair_bit4(const uint8_t *ha, const uint8_t *hb, __m256i *lo, __m256i *hi) {
+    uint32_t a, b;
+    memcpy(&a, ha, 4);
+    memcpy(&b, hb, 4);
+    const __m256i h = _mm256_setr_epi32((int)a, (int)a, (int)a, (int)a, (int)b, (int)b, (int)b, (int)b);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i x10 = _mm256_set1_epi8(0x10);
+    const __m256i il = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m256i ih = _mm256_add_epi8(il, _mm256_set1_epi8(2));
+    *lo = _mm256_or_si256(*lo, _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(h, il), bit), bit), x10));
+    *hi = _mm256_or_si256(*hi, _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(h, ih), bit), bit), x10));
+}
+/* lanes in q32_dperm order -> block order */
+Q32_AI void q32_dunperm(float a[8]) {
+    float t[8];
+    memcpy(t, a, sizeof t);
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) a[q32_dperm[k]] = t[k];
+}
+/* Per nibble type: the token's side of a full group, and one row's full group added to acc
+ * (lanes in q32_dperm order). Q5: the fifth bits too. */
+#define Q32_DEC(t, XT, YT, BIAS, HAS_M, Q5)                                                   \
+    Q32_AI void FN(q32_dprep_##t)(const YT *yb, q32_dyp *o) {                                \
+        o->dy = q32_dscales((const uint8_t *)&yb->d, sizeof(YT));                             \
+        o->sy = HAS_M ? q32_dscales((const uint8_t *)yb + 2, sizeof(YT)) : _mm256_setzero_ps(); \
+        __m256i p[4];                                                                         \
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {                                 \
+            const __m256i a = _mm256_loadu_si256((const __m256i *)yb[2 * q].qs);              \
+            const __m256i b = _mm256_loadu_si256((const __m256i *)yb[2 * q + 1].qs);          \
+            o->y[2 * q] = _mm256_permute2x128_si256(a, b, 0x20);                              \
+            o->y[2 * q + 1] = _mm256_permute2x128_si256(a, b, 0x31);                          \
+            p[q] = q32_pair_ints(_mm256_set1_epi8(1), _mm256_set1_epi8(1), o->y[2 * q], o->y[2 * q + 1]); \
+        }                                                                                     \
+        o->corr = BIAS >= 0 ? _mm256_slli_epi32(q32_pair_red(p), BIAS >= 0 ? BIAS : 0)        \
+                            : _mm256_setzero_si256();                                         \
+    }                                                                                         \
+    Q32_AI __m256 FN(q32_drow_##t)(const XT *xb, const q32_dyp *o, __m256 acc) {             \
+        __m256i p[4];                                                                         \
+        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) {                                 \
+            __m256i lo, hi;                                                                   \
+            q32_pair_nib(xb[2 * q].qs, xb[2 * q + 1].qs, &lo, &hi);                           \
+            if (Q5) q32_pair_bit4((const uint8_t *)&xb[2 * q] + sizeof(XT) - 20,              \
+                                  (const uint8_t *)&xb[2 * q + 1] + sizeof(XT) - 20, &lo, &hi); \
+            p[q] = q32_pair_ints(lo, hi, o->y[2 * q], o->y[2 * q + 1]);                       \
+        }                                                                                     \
+        __m256i isum = q32_pair_red(p);                                                       \
+        if (BIAS >= 0) isum = _mm256_sub_epi32(isum, o->corr);                                \
+        const __m256 dx = q32_dscales((const uint8_t *)&xb->d, sizeof(XT));                   \
+        __m256 v = _mm256_mul_ps(q32_mul(dx, o->dy), _mm256_cvtepi32_ps(isum));               \
+        if (HAS_M) v = q32_add(q32_mul(q32_dscales((const uint8_t *)xb + 2, sizeof(XT)), o->sy), v); \
+        return q32_add(v, acc);                                                               \
+    }
+Q32_DEC(q4_0, fq_block_q4_0, fq_block_q8_0, 3, 0, 0)
+Q32_DEC(q5_0, fq_block_q5_0, fq_block_q8_0, 4, 0, 1)
+Q32_DEC(q4_1, fq_block_q4_1, fq_block_q8_1, -1, 1, 0)
+Q32_DEC(q5_1, fq_block_q5_1, fq_block_q8_1, -1, 1, 1)
+#define Q32_HAS_DEC_q4_0 1
+#define Q32_HAS_DEC_q5_0 1
+#define Q32_HAS_DEC_q4_1 1
+#define Q32_HAS_DEC_q5_1 1
+#define Q32_HAS_DEC_q8_0 0
+/* Q8_0 keeps the chunked decode below; these only let its kernel compile (never called) */
+Q32_AI void FN(q32_dprep_q8_0)(const fq_block_q8_0 *yb, q32_dyp *o) {
+    (void)yb;
+    (void)o;
+}
+Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m256 acc) {
+    (void)xb;
+    (void)o;
+    return acc;
+}
+
 /* groups of eight blocks per chunk on the decode path (4096 values): the token's side is
  * prepared once per chunk, then each row streams through the chunk in turn */
 #define Q32_CHUNK 16
@@ -515,7 +640,28 @@ Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8)
         }                                                                                     \
         q32_acc acc[FQ_DOT_NY];                                                               \
         for (int j = 0; j < nry; j++) memset(acc[j], 0, sizeof(float) * 8 * (size_t)nrx);   \
-        if (nry == 1) {                                                                       \
+        if (nry == 1 && Q32_HAS_DEC_##t) {                                                    \
+            const int64_t nbf = nb / 8 * 8; /* blocks in full groups */                        \
+            q32_dyp dp[Q32_CHUNK];                                                            \
+            for (int64_t c0 = 0; c0 < nbf; c0 += 8 * Q32_CHUNK) {                             \
+                const int ng = (int)FQ_MIN(Q32_CHUNK, (nbf - c0) / 8);                        \
+                for (int g = 0; g < ng; g++) FN(q32_dprep_##t)((const YT *)vy + c0 + 8 * g, &dp[g]); \
+                for (int i = 0; i < nrx; i++) {                                               \
+                    const XT *xr = (const XT *)(vx + (size_t)i * bx) + c0;                    \
+                    __m256 a = _mm256_loadu_ps(acc[0][i]);                                    \
+                    for (int g = 0; g < ng; g++) a = FN(q32_drow_##t)(xr + 8 * g, &dp[g], a); \
+                    _mm256_storeu_ps(acc[0][i], a);                                           \
+                }                                                                             \
+            }                                                                                 \
+            for (int i = 0; i < nrx; i++) q32_dunperm(acc[0][i]);                             \
+            if (nb > nbf) {                                                                   \
+                q32_yp yp;                                                                    \
+                FN(q32_prep_##t)((const YT *)vy + nbf, (int)(nb - nbf), &yp);                 \
+                for (int i = 0; i < nrx; i++)                                                 \
+                    FN(q32_row_##t)((const XT *)(vx + (size_t)i * bx) + nbf, (int)(nb - nbf), nbf, \
+                                    vy, by, 1, &yp, 1, acc, i);                               \
+            }                                                                                 \
+        } else if (nry == 1) {                                                                \
             q32_yp yp[Q32_CHUNK];                                                             \
             for (int64_t c0 = 0; c0 < nb; c0 += 8 * Q32_CHUNK) {                              \
                 const int ng = (int)FQ_MIN(Q32_CHUNK, (nb - c0 + 7) / 8);                     \
@@ -573,7 +719,7 @@ void FN(fq__isa_fill_mmq32)(fq__isa_kernels *k) {
     k->vec_dot_mn[FQ_TYPE_##T] = FN(q32_mn_##t);                                              \
     k->mn_x[FQ_TYPE_##T] = 8;                                                                 \
     k->mn_y[FQ_TYPE_##T] = 16;                                                                \
-    k->mv_x[FQ_TYPE_##T] = 4;
+    k->mv_x[FQ_TYPE_##T] = Q32_HAS_DEC_##t ? 8 : 4;
     Q32_REG(Q8_0, q8_0) Q32_REG(Q4_0, q4_0) Q32_REG(Q5_0, q5_0) Q32_REG(Q4_1, q4_1)
     Q32_REG(Q5_1, q5_1)
 #undef Q32_REG

@@ -32,10 +32,11 @@ typedef struct {
 static variant variants[3];
 static int n_variants;
 
-enum { PAT_REAL, PAT_RANDOM, PAT_MIN, PAT_MAX, PAT_MIX, PAT_SPECIAL, PAT_COUNT };
+enum { PAT_REAL, PAT_RANDOM, PAT_MIN, PAT_MAX, PAT_MIX, PAT_SPECIAL, PAT_NO128, PAT_COUNT };
 static const char *pat_name[PAT_COUNT] = {"real", "random bytes", "all -128 / lowest levels",
                                           "all 127 / highest levels", "mixed extremes",
-                                          "NaN/Inf/subnormal scales"};
+                                          "NaN/Inf/subnormal scales",
+                                          "mixed extremes and special scales, no -128 activation"};
 
 /* F16 scale bit patterns: finite ones for random data, special ones for PAT_SPECIAL */
 static uint16_t finite_scale(void) {
@@ -78,12 +79,19 @@ static void fill_row(uint32_t t, uint8_t *row, int64_t n, int pat, int act, floa
                 v = e[rng_u64() % 6];
                 break;
             }
+            case PAT_NO128: { /* Q8_0's sign-trick tiles (AVX2) take only such activations */
+                static const uint8_t e[] = {0x80, 0x7f, 0x00, 0xff, 0x81, 0x01};
+                v = e[rng_u64() % 6];
+                if (act && q8 && v == 0x80) v = 0x81;
+                break;
+            }
             default: v = (uint8_t)rng_u64(); break;
             }
             blk[i] = v;
         }
         for (size_t f = 0; f < (has2 ? 2u : 1u); f++) {
-            const uint16_t h = pat == PAT_SPECIAL && rng_u64() % 3 == 0 ? special_scale() : finite_scale();
+            const uint16_t h = (pat == PAT_SPECIAL || pat == PAT_NO128) && rng_u64() % 3 == 0 ? special_scale()
+                                                                                            : finite_scale();
             memcpy(blk + 2 * f, &h, 2);
         }
     }

@@ -17,9 +17,9 @@
  *    contracting), eight blocks at a time with block b in lane b % 8, added to the lane that
  *    the generic's acc[b & 7] is, in block order; the eight lanes end in fq__hsum8.
  * Three shapes of work, all with that arithmetic per output:
- *  - prompt tiles of 4..8 rows (Q8_0 at the AVX2 level excepted): rows in lanes, the
- *    weights transposed once per block for all tokens, activations broadcast, no horizontal
- *    sums (q32_rows_*);
+ *  - prompt tiles of 4..8 rows: rows in lanes, the weights transposed once per block for
+ *    all tokens, activations broadcast, no horizontal sums (q32_rows_*; Q8_0 at the AVX2
+ *    level only for calls whose activations hold no -128);
  *  - other tiles: groups of eight blocks, the activation side (scales, sum(y)) prepared
  *    once per token for all rows, each weight block unpacked once per row for all tokens,
  *    the per-block int32 vectors of one output reduced together (transpose-adds);
@@ -260,10 +260,13 @@ typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -12
  * <= 4 * 2 * 31 * 128), then widened once. The float step per (block, token) is the
  * generic's, one row per lane, into acc[token][block % 8] (rows in lanes). The activation
  * side (scales, bias * sum(y)) is prepared eight blocks at a time per chunk of Q32_RCH
- * blocks, once for all rows. Q8_0 without VNNI keeps the tiles below: its full-range
- * levels need two multiplies per 32 products either way (sign trick: maddubs + madd;
- * rows in lanes: maddubs on both nibble halves of level + 128), and this CPU's one
- * integer-multiply pipe bounds both; measured equal (0.85 ns per row*token*block). */
+ * blocks, once for all rows. Q8_0 without VNNI takes the sign trick here, rows in lanes
+ * (|x| once per block for all tokens, y's dword broadcast and given x's sign per row): a
+ * maddubs and a madd per dword, exact unless an activation is -128, so such calls take the
+ * tiles below (which widen that group to 16 bits). Q8_0's activations are quantized to
+ * -127..127, so that is for foreign data only. TinyLlama pp256, 2 threads, AVX2: 68-71 ->
+ * 93.5 tok/s against the tiles below (nibble halves of level + 128 instead of the sign
+ * trick had measured equal to them). */
 /* rows (i, i+4) of 16 bytes each -> 4 vectors, vector q lane i = dword q of row i */
 Q32_AI void q32_tr8x4(const uint8_t *const q[8], __m256i o[4]) {
     __m256i v[4];
@@ -332,7 +335,6 @@ Q32_AI __m256i q32_rows_qh(const uint8_t *const h[8]) {
     }
 Q32_TUNPACK_q4(fq_block_q4_0) Q32_TUNPACK_q4(fq_block_q4_1)
 Q32_TUNPACK_q5(fq_block_q5_0) Q32_TUNPACK_q5(fq_block_q5_1)
-#if Q32_VNNI
 /* 8x8 dwords: r[p] lane i <- r[i] lane p */
 Q32_AI void q32_tr8x8(__m256i r[8]) {
     __m256i t[8], u[8];
@@ -354,15 +356,17 @@ Q32_AI void q32_tr8x8(__m256i r[8]) {
         r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
     }
 }
-/* 32 signed bytes of 8 rows -> w[p] = dword p of each row, plus 128 (bias 2^7) */
+/* 32 signed bytes of 8 rows -> w[p] = dword p of each row; with VNNI plus 128 (bias 2^7),
+ * without it signed (the sign trick) */
 Q32_AI void q32_tu_fq_block_q8_0(const fq_block_q8_0 *const xr[8], int64_t b, __m256i w[8]) {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) w[i] = _mm256_loadu_si256((const __m256i *)xr[i][b].qs);
     q32_tr8x8(w);
+#if Q32_VNNI
 #pragma GCC unroll 8
     for (int p = 0; p < 8; p++) w[p] = _mm256_xor_si256(w[p], _mm256_set1_epi8((char)0x80));
-}
 #endif
+}
 
 /* the activation dword at p in every lane (a broadcast load) */
 Q32_AI __m256i q32_bcast(const int8_t *p) {
@@ -395,10 +399,21 @@ typedef struct {
         }                                                                                     \
     } while (0)
 
-/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit) */
+/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit; 0:
+ * Q8_0 without VNNI, signed levels by the sign trick: |x| times y with x's sign, a maddubs
+ * and a madd per dword, exact while no activation is -128, so a call whose activations
+ * hold one returns 1 and the caller takes the other tiles). Returns 0 when done. */
 #define Q32_ROWS(t, XT, YT, BIAS, HAS_M, GRP)                                                 \
-    static void FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, \
-                                 int nrx, const char *vy, size_t by, int nry) {               \
+    static int FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,  \
+                                int nrx, const char *vy, size_t by, int nry) {                \
+        if (GRP == 0) {                                                                       \
+            __m256i e = _mm256_setzero_si256();                                               \
+            for (int j = 0; j < nry; j++)                                                     \
+                for (int64_t b = 0; b < nb; b++)                                              \
+                    e = _mm256_or_si256(e, _mm256_cmpeq_epi8(_mm256_loadu_si256(              \
+                        (const __m256i *)((const YT *)(vy + (size_t)j * by) + b)->qs), _mm256_set1_epi8(-128))); \
+            if (!_mm256_testz_si256(e, e)) return 1;                                          \
+        }                                                                                     \
         const XT *xr[8];                                                                      \
         for (int i = 0; i < 8; i++) xr[i] = (const XT *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx); \
         float acc[FQ_DOT_NY][8][8]; /* [token][block % 8][row] */                             \
@@ -425,10 +440,20 @@ typedef struct {
                 const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));      \
                 const __m256 mx = HAS_M ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm)) \
                                         : _mm256_setzero_ps();                                \
+                __m256i sx[8]; /* GRP 0: |x| */                                              \
+                if (GRP == 0)                                                                 \
+                    _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) sx[p] = _mm256_sign_epi8(w[p], w[p]); \
                 for (int j = 0; j < nry; j++) {                                               \
                     const int8_t *yq = ((const YT *)(vy + (size_t)j * by) + b)->qs;           \
                     __m256i isum;                                                             \
-                    if (Q32_VNNI) { /* four chains: dpbusd's latency */                       \
+                    if (GRP == 0 && !Q32_VNNI) {                                              \
+                        __m256i m[8];                                                         \
+                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                   \
+                            m[p] = _mm256_madd_epi16(_mm256_maddubs_epi16(sx[p], _mm256_sign_epi8(q32_bcast(yq + 4 * p), w[p])), \
+                                                     _mm256_set1_epi16(1));                   \
+                        isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(m[0], m[1]), _mm256_add_epi32(m[2], m[3])), \
+                                                _mm256_add_epi32(_mm256_add_epi32(m[4], m[5]), _mm256_add_epi32(m[6], m[7]))); \
+                    } else if (Q32_VNNI) { /* four chains: dpbusd's latency */                \
                         __m256i a4[4];                                                        \
                         _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
                             a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], q32_bcast(yq + 4 * p)); \
@@ -476,6 +501,7 @@ typedef struct {
                 memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);                   \
             }                                                                                 \
         }                                                                                     \
+        return 0;                                                                             \
     }
 #if Q32_VNNI
 #define Q32_DPBUSD(acc, w, y) _mm256_dpbusd_epi32(acc, w, y)
@@ -488,11 +514,10 @@ Q32_ROWS(q4_1, fq_block_q4_1, fq_block_q8_1, -1, 1, 8)
 Q32_ROWS(q5_1, fq_block_q5_1, fq_block_q8_1, -1, 1, 4)
 #if Q32_VNNI
 Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, 7, 0, 8)
-#define Q32_HAS_ROWS_q8_0 1
 #else
-#define Q32_HAS_ROWS_q8_0 0
-#define q32_rows_q8_0_avx2 q32_rows_q4_0_avx2 /* never called: Q32_HAS_ROWS_q8_0 is 0 */
+Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, -1, 0, 0)
 #endif
+#define Q32_HAS_ROWS_q8_0 1
 #define Q32_HAS_ROWS_q4_0 1
 #define Q32_HAS_ROWS_q5_0 1
 #define Q32_HAS_ROWS_q4_1 1
@@ -643,10 +668,9 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
                                int nrx, const void *y, size_t by, int nry) {                  \
         const int64_t nb = n / FQ_QK;                                                         \
         const char *vx = x, *vy = y;                                                          \
-        if (Q32_HAS_ROWS_##t && nrx >= 4 && nry > 1) {                                        \
-            FN(q32_rows_##t)(nb, s, bs, vx, bx, nrx, vy, by, nry);                            \
+        if (Q32_HAS_ROWS_##t && nrx >= 4 && nry > 1 &&                                        \
+            !FN(q32_rows_##t)(nb, s, bs, vx, bx, nrx, vy, by, nry))                           \
             return;                                                                           \
-        }                                                                                     \
         q32_acc acc[FQ_DOT_NY];                                                               \
         for (int j = 0; j < nry; j++) memset(acc[j], 0, sizeof(float) * 8 * (size_t)nrx);   \
         if (nry == 1 && Q32_HAS_DEC_##t) {                                                    \

@@ -235,10 +235,10 @@ FQ_AI void kq_tile(const int T, int64_t nb, float *s, size_t bs, const char *vx,
                     acc[i][j] = kq_sub_dot(g ? acc[i][j] : _mm256_setzero_si256(), u[i], yv, sc[i]);
             }
         }
-        float ydv[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) ydv[j] = j < CY ? yb[j]->d : 0.f;
-        const __m256 yd = _mm256_loadu_ps(ydv);
+        /* built in registers: scalar stores then a vector load would stall on forwarding */
+        const __m256 yd = _mm256_setr_ps(yb[0]->d, CY > 1 ? yb[1]->d : 0.f, CY > 2 ? yb[2]->d : 0.f,
+                                         CY > 3 ? yb[3]->d : 0.f, CY > 4 ? yb[4]->d : 0.f, CY > 5 ? yb[5]->d : 0.f,
+                                         CY > 6 ? yb[6]->d : 0.f, CY > 7 ? yb[7]->d : 0.f);
 #pragma GCC unroll 2
         for (int i = 0; i < RX; i++) {
             __m256i sm[8];
@@ -308,21 +308,25 @@ FQ_AI void kq_mv(const int T, int64_t nb, float *s, const char *vx, size_t bx, i
                 acc[i] = kq_sub_dot(g ? acc[i] : _mm256_setzero_si256(), u, yv, sc);
             }
         }
-        float xdv[4], xmv[4];
+        /* the rows' F16 scales as words in registers (F16C: the same values as fq__h2f, NaN
+         * payloads included once multiplied; scalar stores then a vector load stalled) */
+        uint16_t hd[4], hm[4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             if (i < R) {
                 kq_close(T, &r[i], yb, &acc[i], &sm[i]);
-                xdv[i] = fq__h2f(r[i].d);
-                xmv[i] = T == KQ3 ? 0.f : fq__h2f(r[i].dmin);
+                hd[i] = r[i].d;
+                hm[i] = T == KQ3 ? 0 : r[i].dmin;
             } else {
                 acc[i] = sm[i] = _mm256_setzero_si256();
-                xdv[i] = xmv[i] = 0.f;
+                hd[i] = hm[i] = 0;
             }
         }
+        const __m128 xd = _mm_cvtph_ps(_mm_setr_epi16((short)hd[0], (short)hd[1], (short)hd[2], (short)hd[3], 0, 0, 0, 0));
+        const __m128 xm = _mm_cvtph_ps(_mm_setr_epi16((short)hm[0], (short)hm[1], (short)hm[2], (short)hm[3], 0, 0, 0, 0));
         const __m128i isum = kq_hsum4x4(acc);
         const __m128i summs = T == KQ3 ? isum : kq_hsum4x4(sm);
-        const __m256 t = kq_t(T, _mm256_zextps128_ps256(_mm_loadu_ps(xdv)), _mm256_zextps128_ps256(_mm_loadu_ps(xmv)),
+        const __m256 t = kq_t(T, _mm256_zextps128_ps256(xd), _mm256_zextps128_ps256(xm),
                               _mm256_set1_ps(yb->d), _mm256_zextsi128_si256(isum), _mm256_zextsi128_si256(summs));
         sumv = _mm_add_ps(sumv, _mm256_castps256_ps128(t));
     }

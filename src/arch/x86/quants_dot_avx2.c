@@ -125,9 +125,11 @@ FQ_AI void store_lanes(float *s, size_t bs, __m256 v, int cy) {
 
 /* y.d of super-block b of cy activation rows, one per lane (0 beyond cy) */
 FQ_AI __m256 tile_yd(const char *vy, size_t by, int64_t b, int cy) {
-    float t[8];
-    for (int j = 0; j < 8; j++) t[j] = j < cy ? ((const fq_block_q8_K *)(vy + (size_t)j * by))[b].d : 0.f;
-    return _mm256_loadu_ps(t);
+#define TILE_YD(j) (cy > (j) ? ((const fq_block_q8_K *)(vy + (size_t)(j) * by))[b].d : 0.f)
+    /* built in registers: scalar stores then a vector load would stall on forwarding */
+    return _mm256_setr_ps(TILE_YD(0), TILE_YD(1), TILE_YD(2), TILE_YD(3), TILE_YD(4), TILE_YD(5), TILE_YD(6),
+                          TILE_YD(7));
+#undef TILE_YD
 }
 
 /* ---- decode: a few weight rows x one activation row ------------------------------------ *

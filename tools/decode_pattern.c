@@ -3,14 +3,16 @@
  * fqlm's F16 decode tile (src/arch/x86/mm_float_avx2.c, one token, groups of 8 rows) keeps
  * the reference kernel's arithmetic: per row, 8 lanes, element i into lane i % 8, product
  * rounded then added. This program runs exactly that arithmetic over 1 GiB of F16 rows
- * (2048 values each, TinyLlama's n_embd) three ways, 1 and 2 threads, three rounds:
- *   in place     8 rows at a time, each read where it lies (8 streams 4 KiB apart: fqlm today);
+ * (2048 values each, TinyLlama's n_embd) four ways, 1 and 2 threads, three rounds:
+ *   in place     8 rows at a time, each read where it lies (8 streams 4 KiB apart);
+ *   in place+pf  the same, and the next 8 rows prefetched into L2 (prefetcht1) in address
+ *                order at the pace these are read: one sequential stream (fqlm's tile);
  *   interleaved  the same 8 rows stored 16 bytes of each in turn (one sequential stream);
  *   rowwise 4acc one row after the other with 4 accumulators (llama.cpp's order of work;
  *                other bits, shown only as the sequential reader's speed).
  * Build and run (x86-64 with AVX2, F16C, FMA):
  *   cc -O2 -mavx2 -mfma -mf16c -pthread tools/decode_pattern.c -o /tmp/decode_pattern && /tmp/decode_pattern
- * Beside each figure: output 5, the same bits in place and interleaved (same arithmetic). */
+ * Beside each figure: output 5, the same bits every way (same arithmetic per row). */
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -38,11 +40,17 @@ static float hsum(__m256 v) {
     return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
-/* 8 rows: row i's 8 values at k at w + i*N + k (in place) or w + k*8 + i*8 (interleaved) */
-static void group8(const uint16_t *w, int inter, float *out) {
+/* 8 rows: row i's 8 values at k at w + i*N + k (in place) or w + k*8 + i*8 (interleaved);
+ * pf: the next 8 rows (w + 8N on) prefetched, 128 bytes of them per step */
+static void group8(const uint16_t *w, int inter, int pf, float *out) {
     __m256 acc[8];
     for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+    const char *next = (const char *)(w + 8 * N);
     for (int k = 0; k < N; k += 8) {
+        if (pf) {
+            _mm_prefetch(next + (size_t)k * 16, _MM_HINT_T1);
+            _mm_prefetch(next + (size_t)k * 16 + 64, _MM_HINT_T1);
+        }
         const __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(g_a + k)));
         for (int i = 0; i < 8; i++) {
             const uint16_t *p = inter ? w + (size_t)k * 8 + (size_t)i * 8 : w + (size_t)i * N + (size_t)k;
@@ -69,8 +77,8 @@ static void rowwise(const uint16_t *w, float *out) {
 static void *run(void *arg) { /* half of the groups: arg 0 the first, 1 the second */
     const int64_t half = (int64_t)(intptr_t)arg, ng = g_rows / 8;
     for (int64_t g = ng * half / 2; g < ng * (half + 1) / 2; g++) {
-        if (g_mode == 2) rowwise(g_w + (size_t)g * 8 * N, g_out + g * 8);
-        else group8((g_mode ? g_wi : g_w) + (size_t)g * 8 * N, g_mode, g_out + g * 8);
+        if (g_mode == 3) rowwise(g_w + (size_t)g * 8 * N, g_out + g * 8);
+        else group8((g_mode == 2 ? g_wi : g_w) + (size_t)g * 8 * N, g_mode == 2, g_mode == 1, g_out + g * 8);
     }
     return NULL;
 }
@@ -92,9 +100,9 @@ int main(void) {
             for (int i = 0; i < 8; i++)
                 memcpy(g_wi + (size_t)g * 8 * N + (size_t)k * 8 + (size_t)i * 8, g_w + (size_t)(g * 8 + i) * N + k, 16);
     for (int i = 0; i < N; i++) g_a[i] = 0x3c00; /* 1.0 */
-    static const char *names[3] = {"in place    ", "interleaved ", "rowwise 4acc"};
+    static const char *names[4] = {"in place    ", "in place+pf ", "interleaved ", "rowwise 4acc"};
     for (int round = 0; round < 3; round++) {
-        for (g_mode = 0; g_mode < 3; g_mode++) {
+        for (g_mode = 0; g_mode < 4; g_mode++) {
             for (int th = 1; th <= 2; th++) {
                 pthread_t p[2];
                 const double t0 = now();

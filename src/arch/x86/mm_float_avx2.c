@@ -135,13 +135,13 @@ FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const 
     /* decode (one token, RX > 4): the next RX rows (the caller's next group: rows lie bx apart)
      * are prefetched into L2 at the pace this group is read, in address order, so memory sees
      * one sequential stream instead of RX streams a row apart (tools/decode_pattern.c) */
-    const char *pf = x + (size_t)RX * bx;
+    uintptr_t pf = (uintptr_t)x + (uintptr_t)RX * bx; /* an address only: may lie past the weights */
     for (; k + 8 <= n; k += 8) {
         __m256 a[TMAX];
         if (TY == 1 && RX > 4) {
 #pragma GCC unroll 8
-            for (size_t o = 0; o < (size_t)RX * 8 * ew; o += 64) _mm_prefetch(pf + o, _MM_HINT_T1);
-            pf += (size_t)RX * 8 * ew;
+            for (size_t o = 0; o < (size_t)RX * 8 * ew; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T1);
+            pf += (uintptr_t)RX * 8 * ew;
         }
 #pragma GCC unroll 6
         for (int j = 0; j < TY; j++) a[j] = ld8(y + (size_t)j * by + (size_t)k * ea, a_kind(kind));

@@ -285,14 +285,15 @@ FQ_AI void kq_mv(const int T, int64_t nb, float *s, const char *vx, size_t bx, i
     for (int i = 0; i < 4; i++) xr[i] = vx + (size_t)FQ_MIN(i, nrx - 1) * bx;
     /* the rows are read interleaved, which the hardware prefetchers do not follow: the rows
      * two groups ahead go to L2, R blocks' bytes a step (a step reads R blocks) */
-    const char *pf = vx + (size_t)2 * R * bx;
+    uintptr_t pf = (uintptr_t)vx + (uintptr_t)2 * R * bx; /* an address: may lie past the weights */
     __m128 sumv = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         kq_row r[4];
         __m256i acc[4], sm[4];
         if (R > 1) {
 #pragma GCC unroll 8
-            for (size_t l = 0; l < (R * xbytes + 63) / 64; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+            for (size_t l = 0; l < (R * xbytes + 63) / 64; l++)
+                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
             pf += R * xbytes;
         }
 #pragma GCC unroll 4

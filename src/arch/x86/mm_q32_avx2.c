@@ -648,10 +648,11 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
 
 /* Decode prefetches the rows of the caller's next call (they follow this call's: rows lie
  * bx apart) into L2, len bytes per group of eight blocks read, in address order: memory
- * then sees one sequential stream wherever the chunks make this call's reads jump */
+ * then sees one sequential stream wherever the chunks make this call's reads jump. pf is an
+ * address (uintptr_t), not a pointer: past the last call it lies beyond the weights. */
 #define Q32_PF(pf, len)                                                                       \
     do {                                                                                      \
-        for (size_t o_ = 0; o_ < (len); o_ += 64) _mm_prefetch((pf) + o_, _MM_HINT_T1);       \
+        for (size_t o_ = 0; o_ < (len); o_ += 64) _mm_prefetch((const char *)((pf) + o_), _MM_HINT_T1); \
         (pf) += (len);                                                                        \
     } while (0)
 
@@ -676,7 +677,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
         if (nry == 1 && Q32_HAS_DEC_##t) {                                                    \
             const int64_t nbf = nb / 8 * 8; /* blocks in full groups */                        \
             q32_dyp dp[Q32_CHUNK];                                                            \
-            const char *pf = vx + (size_t)nrx * bx; /* the next call's rows, see Q32_PF */     \
+            uintptr_t pf = (uintptr_t)vx + (uintptr_t)nrx * bx; /* next call's rows: Q32_PF */  \
             for (int64_t c0 = 0; c0 < nbf; c0 += 8 * Q32_CHUNK) {                             \
                 const int ng = (int)FQ_MIN(Q32_CHUNK, (nbf - c0) / 8);                        \
                 for (int g = 0; g < ng; g++) FN(q32_dprep_##t)((const YT *)vy + c0 + 8 * g, &dp[g]); \
@@ -700,7 +701,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
             }                                                                                 \
         } else if (nry == 1) {                                                                \
             q32_yp yp[Q32_CHUNK];                                                             \
-            const char *pf = vx + (size_t)nrx * bx;                                           \
+            uintptr_t pf = (uintptr_t)vx + (uintptr_t)nrx * bx;                               \
             for (int64_t c0 = 0; c0 < nb; c0 += 8 * Q32_CHUNK) {                              \
                 const int ng = (int)FQ_MIN(Q32_CHUNK, (nb - c0 + 7) / 8);                     \
                 for (int g = 0; g < ng; g++) {                                                \

@@ -313,7 +313,7 @@ FQ_AI void q4_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
     const fq_block_q4_K *xr[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-    const char *pf = vx + (size_t)2 * R * bx;
+    uintptr_t pf = (uintptr_t)vx + (uintptr_t)2 * R * bx; /* an address: may lie past the weights */
     __m256 sumv = _mm256_setzero_ps(); /* R = 4: row i in lane at[i] */
     __m128 sum4 = _mm_setzero_ps();    /* R < 4: see q4_K_mv_float */
     __m256i pint[4];                   /* the previous step's integer parts and (d, dmin) */
@@ -332,7 +332,8 @@ FQ_AI void q4_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
         const fq_block_q8_K *yb[4];
         if (R > 1) {
 #pragma GCC unroll 9
-            for (int l = 0; l < (4 * (int)sizeof(fq_block_q4_K) + 63) / 64; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+            for (int l = 0; l < (4 * (int)sizeof(fq_block_q4_K) + 63) / 64; l++)
+                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
             pf += 4 * sizeof(fq_block_q4_K); /* a step reads 4 blocks */
         }
         MV_STREAMS(xb, yb, xr, y, b, m, G);
@@ -447,7 +448,7 @@ FQ_AI void q6_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
     const fq_block_q6_K *xr[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-    const char *pf = vx + (size_t)2 * R * bx; /* as q4_K_mv */
+    uintptr_t pf = (uintptr_t)vx + (uintptr_t)2 * R * bx; /* as q4_K_mv: an address, may lie past the weights */
     __m128 sumv = _mm_setzero_ps();           /* see q6_K_mv_float */
     __m256i pv[4];                            /* the previous step's isum vectors and d */
     __m128 pd = _mm_setzero_ps();
@@ -460,7 +461,8 @@ FQ_AI void q6_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
         const fq_block_q8_K *yb[4];
         if (R > 1) {
 #pragma GCC unroll 14
-            for (int l = 0; l < (4 * (int)sizeof(fq_block_q6_K) + 63) / 64; l++) _mm_prefetch(pf + 64 * l, _MM_HINT_T1);
+            for (int l = 0; l < (4 * (int)sizeof(fq_block_q6_K) + 63) / 64; l++)
+                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
             pf += 4 * sizeof(fq_block_q6_K);
         }
         MV_STREAMS(xb, yb, xr, y, b, m, G);

@@ -263,8 +263,9 @@ typedef struct { __m256 dy, sy; __m256i corr; int m128; } q32_yp; /* m128: a -12
  * blocks, once for all rows. Q8_0 without VNNI takes the sign trick here, rows in lanes
  * (|x| once per block for all tokens, y's dword broadcast and given x's sign per row): a
  * maddubs and a madd per dword, exact unless an activation is -128, so such calls take the
- * tiles below (which widen that group to 16 bits). Q8_0's activations are quantized to
- * -127..127, so that is for foreign data only. TinyLlama pp256, 2 threads, AVX2: 68-71 ->
+ * tiles below (which widen that group to 16 bits). fqlm's Q8_0 activations hold -128 only
+ * where an input is NaN or +-Inf (finite ones quantize to -127..127), so the old tiles are
+ * for those and for foreign data. TinyLlama pp256, 2 threads, AVX2: 68-71 ->
  * 93.5 tok/s against the tiles below (nibble halves of level + 128 instead of the sign
  * trick had measured equal to them). */
 /* rows (i, i+4) of 16 bytes each -> 4 vectors, vector q lane i = dword q of row i */
@@ -529,7 +530,7 @@ Q32_ROWS(q8_0, fq_block_q8_0, fq_block_q8_0, -1, 0, 0)
  * nibbles elements 16..31; the token's side is rearranged once per chunk to match (lo: y
  * 0..15 of both blocks, hi: y 16..31). The integer sums of a block are exact in any order.
  * Three horizontal adds reduce the four pair vectors to the eight block sums, which come out
- * in the lane order Q32_DPERM (lane L holds block Q32_DPERM[L]); scales and the token's side
+ * in the lane order q32_dperm (lane L holds block q32_dperm[L]); scales and the token's side
  * are gathered in that order too, so each lane's float step is the generic's for its block
  * and blocks reach a lane in block order. The row's accumulator is put back in block order
  * before the tail group (if any) and the final fq__hsum8. */

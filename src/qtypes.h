@@ -243,6 +243,15 @@ FQ__DOT(q6_K, q8_K) FQ__DOT(q8_K, q8_K)
  * the order an 8-lane SIMD loop gives, so SIMD F32/F16/BF16 dots equal the reference. */
 void fq__dot8_acc(float acc[8], const float *x, const float *y, int64_t n);
 float fq__hsum8(const float acc[8]);
+
+/* The decode tiles read the rows of the caller's next group ahead: the len bytes from address
+ * a (every 64-byte line) prefetched into L2, a returned advanced past them. An address, not a
+ * pointer: past the last group it lies beyond the weights (a prefetch never faults). */
+static inline uintptr_t fq__prefetch_l2(uintptr_t a, size_t len) {
+#pragma GCC unroll 16
+    for (size_t o = 0; o < len; o += 64) __builtin_prefetch((const void *)(a + o), 0, 2);
+    return a + len;
+}
 /* Exact-mode dot of any type: decodes FQ__CHUNK elements at a time into a stack buffer and
  * feeds fq__dot8_acc, so it equals the F32 dot of the decoded row bit for bit. */
 #define FQ__CHUNK 256

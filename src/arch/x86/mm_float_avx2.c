@@ -138,11 +138,7 @@ FQ_AI void tile(int64_t n, float *s, size_t bs, const char *x, size_t bx, const 
     uintptr_t pf = (uintptr_t)x + (uintptr_t)RX * bx; /* an address only: may lie past the weights */
     for (; k + 8 <= n; k += 8) {
         __m256 a[TMAX];
-        if (TY == 1 && RX > 4) {
-#pragma GCC unroll 8
-            for (size_t o = 0; o < (size_t)RX * 8 * ew; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T1);
-            pf += (uintptr_t)RX * 8 * ew;
-        }
+        if (TY == 1 && RX > 4) pf = fq__prefetch_l2(pf, (size_t)RX * 8 * ew);
 #pragma GCC unroll 6
         for (int j = 0; j < TY; j++) a[j] = ld8(y + (size_t)j * by + (size_t)k * ea, a_kind(kind));
 #pragma GCC unroll 8

@@ -290,12 +290,7 @@ FQ_AI void kq_mv(const int T, int64_t nb, float *s, const char *vx, size_t bx, i
     for (int64_t b = 0; b < nb; b++) {
         kq_row r[4];
         __m256i acc[4], sm[4];
-        if (R > 1) {
-#pragma GCC unroll 8
-            for (size_t l = 0; l < (R * xbytes + 63) / 64; l++)
-                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
-            pf += R * xbytes;
-        }
+        if (R > 1) pf = fq__prefetch_l2(pf, R * xbytes);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) kq_prep(T, xr[i] + (size_t)b * xbytes, &r[i]);
         const fq_block_q8_K *yb = y + b;

@@ -89,17 +89,23 @@ Q32_AI __m256i q32_hsum_8x8(const __m256i v[8]) {
                             _mm256_permute2x128_si256(ab, cd, 0x31));
 }
 
-/* the F16 at p, p + stride, ... of the first cnt blocks as floats, 0 beyond cnt */
-Q32_AI __m256 q32_scales(const uint8_t *p, size_t stride, int cnt) {
+/* lane k <- the F16 at p + at[k] * stride as a float, for k < cnt; 0 beyond cnt (at: a
+ * constant table, folded once inlined) */
+Q32_AI __m256 q32_scales_at(const uint8_t *p, size_t stride, int cnt, const int at[8]) {
     uint16_t h[8];
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         h[k] = 0;
-        if (k < cnt) memcpy(&h[k], p + (size_t)k * stride, 2);
+        if (k < cnt) memcpy(&h[k], p + (size_t)at[k] * stride, 2);
     }
     const __m128i v = _mm_set_epi16((short)h[7], (short)h[6], (short)h[5], (short)h[4],
                                     (short)h[3], (short)h[2], (short)h[1], (short)h[0]);
     return _mm256_cvtph_ps(v);
+}
+static const int q32_in_order[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+/* the F16 at p, p + stride, ... of the first cnt blocks as floats, 0 beyond cnt */
+Q32_AI __m256 q32_scales(const uint8_t *p, size_t stride, int cnt) {
+    return q32_scales_at(p, stride, cnt, q32_in_order);
 }
 
 /* 16 packed nibbles -> 32 bytes: low nibbles (elements 0..15), then high (16..31) */
@@ -556,13 +562,7 @@ Q32_AI __m256i q32_pair_red(const __m256i p[4]) {
     return _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
 }
 /* the F16 at p + q32_dperm[L] * stride into lane L */
-Q32_AI __m256 q32_dscales(const uint8_t *p, size_t stride) {
-    uint16_t h[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) memcpy(&h[k], p + (size_t)q32_dperm[k] * stride, 2);
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3],
-                                          (short)h[4], (short)h[5], (short)h[6], (short)h[7]));
-}
+Q32_AI __m256 q32_dscales(const uint8_t *p, size_t stride) { return q32_scales_at(p, stride, 8, q32_dperm); }
 /* the 16 nibble bytes of blocks a and b: lo/hi levels as above */
 Q32_AI void q32_pair_nib(const uint8_t *qa, const uint8_t *qb, __m256i *lo, __m256i *hi) {
     const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
@@ -648,15 +648,9 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
 }
 
 /* Decode prefetches the rows of the caller's next call (they follow this call's: rows lie
- * bx apart) into L2, len bytes per group of eight blocks read, in address order: memory
- * then sees one sequential stream wherever the chunks make this call's reads jump. pf is an
- * address (uintptr_t), not a pointer: past the last call it lies beyond the weights. */
-#define Q32_PF(pf, len)                                                                       \
-    do {                                                                                      \
-        for (size_t o_ = 0; o_ < (len); o_ += 64) _mm_prefetch((const char *)((pf) + o_), _MM_HINT_T1); \
-        (pf) += (len);                                                                        \
-    } while (0)
-
+ * bx apart) into L2 (fq__prefetch_l2), the bytes of a group of eight blocks per group read,
+ * in address order: memory then sees one sequential stream wherever the chunks make this
+ * call's reads jump. */
 /* groups of eight blocks per chunk on the decode path (4096 values): the token's side is
  * prepared once per chunk, then each row streams through the chunk in turn */
 #define Q32_CHUNK 16
@@ -678,7 +672,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
         if (nry == 1 && Q32_HAS_DEC_##t) {                                                    \
             const int64_t nbf = nb / 8 * 8; /* blocks in full groups */                        \
             q32_dyp dp[Q32_CHUNK];                                                            \
-            uintptr_t pf = (uintptr_t)vx + (uintptr_t)nrx * bx; /* next call's rows: Q32_PF */  \
+            uintptr_t pf = (uintptr_t)vx + (uintptr_t)nrx * bx; /* the next call's rows */      \
             for (int64_t c0 = 0; c0 < nbf; c0 += 8 * Q32_CHUNK) {                             \
                 const int ng = (int)FQ_MIN(Q32_CHUNK, (nbf - c0) / 8);                        \
                 for (int g = 0; g < ng; g++) FN(q32_dprep_##t)((const YT *)vy + c0 + 8 * g, &dp[g]); \
@@ -686,7 +680,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
                     const XT *xr = (const XT *)(vx + (size_t)i * bx) + c0;                    \
                     __m256 a = _mm256_loadu_ps(acc[0][i]);                                    \
                     for (int g = 0; g < ng; g++) {                                            \
-                        Q32_PF(pf, 8 * sizeof(XT));                                           \
+                        pf = fq__prefetch_l2(pf, 8 * sizeof(XT));                             \
                         a = FN(q32_drow_##t)(xr + 8 * g, &dp[g], a);                          \
                     }                                                                         \
                     _mm256_storeu_ps(acc[0][i], a);                                           \
@@ -715,7 +709,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
                     const XT *xr = (const XT *)(vx + (size_t)i * bx);                         \
                     for (int g = 0; g < ng; g++) {                                            \
                         const int64_t b = c0 + 8 * g;                                         \
-                        Q32_PF(pf, 8 * sizeof(XT));                                           \
+                        pf = fq__prefetch_l2(pf, 8 * sizeof(XT));                             \
                         if (nb - b >= 8) FN(q32_row_##t)(xr + b, 8, b, vy, by, 1, &yp[g], 1, acc, i); \
                         else FN(q32_row_##t)(xr + b, (int)(nb - b), b, vy, by, 1, &yp[g], 1, acc, i); \
                     }                                                                         \

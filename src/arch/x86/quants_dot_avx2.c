@@ -330,12 +330,7 @@ FQ_AI void q4_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
         const int m = (int)FQ_MIN(G, nb - b);
         const fq_block_q4_K *xb[4];
         const fq_block_q8_K *yb[4];
-        if (R > 1) {
-#pragma GCC unroll 9
-            for (int l = 0; l < (4 * (int)sizeof(fq_block_q4_K) + 63) / 64; l++)
-                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
-            pf += 4 * sizeof(fq_block_q4_K); /* a step reads 4 blocks */
-        }
+        if (R > 1) pf = fq__prefetch_l2(pf, 4 * sizeof(fq_block_q4_K)); /* a step reads 4 blocks */
         MV_STREAMS(xb, yb, xr, y, b, m, G);
         __m256i part[4];
         __m128i dd;
@@ -459,12 +454,7 @@ FQ_AI void q6_K_mv(int64_t nb, float *s, const char *vx, size_t bx, int nrx, con
         const int m = (int)FQ_MIN(G, nb - b);
         const fq_block_q6_K *xb[4];
         const fq_block_q8_K *yb[4];
-        if (R > 1) {
-#pragma GCC unroll 14
-            for (int l = 0; l < (4 * (int)sizeof(fq_block_q6_K) + 63) / 64; l++)
-                _mm_prefetch((const char *)(pf + 64 * (uintptr_t)l), _MM_HINT_T1);
-            pf += 4 * sizeof(fq_block_q6_K);
-        }
+        if (R > 1) pf = fq__prefetch_l2(pf, 4 * sizeof(fq_block_q6_K));
         MV_STREAMS(xb, yb, xr, y, b, m, G);
         __m256i v[4];
 #pragma GCC unroll 4

@@ -57,14 +57,16 @@ typedef struct fq_type_traits {
      * unpacked once for all nrc rows (batched prompts). bs counts floats, by bytes. */
     void (*vec_dot_n)(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by,
                       int nrc);
-    /* Register tile: nrx (1..FQ_DOT_MX) weight rows x + i*bx against nry (1..FQ_DOT_NY)
+    /* Register tile: nrx (1..max(FQ_DOT_MX, mn_x)) weight rows x + i*bx against nry
+     * (1..FQ_DOT_NY)
      * activation rows y + j*by: s[j*bs + i] = vec_dot(n, x + i*bx, y + j*by), the same
      * bits. With forward's y[t][n_out] layout: s = &out[t0*n_out + r0], bs = n_out,
      * bx = weight row bytes, by = activation row bytes. */
     void (*vec_dot_mn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx,
                        const void *y, size_t by, int nry);
     /* the tile vec_dot_mn runs best with at the chosen ISA level (nrx, nry); smaller
-     * edges are fine */
+     * edges are fine. mn_x <= FQ_DOT_MXL; above FQ_DOT_MX the kernel takes the rows in
+     * groups itself and shares each token's preparation among them */
     int mn_x, mn_y;
     /* weight rows per vec_dot_mn call for ONE activation row (nry = 1), the decode path:
      * forward calls it over consecutive groups of mv_x rows (the last may be smaller) */
@@ -86,7 +88,8 @@ typedef struct fq_type_traits {
 } fq_type_traits;
 
 #define FQ_DOT_N_MAX 8 /* most activation rows per vec_dot_n call */
-#define FQ_DOT_MX 8    /* most weight rows per vec_dot_mn call */
+#define FQ_DOT_MX 8    /* most weight rows per vec_dot_mn call, unless its mn_x is more */
+#define FQ_DOT_MXL 32  /* most weight rows per vec_dot_mn call of any kernel (its mn_x) */
 #define FQ_DOT_NY 16   /* most activation rows per vec_dot_mn call */
 
 /* Traits of a type id, or NULL when the id is out of range. traits->name is NULL for ids

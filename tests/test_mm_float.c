@@ -246,7 +246,7 @@ static void test_levels(void) {
             if (l > 0) { /* a SIMD level has real tiles for these types, not the 1 x 1 loop */
                 const fq__isa_kernels *k = &levels[l].k;
                 CHECK(k->vec_dot_mn[t] && k->vec_dot_n[t] && k->mn_x[t] * k->mn_y[t] > 1 && k->mv_x[t] > 1 &&
-                          k->mn_x[t] <= FQ_DOT_MX && k->mn_y[t] <= FQ_DOT_NY && k->mv_x[t] <= FQ_DOT_MX,
+                          k->mn_x[t] <= FQ_DOT_MXL && k->mn_y[t] <= FQ_DOT_NY && k->mv_x[t] <= FQ_DOT_MX,
                       "%s %s: no tile registered or a bad shape (%d x %d, decode %d)", levels[l].name,
                       fq_type_name(t), k->mn_x[t], k->mn_y[t], k->mv_x[t]);
             }

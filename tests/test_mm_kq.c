@@ -190,7 +190,7 @@ static void test_kq_table(void) {
         for (int v = 0; v < n_variants; v++)
             if ((v == 0 && level == FQ_ISA_AVX2) || (v == 1 && level == FQ_ISA_AVX512))
                 bad += tt->vec_dot_mn != variants[v].k.vec_dot_mn[t] || tt->vec_dot_n != variants[v].k.vec_dot_n[t];
-        bad += tt->mn_x < 1 || tt->mn_x > FQ_DOT_MX || tt->mn_y < 1 || tt->mn_y > FQ_DOT_NY;
+        bad += tt->mn_x < 1 || tt->mn_x > FQ_DOT_MXL || tt->mn_y < 1 || tt->mn_y > FQ_DOT_NY;
         bad += tt->mv_x < 1 || tt->mv_x > FQ_DOT_MX;
         /* every SIMD level has more than the one-pair loop for prompts and decode */
         bad += level > FQ_ISA_GENERIC && (tt->mn_x * tt->mn_y < 8 || tt->mv_x < 2);

@@ -1,6 +1,7 @@
 /* test_mm_q32.c - the 32-element block kernels (Q8_0, Q4_0, Q5_0 x Q8_0; Q4_1, Q5_1 x
  * Q8_1) of every ISA level this CPU runs against the generic vec_dot, bit for bit: vec_dot,
- * vec_dot_n (nrc 1..FQ_DOT_N_MAX) and every vec_dot_mn tile shape 1..FQ_DOT_MX rows x
+ * vec_dot_n (nrc 1..FQ_DOT_N_MAX) and vec_dot_mn tiles of 1..FQ_DOT_MX + 1 rows and of
+ * several groups of 8 rows up to FQ_DOT_MXL (whole, and with a short last group) x
  * 1..FQ_DOT_NY tokens (so rows and tokens one past each level's tile, and the decode path's
  * single token), at n = 32 (one block, all tail), 96 (a short tail) and 4096 + 32 (many full
  * groups of eight blocks and a tail). Data: real encodings, random bytes, the extremes that
@@ -99,7 +100,10 @@ static void fill_row(uint32_t t, uint8_t *row, int64_t n, int pat, int act, floa
 
 /* every kernel of one type and level against the generic vec_dot over one data set */
 static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cases) {
-    enum { NX = FQ_DOT_MX, NY = FQ_DOT_NY > FQ_DOT_N_MAX ? FQ_DOT_NY : FQ_DOT_N_MAX, BS = NX + 3 };
+    enum { NX = FQ_DOT_MXL, NY = FQ_DOT_NY > FQ_DOT_N_MAX ? FQ_DOT_NY : FQ_DOT_N_MAX, BS = NX + 3 };
+    /* row counts of vec_dot_mn calls: every one to FQ_DOT_MX + 1, then groups of 8 */
+    static const int nrxs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32};
+    _Static_assert(FQ_DOT_MX + 1 == 9 && FQ_DOT_MXL == 32, "nrxs covers 1..FQ_DOT_MX + 1 and up to FQ_DOT_MXL");
     const fq_type_traits *tg = fq_type_get_generic(t);
     const uint32_t pt = (uint32_t)tg->vec_dot_type;
     const fq__dot_fn dot = v->k.vec_dot[t] ? v->k.vec_dot[t] : tg->vec_dot;
@@ -132,7 +136,9 @@ static int check_type(const variant *v, uint32_t t, int64_t n, int pat, int *cas
         }
         (*cases)++;
     }
-    for (int nrx = 1; nrx <= NX; nrx++) {
+    for (size_t xi = 0; xi < FQ_ARRAY_LEN(nrxs); xi++) {
+        const int nrx = nrxs[xi];
+        if (nrx > FQ_DOT_MX && nrx > (v->k.mn_x[t] ? v->k.mn_x[t] : 1)) continue; /* not this kernel's */
         for (int nry = 1; nry <= FQ_DOT_NY; nry++) {
             for (size_t o = 0; o < FQ_ARRAY_LEN(out); o++) out[o] = sentinel;
             dotmn(n, out, BS, x, bx, nrx, y, by, nry);

@@ -913,7 +913,7 @@ static void test_vec_dot_multi(void) {
         const uint32_t t = all_types[k];
         const fq_type_traits *tt = fq_type_get(t);
         mism += tt->vec_dot_n != var_dotn(best, t) || tt->vec_dot_mn != var_dotmn(best, t);
-        mism += tt->mn_x < 1 || tt->mn_x > FQ_DOT_MX || tt->mn_y < 1 || tt->mn_y > FQ_DOT_NY;
+        mism += tt->mn_x < 1 || tt->mn_x > FQ_DOT_MXL || tt->mn_y < 1 || tt->mn_y > FQ_DOT_NY;
         mism += tt->mv_x < 1 || tt->mv_x > FQ_DOT_MX;
     }
     CHECK(mism == 0, "live table: multi-row dots not the %s ones or bad tile (%d types)", best->name, mism);

@@ -1,6 +1,6 @@
 /* mm_q32_avx2.c - register tiles for the 32-element block types: Q8_0, Q4_0, Q5_0 weights
  * against Q8_0 activations, Q4_1, Q5_1 against Q8_1. One kernel per type serves prompt
- * processing (vec_dot_mn: up to FQ_DOT_MX rows x FQ_DOT_NY tokens), decode (nry = 1, a few
+ * processing (vec_dot_mn: up to FQ_DOT_MXL rows x FQ_DOT_NY tokens), decode (nry = 1, a few
  * rows sharing the activation) and the single dot. Compiled with -mavx2 -mfma -mf16c;
  * mm_q32_avx512.c includes it again with AVX-512 VNNI on (vpdpbusd replaces maddubs+madd).
  *
@@ -384,6 +384,7 @@ Q32_AI __m256i q32_bcast(const int8_t *p) {
 
 /* activations of a chunk of up to Q32_RCH blocks per token, prepared once for all rows */
 #define Q32_RCH 32
+#define Q32_RGRP (FQ_DOT_MXL / 8) /* groups of 8 rows per call, sharing the prepared chunk */
 typedef struct {
     float dy[FQ_DOT_NY][Q32_RCH], sy[FQ_DOT_NY][Q32_RCH];
     int32_t corr[FQ_DOT_NY][Q32_RCH];
@@ -406,12 +407,79 @@ typedef struct {
         }                                                                                     \
     } while (0)
 
-/* GRP: dwords whose maddubs pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit; 0:
- * Q8_0 without VNNI, signed levels by the sign trick: |x| times y with x's sign, a maddubs
- * and a madd per dword, exact while no activation is -128, so a call whose activations
- * hold one returns 1 and the caller takes the other tiles). Returns 0 when done. */
+/* one group of 8 rows (xr; missing rows repeat the group's last) over the chunk's cn blocks
+ * from c0 against nry tokens, into acc[token][block % 8][row % 8]. GRP: dwords whose maddubs
+ * pairs may be added in 16 bits (8: 4-bit levels, 4: 5-bit; 0: Q8_0 without VNNI, signed
+ * levels by the sign trick: |x| times y with x's sign, a maddubs and a madd per dword,
+ * exact while no activation is -128) */
+#define Q32_RGROUP(t, XT, YT, BIAS, HAS_M, GRP)                                               \
+    Q32_AI void FN(q32_rgroup_##t)(const XT *const xr[8], int64_t c0, int cn, const char *vy, \
+                                   size_t by, int nry, const q32_rprep *restrict pr,           \
+                                   float (*acc)[8][8]) {                                      \
+        for (int k = 0; k < cn; k++) {                                                        \
+            const int64_t b = c0 + k;                                                         \
+            __m256i w[8];                                                                     \
+            q32_tu_##XT(xr, b, w);                                                            \
+            uint16_t hd[8], hm[8];                                                            \
+            _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                             \
+                hd[i] = xr[i][b].d;                                                           \
+                if (HAS_M) memcpy(&hm[i], (const uint8_t *)&xr[i][b] + 2, 2);                 \
+            }                                                                                 \
+            const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));          \
+            const __m256 mx = HAS_M ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm))   \
+                                    : _mm256_setzero_ps();                                    \
+            __m256i sx[8]; /* GRP 0: |x| */                                                   \
+            if (GRP == 0)                                                                     \
+                _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) sx[p] = _mm256_sign_epi8(w[p], w[p]); \
+            for (int j = 0; j < nry; j++) {                                                   \
+                const int8_t *yq = ((const YT *)(vy + (size_t)j * by) + b)->qs;               \
+                __m256i isum;                                                                 \
+                if (GRP == 0 && !Q32_VNNI) {                                                  \
+                    __m256i m[8];                                                             \
+                    _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                       \
+                        m[p] = _mm256_madd_epi16(_mm256_maddubs_epi16(sx[p], _mm256_sign_epi8(q32_bcast(yq + 4 * p), w[p])), \
+                                                 _mm256_set1_epi16(1));                       \
+                    isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(m[0], m[1]), _mm256_add_epi32(m[2], m[3])), \
+                                            _mm256_add_epi32(_mm256_add_epi32(m[4], m[5]), _mm256_add_epi32(m[6], m[7]))); \
+                } else if (Q32_VNNI) { /* four chains: dpbusd's latency */                    \
+                    __m256i a4[4];                                                            \
+                    _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
+                        a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], q32_bcast(yq + 4 * p)); \
+                    _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
+                        a4[p] = Q32_DPBUSD(a4[p], w[p + 4], q32_bcast(yq + 4 * p + 16));      \
+                    isum = _mm256_add_epi32(_mm256_add_epi32(a4[0], a4[1]),                   \
+                                            _mm256_add_epi32(a4[2], a4[3]));                  \
+                } else { /* pairs of 16-bit sums (tree, not chain), widened per GRP */        \
+                    __m256i m[8];                                                             \
+                    _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                       \
+                        m[p] = _mm256_maddubs_epi16(w[p], q32_bcast(yq + 4 * p));             \
+                    _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
+                        m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                      \
+                    if (GRP == 8) {                                                           \
+                        isum = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), \
+                                                                  _mm256_add_epi16(m[2], m[3])), \
+                                                 _mm256_set1_epi16(1));                       \
+                    } else {                                                                  \
+                        isum = _mm256_add_epi32(                                              \
+                            _mm256_madd_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_set1_epi16(1)), \
+                            _mm256_madd_epi16(_mm256_add_epi16(m[2], m[3]), _mm256_set1_epi16(1))); \
+                    }                                                                         \
+                }                                                                             \
+                if (BIAS >= 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(pr->corr[j][k])); \
+                __m256 v = _mm256_mul_ps(q32_mul(dx, _mm256_set1_ps(pr->dy[j][k])),            \
+                                         _mm256_cvtepi32_ps(isum));                           \
+                if (HAS_M) v = q32_add(q32_mul(mx, _mm256_set1_ps(pr->sy[j][k])), v);          \
+                float *a = acc[j][b & 7];                                                     \
+                _mm256_storeu_ps(a, q32_add(v, _mm256_loadu_ps(a)));                          \
+            }                                                                                 \
+        }                                                                                     \
+    }
+/* nrx (1..FQ_DOT_MXL) rows in groups of 8 x nry tokens: each chunk's activation side is
+ * prepared once for all groups. GRP 0 (the sign trick): a call whose activations hold -128
+ * returns 1 and the caller takes the other tiles. Returns 0 when done. */
 #define Q32_ROWS(t, XT, YT, BIAS, HAS_M, GRP)                                                 \
-    static int FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,  \
+    Q32_RGROUP(t, XT, YT, BIAS, HAS_M, GRP)                                                   \
+    static int FN(q32_rows_##t)(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,   \
                                 int nrx, const char *vy, size_t by, int nry) {                \
         if (GRP == 0) {                                                                       \
             __m256i e = _mm256_setzero_si256();                                               \
@@ -421,10 +489,9 @@ typedef struct {
                         (const __m256i *)((const YT *)(vy + (size_t)j * by) + b)->qs), _mm256_set1_epi8(-128))); \
             if (!_mm256_testz_si256(e, e)) return 1;                                          \
         }                                                                                     \
-        const XT *xr[8];                                                                      \
-        for (int i = 0; i < 8; i++) xr[i] = (const XT *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx); \
-        float acc[FQ_DOT_NY][8][8]; /* [token][block % 8][row] */                             \
-        memset(acc, 0, sizeof(float) * 64 * (size_t)nry);                                     \
+        const int ngr = (nrx + 7) / 8;                                                        \
+        float acc[Q32_RGRP][FQ_DOT_NY][8][8]; /* [row group][token][block % 8][row % 8] */    \
+        for (int g = 0; g < ngr; g++) memset(acc[g], 0, sizeof(float) * 64 * (size_t)nry);    \
         q32_rprep pr;                                                                         \
         for (int64_t c0 = 0; c0 < nb; c0 += Q32_RCH) {                                        \
             const int cn = (int)FQ_MIN(Q32_RCH, nb - c0);                                     \
@@ -435,77 +502,30 @@ typedef struct {
                     else Q32_RPREP(YT, BIAS, HAS_M, cn - k);                                  \
                 }                                                                             \
             }                                                                                 \
-            for (int k = 0; k < cn; k++) {                                                    \
-                const int64_t b = c0 + k;                                                     \
-                __m256i w[8];                                                                 \
-                q32_tu_##XT(xr, b, w);                                                        \
-                uint16_t hd[8], hm[8];                                                        \
-                _Pragma("GCC unroll 8") for (int i = 0; i < 8; i++) {                         \
-                    hd[i] = xr[i][b].d;                                                       \
-                    if (HAS_M) memcpy(&hm[i], (const uint8_t *)&xr[i][b] + 2, 2);             \
-                }                                                                             \
-                const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));      \
-                const __m256 mx = HAS_M ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm)) \
-                                        : _mm256_setzero_ps();                                \
-                __m256i sx[8]; /* GRP 0: |x| */                                              \
-                if (GRP == 0)                                                                 \
-                    _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++) sx[p] = _mm256_sign_epi8(w[p], w[p]); \
-                for (int j = 0; j < nry; j++) {                                               \
-                    const int8_t *yq = ((const YT *)(vy + (size_t)j * by) + b)->qs;           \
-                    __m256i isum;                                                             \
-                    if (GRP == 0 && !Q32_VNNI) {                                              \
-                        __m256i m[8];                                                         \
-                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                   \
-                            m[p] = _mm256_madd_epi16(_mm256_maddubs_epi16(sx[p], _mm256_sign_epi8(q32_bcast(yq + 4 * p), w[p])), \
-                                                     _mm256_set1_epi16(1));                   \
-                        isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(m[0], m[1]), _mm256_add_epi32(m[2], m[3])), \
-                                                _mm256_add_epi32(_mm256_add_epi32(m[4], m[5]), _mm256_add_epi32(m[6], m[7]))); \
-                    } else if (Q32_VNNI) { /* four chains: dpbusd's latency */                \
-                        __m256i a4[4];                                                        \
-                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
-                            a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], q32_bcast(yq + 4 * p)); \
-                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
-                            a4[p] = Q32_DPBUSD(a4[p], w[p + 4], q32_bcast(yq + 4 * p + 16));  \
-                        isum = _mm256_add_epi32(_mm256_add_epi32(a4[0], a4[1]),               \
-                                                _mm256_add_epi32(a4[2], a4[3]));              \
-                    } else { /* pairs of 16-bit sums (tree, not chain), widened per GRP */    \
-                        __m256i m[8];                                                         \
-                        _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                   \
-                            m[p] = _mm256_maddubs_epi16(w[p], q32_bcast(yq + 4 * p));         \
-                        _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                   \
-                            m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                  \
-                        if (GRP == 8) {                                                       \
-                            isum = _mm256_madd_epi16(_mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), \
-                                                                      _mm256_add_epi16(m[2], m[3])), \
-                                                     _mm256_set1_epi16(1));                   \
-                        } else {                                                              \
-                            isum = _mm256_add_epi32(                                          \
-                                _mm256_madd_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_set1_epi16(1)), \
-                                _mm256_madd_epi16(_mm256_add_epi16(m[2], m[3]), _mm256_set1_epi16(1))); \
-                        }                                                                     \
-                    }                                                                         \
-                    if (BIAS >= 0) isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(pr.corr[j][k])); \
-                    __m256 v = _mm256_mul_ps(q32_mul(dx, _mm256_set1_ps(pr.dy[j][k])),        \
-                                             _mm256_cvtepi32_ps(isum));                       \
-                    if (HAS_M) v = q32_add(q32_mul(mx, _mm256_set1_ps(pr.sy[j][k])), v);      \
-                    float *a = acc[j][b & 7];                                                 \
-                    _mm256_storeu_ps(a, q32_add(v, _mm256_loadu_ps(a)));                      \
-                }                                                                             \
+            for (int g = 0; g < ngr; g++) {                                                   \
+                const XT *xr[8];                                                              \
+                for (int i = 0; i < 8; i++)                                                   \
+                    xr[i] = (const XT *)(vx + (size_t)(8 * g + FQ_MIN(i, nrx - 8 * g - 1)) * bx); \
+                FN(q32_rgroup_##t)(xr, c0, cn, vy, by, nry, &pr, acc[g]);                     \
             }                                                                                 \
         }                                                                                     \
-        for (int j = 0; j < nry; j++) { /* fq__hsum8's tree, operands in its order, per lane */ \
-            const float(*a)[8] = acc[j];                                                      \
-            const __m256 r = q32_add(                                                         \
-                q32_add(q32_add(_mm256_loadu_ps(a[0]), _mm256_loadu_ps(a[4])),                \
-                        q32_add(_mm256_loadu_ps(a[2]), _mm256_loadu_ps(a[6]))),               \
-                q32_add(q32_add(_mm256_loadu_ps(a[1]), _mm256_loadu_ps(a[5])),                \
-                        q32_add(_mm256_loadu_ps(a[3]), _mm256_loadu_ps(a[7]))));              \
-            if (nrx == 8) {                                                                   \
-                _mm256_storeu_ps(s + (size_t)j * bs, r);                                      \
-            } else {                                                                          \
-                float l[8];                                                                   \
-                _mm256_storeu_ps(l, r);                                                       \
-                memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);                   \
+        for (int g = 0; g < ngr; g++) {                                                       \
+            const int nr = FQ_MIN(8, nrx - 8 * g);                                            \
+            for (int j = 0; j < nry; j++) { /* fq__hsum8's tree, operands in its order, per lane */ \
+                const float(*a)[8] = acc[g][j];                                               \
+                const __m256 r = q32_add(                                                     \
+                    q32_add(q32_add(_mm256_loadu_ps(a[0]), _mm256_loadu_ps(a[4])),            \
+                            q32_add(_mm256_loadu_ps(a[2]), _mm256_loadu_ps(a[6]))),           \
+                    q32_add(q32_add(_mm256_loadu_ps(a[1]), _mm256_loadu_ps(a[5])),            \
+                            q32_add(_mm256_loadu_ps(a[3]), _mm256_loadu_ps(a[7]))));          \
+                float *out = s + (size_t)j * bs + 8 * (size_t)g;                              \
+                if (nr == 8) {                                                                \
+                    _mm256_storeu_ps(out, r);                                                 \
+                } else {                                                                      \
+                    float l[8];                                                               \
+                    _mm256_storeu_ps(l, r);                                                   \
+                    memcpy(out, l, sizeof(float) * (size_t)nr);                               \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
         return 0;                                                                             \
@@ -655,7 +675,7 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
  * prepared once per chunk, then each row streams through the chunk in turn */
 #define Q32_CHUNK 16
 
-/* The tile: nrx (1..FQ_DOT_MX) rows x nry (1..FQ_DOT_NY) tokens, s[j*bs + i]. Several
+/* The tile: nrx (1..FQ_DOT_MXL) rows x nry (1..FQ_DOT_NY) tokens, s[j*bs + i]. Several
  * tokens: group by group (eight blocks), the tokens' side prepared once for all rows and
  * each weight block unpacked once for all tokens. One token: chunk by chunk, row by row. */
 #define Q32_KERNEL(t, XT, YT, UNPACK, INTS, BIAS, HAS_M, NO_M128)                                      \
@@ -667,6 +687,12 @@ Q32_AI __m256 FN(q32_drow_q8_0)(const fq_block_q8_0 *xb, const q32_dyp *o, __m25
         if (Q32_HAS_ROWS_##t && nrx >= 4 && nry > 1 &&                                        \
             !FN(q32_rows_##t)(nb, s, bs, vx, bx, nrx, vy, by, nry))                           \
             return;                                                                           \
+        if (nrx > FQ_DOT_MX) { /* groups of FQ_DOT_MX rows */                                  \
+            for (int i0 = 0; i0 < nrx; i0 += FQ_DOT_MX)                                       \
+                FN(q32_mn_##t)(n, s + i0, bs, vx + (size_t)i0 * bx, bx, FQ_MIN(FQ_DOT_MX, nrx - i0), \
+                               y, by, nry);                                                   \
+            return;                                                                           \
+        }                                                                                     \
         q32_acc acc[FQ_DOT_NY];                                                               \
         for (int j = 0; j < nry; j++) memset(acc[j], 0, sizeof(float) * 8 * (size_t)nrx);   \
         if (nry == 1 && Q32_HAS_DEC_##t) {                                                    \
@@ -752,7 +778,7 @@ void FN(fq__isa_fill_mmq32)(fq__isa_kernels *k) {
     k->vec_dot[FQ_TYPE_##T] = FN(q32_dot_##t);                                                \
     k->vec_dot_n[FQ_TYPE_##T] = FN(q32_n_##t);                                                \
     k->vec_dot_mn[FQ_TYPE_##T] = FN(q32_mn_##t);                                              \
-    k->mn_x[FQ_TYPE_##T] = 8;                                                                 \
+    k->mn_x[FQ_TYPE_##T] = Q32_HAS_ROWS_##t ? FQ_DOT_MXL : 8;                                 \
     k->mn_y[FQ_TYPE_##T] = 16;                                                                \
     k->mv_x[FQ_TYPE_##T] = Q32_HAS_DEC_##t ? 8 : 4;
     Q32_REG(Q8_0, q8_0) Q32_REG(Q4_0, q4_0) Q32_REG(Q5_0, q5_0) Q32_REG(Q4_1, q4_1)

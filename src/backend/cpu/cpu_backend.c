@@ -123,7 +123,7 @@ static void matmul_rows(void *arg, int ith, int nth) {
                 if (!exact && tw->vec_dot_mn && te - tb > 1) {
                     /* register tiles: a few weight rows x a few tokens per call, each weight
                      * block unpacked once for all the tile's tokens (same bits as vec_dot) */
-                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MX));
+                    const int mx = FQ_MAX(1, FQ_MIN(tw->mn_x, FQ_DOT_MXL));
                     const int my = FQ_MAX(1, FQ_MIN(tw->mn_y, FQ_DOT_NY));
                     for (int64_t r = rb; r < re; r += mx)
                         for (int64_t t = tb; t < te; t += my)

@@ -619,17 +619,6 @@ FQ_AI void q6_K_tile(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int i = 0; i < RX; i++) store_lanes(s + i, bs, sumf[i], CY);
 }
 
-#if defined(__AVX512F__) && FQ_VNNI
-/* ---- Q4_K at the AVX-512 level: weight rows in lanes ----------------------------------- *
- * Lane i of every vector is weight row i (up to 8 rows; missing rows repeat the last one
- * and are never stored). The weights of a super-block are transposed once per call (dword
- * p of 8 rows -> one vector) and each activation dword is a broadcast memory operand of
- * vpdpbusd, so a vector op is 8 rows x 4 values of one token, and the results come out with
- * the rows in lanes: no horizontal sums at all. Per token and sub-block s (32 values):
- * D = sum over its 8 dwords (|D| <= 32 * 15 * 128, exact in int32), isum += D * sc[s]
- * (vpmulld), summs = sum over q of (bsum[2q] + bsum[2q+1]) * mn[q] (vpdpwssd, words
- * (mn, mn) against the bsums dword). The float step is the generic's, one row per lane. */
-
 /* 8x8 transpose of dwords: r[p] lane i <- r[i] lane p */
 FQ_AI void tr8x8_epi32(__m256i r[8]) {
     __m256i t[8], u[8];
@@ -651,6 +640,17 @@ FQ_AI void tr8x8_epi32(__m256i r[8]) {
         r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
     }
 }
+
+#if defined(__AVX512F__) && FQ_VNNI
+/* ---- Q4_K at the AVX-512 level: weight rows in lanes ----------------------------------- *
+ * Lane i of every vector is weight row i (up to 8 rows; missing rows repeat the last one
+ * and are never stored). The weights of a super-block are transposed once per call (dword
+ * p of 8 rows -> one vector) and each activation dword is a broadcast memory operand of
+ * vpdpbusd, so a vector op is 8 rows x 4 values of one token, and the results come out with
+ * the rows in lanes: no horizontal sums at all. Per token and sub-block s (32 values):
+ * D = sum over its 8 dwords (|D| <= 32 * 15 * 128, exact in int32), isum += D * sc[s]
+ * (vpmulld), summs = sum over q of (bsum[2q] + bsum[2q+1]) * mn[q] (vpdpwssd, words
+ * (mn, mn) against the bsums dword). The float step is the generic's, one row per lane. */
 
 /* *acc += dpbusd(w, the dword at p in every lane): the broadcast rides on the load */
 FQ_AI void dpbusd_bcast(__m256i *acc, __m256i w, const void *p) {
@@ -834,6 +834,116 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int j = 0; j < CY; j++) _mm256_mask_storeu_ps(s + (size_t)j * bs, keep, sumf[j]);
 }
 
+#endif
+
+#if !FQ_VNNI
+/* ---- Q4_K at the AVX2 level: weight rows in lanes --------------------------------------- *
+ * As the AVX-512 kernel above (lane i = weight row i, a super-block's levels transposed once
+ * per call for all tokens, activation dwords broadcast), with maddubs for vpdpbusd. Per
+ * token and sub-block s: the 8 dwords' maddubs pairs added in 16 bits (each word sums 16
+ * products of a level <= 15 and a quant >= -128: |sum| <= 16 * 15 * 128 < 2^15), then one
+ * madd against the words (sc, sc) gives sc * D in each row's int32 lane; isum adds the
+ * eight sub-blocks, summs = sum over q of mn[q] * (bsum[2q] + bsum[2q+1]) by madd against
+ * the bsums dword. All exact in int32, so any order; the float step is the generic's, one
+ * row per lane. The sub-block loop is outside the token loop, so its 8 level vectors stay
+ * in registers for all tokens and each token's isum waits in memory. */
+FQ_AI __m256i bcast_dw(const void *p) { /* the dword at p in every lane */
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+FQ_AI __m256 rows_f16(const uint16_t h0, const uint16_t h1, const uint16_t h2, const uint16_t h3, const uint16_t h4,
+                      const uint16_t h5, const uint16_t h6, const uint16_t h7) { /* in registers */
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h0, (short)h1, (short)h2, (short)h3, (short)h4, (short)h5,
+                                          (short)h6, (short)h7));
+}
+FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
+                     const char *vy, size_t by, const int CY) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const fq_block_q4_K *xr[8];
+    const fq_block_q8_K *yr[16];
+    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
+#pragma GCC unroll 16
+    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
+    __m256 sumf[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i lev[8][8], sc[8], mn[8]; /* lev[s][p] lane i = dword p of sub-block s of row i */
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m256i r[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
+            tr8x8_epi32(r);
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) {
+                lev[2 * k][p] = _mm256_and_si256(r[p], m4);
+                lev[2 * k + 1][p] = _mm256_and_si256(_mm256_srli_epi16(r[p], 4), m4);
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m128i v = k4_scales(xr[i][b].scales);
+            sc[i] = _mm256_cvtepu8_epi32(v);
+            mn[i] = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
+        }
+        tr8x8_epi32(sc);
+        tr8x8_epi32(mn);
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) { /* words (v, v) in each lane */
+            sc[q] = _mm256_or_si256(sc[q], _mm256_slli_epi32(sc[q], 16));
+            mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
+        }
+        const __m256 xd = rows_f16(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
+                                   xr[6][b].d, xr[7][b].d);
+        const __m256 xm = rows_f16(xr[0][b].dmin, xr[1][b].dmin, xr[2][b].dmin, xr[3][b].dmin, xr[4][b].dmin,
+                                   xr[5][b].dmin, xr[6][b].dmin, xr[7][b].dmin);
+        __m256i isum[16];
+#pragma GCC unroll 1
+        for (int sb = 0; sb < 8; sb++) {
+            __m256i w[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) w[p] = lev[sb][p];
+            const __m256i scs = sc[sb];
+#pragma GCC unroll 1
+            for (int j = 0; j < CY; j++) {
+                const int8_t *y = yr[j][b].qs + 32 * sb;
+                __m256i m[8];
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(w[p], bcast_dw(y + 4 * p));
+                const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3])),
+                                                     _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7])));
+                const __m256i d = _mm256_madd_epi16(s16, scs);
+                isum[j] = sb ? _mm256_add_epi32(isum[j], d) : d;
+            }
+        }
+#pragma GCC unroll 1
+        for (int j = 0; j < CY; j++) {
+            __m256i t8[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(mn[q], bcast_dw(&yr[j][b].bsums[2 * q]));
+            const __m256i sm = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(t8[0], t8[1]), _mm256_add_epi32(t8[2], t8[3])),
+                                                _mm256_add_epi32(_mm256_add_epi32(t8[4], t8[5]), _mm256_add_epi32(t8[6], t8[7])));
+            const __m256 yd = _mm256_set1_ps(yr[j][b].d);
+            const __m256 d = _mm256_mul_ps(xd, yd), dmin = _mm256_mul_ps(xm, yd);
+            const __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(isum[j])),
+                                           _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(sm)));
+            sumf[j] = _mm256_add_ps(sumf[j], t);
+        }
+    }
+    for (int j = 0; j < CY; j++) {
+        if (nrx == 8) {
+            _mm256_storeu_ps(s + (size_t)j * bs, sumf[j]);
+        } else {
+            float l[8];
+            _mm256_storeu_ps(l, sumf[j]);
+            memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
+        }
+    }
+}
+#endif
+
 typedef void (*rows_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t bx, int nrx,
                         const char *y, size_t by);
 #define ROWS_INST(t, CY)                                                                     \
@@ -851,8 +961,10 @@ typedef void (*rows_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
         FN(rows_##t##_5), FN(rows_##t##_6), FN(rows_##t##_7), FN(rows_##t##_8),              \
         FN(rows_##t##_9), FN(rows_##t##_10), FN(rows_##t##_11), FN(rows_##t##_12),           \
         FN(rows_##t##_13), FN(rows_##t##_14), FN(rows_##t##_15), FN(rows_##t##_16)};
-ROWS_TYPE(q4_K) ROWS_TYPE(q6_K)
-#define FQ_ROWS_KERNELS 1
+ROWS_TYPE(q4_K)
+#if FQ_VNNI
+ROWS_TYPE(q6_K)
+#define FQ_ROWS_Q6_K 1
 #endif
 
 typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t bx, const char *y, size_t by);
@@ -942,8 +1054,7 @@ typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
         if (nrc == 1) FN(dot_##t)(n, s, x, y); /* the 1x1 tile is slower than vec_dot */    \
         else FN(dotmn_##t)(n, s, bs, x, 0, 1, y, by, nrc);                                  \
     }
-/* rows-in-lanes kernels where this level has them, for tiles of 4 rows or more */
-#ifdef FQ_ROWS_KERNELS
+/* rows-in-lanes kernels (Q4_K at both levels, Q6_K with VNNI), for tiles of 4 rows or more */
 #define TILE_ROWS(t)                                                                          \
     FQ_AI int TILE_ROWS_##t(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx, \
                             const void *y, size_t by, int nry) {                              \
@@ -954,12 +1065,13 @@ typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
                                                   (const char *)y + (size_t)j0 * by, by);     \
         return 1;                                                                             \
     }
-TILE_ROWS(q4_K) TILE_ROWS(q6_K)
-#undef TILE_ROWS
+TILE_ROWS(q4_K)
+#ifdef FQ_ROWS_Q6_K
+TILE_ROWS(q6_K)
 #else
-#define TILE_ROWS_q4_K(...) 0
 #define TILE_ROWS_q6_K(...) 0
 #endif
+#undef TILE_ROWS
 TILE_ENTRY(q4_K) TILE_ENTRY(q6_K)
 #undef TILE_ENTRY
 
@@ -973,11 +1085,13 @@ void FN(fq__isa_fill_dot)(fq__isa_kernels *k) {
     k->vec_dot_n[FQ_TYPE_Q6_K] = FN(dotn_q6_K);
     k->vec_dot_mn[FQ_TYPE_Q6_K] = FN(dotmn_q6_K);
     k->mv_x[FQ_TYPE_Q4_K] = k->mv_x[FQ_TYPE_Q6_K] = 4; /* rows per decode call: MV_TYPE */
-#ifdef FQ_ROWS_KERNELS
-    k->mn_x[FQ_TYPE_Q4_K] = k->mn_x[FQ_TYPE_Q6_K] = 8; /* one row per lane */
-    k->mn_y[FQ_TYPE_Q4_K] = k->mn_y[FQ_TYPE_Q6_K] = 16; /* the transposed weights serve 16 tokens */
+    k->mn_x[FQ_TYPE_Q4_K] = 8;  /* one row per lane */
+    k->mn_y[FQ_TYPE_Q4_K] = 16; /* the transposed weights serve 16 tokens */
+#ifdef FQ_ROWS_Q6_K
+    k->mn_x[FQ_TYPE_Q6_K] = 8;
+    k->mn_y[FQ_TYPE_Q6_K] = 16;
 #else
-    k->mn_x[FQ_TYPE_Q4_K] = k->mn_x[FQ_TYPE_Q6_K] = 4; /* tiles of FQ_TILE_RX rows in turn: the activations stay in L1 */
-    k->mn_y[FQ_TYPE_Q4_K] = k->mn_y[FQ_TYPE_Q6_K] = 8;
+    k->mn_x[FQ_TYPE_Q6_K] = 4; /* tiles of FQ_TILE_RX rows in turn: the activations stay in L1 */
+    k->mn_y[FQ_TYPE_Q6_K] = 8;
 #endif
 }

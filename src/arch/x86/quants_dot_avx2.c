@@ -942,6 +942,104 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
         }
     }
 }
+
+/* Q6_K at the AVX2 level, rows in lanes: levels (stored +32, 0..63) transposed as in the
+ * AVX-512 kernel; a 32-value group is two sub-blocks of 4 dwords. Two maddubs add in 16
+ * bits (each word then sums 4 products: |sum| <= 4 * 63 * 128 < 2^15), so a sub-block
+ * takes two madds against the words (sc, sc) (sc signed); isum = sum sc * D - 32 * sum sc *
+ * bsum (madd of the scale words against the bsums dwords), exact in int32. */
+FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
+                     const char *vy, size_t by, const int CY) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const fq_block_q6_K *xr[8];
+    const fq_block_q8_K *yr[16];
+    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
+#pragma GCC unroll 16
+    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
+    __m256 sumf[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w[8][8], sc[16], scw[8]; /* w[v][p] lane i = dword p of values 32v.. of row i */
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i l0[8], l1[8], hb[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                l0[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h));
+                l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
+                hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
+            }
+            tr8x8_epi32(l0);
+            tr8x8_epi32(l1);
+            tr8x8_epi32(hb);
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) {
+                w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
+                w[4 * h + 1][p] = _mm256_or_si256(_mm256_and_si256(l1[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 2), m30));
+                w[4 * h + 2][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0[p], 4), m4), _mm256_and_si256(hb[p], m30));
+                w[4 * h + 3][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1[p], 4), m4),
+                                                  _mm256_and_si256(_mm256_srli_epi16(hb[p], 2), m30));
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)xr[i][b].scales);
+            sc[i] = _mm256_cvtepi8_epi32(v);
+            sc[8 + i] = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
+            scw[i] = _mm256_cvtepi8_epi16(v);
+        }
+        tr8x8_epi32(sc);
+        tr8x8_epi32(sc + 8);
+        tr8x8_epi32(scw);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++) /* words (sc, sc): the low word without sc's sign extension */
+            sc[q] = _mm256_blend_epi16(sc[q], _mm256_slli_epi32(sc[q], 16), 0xAA);
+        const __m256 xd = rows_f16(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
+                                   xr[6][b].d, xr[7][b].d);
+        __m256i isum[16];
+#pragma GCC unroll 1
+        for (int v = 0; v < 8; v++) {
+            __m256i wv[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) wv[p] = w[v][p];
+            const __m256i s0 = sc[2 * v], s1 = sc[2 * v + 1];
+#pragma GCC unroll 1
+            for (int j = 0; j < CY; j++) {
+                const int8_t *y = yr[j][b].qs + 32 * v;
+                __m256i m[8];
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(wv[p], bcast_dw(y + 4 * p));
+                const __m256i d = _mm256_add_epi32(
+                    _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(m[0], m[1]), s0),
+                                     _mm256_madd_epi16(_mm256_add_epi16(m[2], m[3]), s0)),
+                    _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(m[4], m[5]), s1),
+                                     _mm256_madd_epi16(_mm256_add_epi16(m[6], m[7]), s1)));
+                isum[j] = v ? _mm256_add_epi32(isum[j], d) : d;
+            }
+        }
+#pragma GCC unroll 1
+        for (int j = 0; j < CY; j++) {
+            __m256i t8[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(scw[q], bcast_dw(&yr[j][b].bsums[2 * q]));
+            const __m256i bias = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(t8[0], t8[1]), _mm256_add_epi32(t8[2], t8[3])),
+                                                  _mm256_add_epi32(_mm256_add_epi32(t8[4], t8[5]), _mm256_add_epi32(t8[6], t8[7])));
+            const __m256i is = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(bias, 5));
+            const __m256 d = _mm256_mul_ps(xd, _mm256_set1_ps(yr[j][b].d));
+            sumf[j] = _mm256_add_ps(sumf[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(is)));
+        }
+    }
+    for (int j = 0; j < CY; j++) {
+        if (nrx == 8) {
+            _mm256_storeu_ps(s + (size_t)j * bs, sumf[j]);
+        } else {
+            float l[8];
+            _mm256_storeu_ps(l, sumf[j]);
+            memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
+        }
+    }
+}
 #endif
 
 typedef void (*rows_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t bx, int nrx,
@@ -961,11 +1059,7 @@ typedef void (*rows_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
         FN(rows_##t##_5), FN(rows_##t##_6), FN(rows_##t##_7), FN(rows_##t##_8),              \
         FN(rows_##t##_9), FN(rows_##t##_10), FN(rows_##t##_11), FN(rows_##t##_12),           \
         FN(rows_##t##_13), FN(rows_##t##_14), FN(rows_##t##_15), FN(rows_##t##_16)};
-ROWS_TYPE(q4_K)
-#if FQ_VNNI
-ROWS_TYPE(q6_K)
-#define FQ_ROWS_Q6_K 1
-#endif
+ROWS_TYPE(q4_K) ROWS_TYPE(q6_K)
 
 typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t bx, const char *y, size_t by);
 
@@ -1054,7 +1148,7 @@ typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
         if (nrc == 1) FN(dot_##t)(n, s, x, y); /* the 1x1 tile is slower than vec_dot */    \
         else FN(dotmn_##t)(n, s, bs, x, 0, 1, y, by, nrc);                                  \
     }
-/* rows-in-lanes kernels (Q4_K at both levels, Q6_K with VNNI), for tiles of 4 rows or more */
+/* the rows-in-lanes kernels, for tiles of 4 rows or more */
 #define TILE_ROWS(t)                                                                          \
     FQ_AI int TILE_ROWS_##t(int64_t n, float *s, size_t bs, const void *x, size_t bx, int nrx, \
                             const void *y, size_t by, int nry) {                              \
@@ -1065,12 +1159,7 @@ typedef void (*tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t b
                                                   (const char *)y + (size_t)j0 * by, by);     \
         return 1;                                                                             \
     }
-TILE_ROWS(q4_K)
-#ifdef FQ_ROWS_Q6_K
-TILE_ROWS(q6_K)
-#else
-#define TILE_ROWS_q6_K(...) 0
-#endif
+TILE_ROWS(q4_K) TILE_ROWS(q6_K)
 #undef TILE_ROWS
 TILE_ENTRY(q4_K) TILE_ENTRY(q6_K)
 #undef TILE_ENTRY
@@ -1085,13 +1174,6 @@ void FN(fq__isa_fill_dot)(fq__isa_kernels *k) {
     k->vec_dot_n[FQ_TYPE_Q6_K] = FN(dotn_q6_K);
     k->vec_dot_mn[FQ_TYPE_Q6_K] = FN(dotmn_q6_K);
     k->mv_x[FQ_TYPE_Q4_K] = k->mv_x[FQ_TYPE_Q6_K] = 4; /* rows per decode call: MV_TYPE */
-    k->mn_x[FQ_TYPE_Q4_K] = 8;  /* one row per lane */
-    k->mn_y[FQ_TYPE_Q4_K] = 16; /* the transposed weights serve 16 tokens */
-#ifdef FQ_ROWS_Q6_K
-    k->mn_x[FQ_TYPE_Q6_K] = 8;
-    k->mn_y[FQ_TYPE_Q6_K] = 16;
-#else
-    k->mn_x[FQ_TYPE_Q6_K] = 4; /* tiles of FQ_TILE_RX rows in turn: the activations stay in L1 */
-    k->mn_y[FQ_TYPE_Q6_K] = 8;
-#endif
+    k->mn_x[FQ_TYPE_Q4_K] = k->mn_x[FQ_TYPE_Q6_K] = 8; /* one row per lane */
+    k->mn_y[FQ_TYPE_Q4_K] = k->mn_y[FQ_TYPE_Q6_K] = 16; /* the transposed weights serve 16 tokens */
 }

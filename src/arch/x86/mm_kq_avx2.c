@@ -1,5 +1,5 @@
-/* mm_kq_avx2.c - register tiles (prompt processing) and row groups (decode) for the K-quants
- * that had only a loop over vec_dot: Q2_K, Q3_K and Q5_K weights against Q8_K activations.
+/* mm_kq_avx2.c - prompt kernels (weight rows in lanes for 4..8 rows, register tiles for
+ * fewer) and row groups (decode) for Q2_K, Q3_K and Q5_K weights against Q8_K activations.
  * Compiled with -mavx2 -mfma -mf16c; mm_kq_avx512.c includes it again with AVX-512 VNNI on
  * (the madd + add of each 32-value step becomes one vpdpwssd, and twice the registers allow
  * two weight rows per tile).
@@ -24,6 +24,7 @@
  * qs[32 (g / 2) + l] and bit g of qh[l], one 32-value sub-block). kq_group gives the
  * unsigned levels and the scale words of a group; the tiles only multiply and add. */
 #include "qtypes.h"
+#include "arch/x86/x86_common.h"
 
 #include <immintrin.h>
 
@@ -331,6 +332,160 @@ FQ_AI void kq_mv(const int T, int64_t nb, float *s, const char *vx, size_t bx, i
     for (int i = 0; i < nrx && i < R; i++) s[i] = o[i];
 }
 
+/* ---- prompt processing, weight rows in lanes (4..8 rows x up to 16 tokens) -------------- *
+ * Lane i of every vector is weight row i (missing rows repeat the last one and are never
+ * stored). A super-block's levels are transposed once per call (lev[g][p] lane i = dword p
+ * of group g of row i), and each activation dword is broadcast against them: one maddubs is
+ * 8 rows x 4 values of one token, and the sums come out with the rows in lanes, no
+ * horizontal adds. Per group and token the maddubs of a sub-block are added in 16 bits
+ * (Q2_K / Q3_K: 4 dwords of a 16-value sub-block, each word 8 products of a level <= 7 and
+ * a quant >= -128: <= 7168; Q5_K: 4 of the 8 dwords of its 32-value sub-block, 8 products of
+ * a level <= 31: <= 31744 < 2^15), then madd against the words (sc, sc) of each row's
+ * scale gives sc * D in the row's int32 lane. The mins (Q2_K, Q5_K) and Q3_K's +4 are madds
+ * of the rows' scale or min words against the bsums dwords, as in kq_close. All exact in
+ * int32; the float step is kq_t, one row per lane. The group loop is outside the token
+ * loop, so a group's 8 level vectors stay in registers for all tokens. */
+FQ_AI void kq_rows(const int T, int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
+                   const char *vy, size_t by, int ny) {
+    const size_t xbytes = kq_bytes_of(T);
+    const char *xr[8];
+    for (int i = 0; i < 8; i++) xr[i] = vx + (size_t)FQ_MIN(i, nrx - 1) * bx;
+    __m256 sumf[FQ_DOT_NY];
+    for (int j = 0; j < ny; j++) sumf[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const void *xb[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) xb[i] = xr[i] + (size_t)b * xbytes;
+        /* lev[g][p]: levels of group g; sc[k]: scale words (sc, sc) of sub-block k (Q5_K:
+         * k = g); cw[q]: the words paired with bsums dword q (Q2_K: mins m_2q, m_2q+1;
+         * Q3_K: scales sc_2q, sc_2q+1; Q5_K: (mn_q, mn_q)) */
+        __m256i lev[8][8], sc[16], cw[8];
+        uint16_t hd[8], hm[8];
+        if (T == KQ2 || T == KQ3) {
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256i r[8];
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++)
+                    r[i] = _mm256_loadu_si256((const __m256i *)((T == KQ2 ? ((const fq_block_q2_K *)xb[i])->qs
+                                                                          : ((const fq_block_q3_K *)xb[i])->qs) + 32 * h));
+                fq__tr8x8_epi32(r);
+#pragma GCC unroll 4
+                for (int t = 0; t < 4; t++)
+#pragma GCC unroll 8
+                    for (int p = 0; p < 8; p++) lev[4 * h + t][p] = _mm256_and_si256(kq_shift(r[p], -2 * t), _mm256_set1_epi8(3));
+            }
+        } else {
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                __m256i r[8];
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(((const fq_block_q5_K *)xb[i])->qs + 32 * h));
+                fq__tr8x8_epi32(r);
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++) {
+                    lev[2 * h][p] = _mm256_and_si256(r[p], _mm256_set1_epi8(0x0F));
+                    lev[2 * h + 1][p] = _mm256_and_si256(_mm256_srli_epi16(r[p], 4), _mm256_set1_epi8(0x0F));
+                }
+            }
+        }
+        if (T == KQ3 || T == KQ5) { /* the high bit of every level: bit g of hmask / qh byte l */
+            __m256i hb[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                hb[i] = _mm256_loadu_si256((const __m256i *)(T == KQ3 ? ((const fq_block_q3_K *)xb[i])->hmask
+                                                                      : ((const fq_block_q5_K *)xb[i])->qh));
+            fq__tr8x8_epi32(hb);
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++)
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++)
+                    lev[g][p] = _mm256_or_si256(lev[g][p], T == KQ3 ? _mm256_and_si256(kq_shift(hb[p], 2 - g), _mm256_set1_epi8(4))
+                                                                    : _mm256_and_si256(kq_shift(hb[p], 4 - g), _mm256_set1_epi8(0x10)));
+        }
+        {
+            __m256i w[8], m[8]; /* 16 words per row: Q2_K scales / mins, Q3_K scales, Q5_K [sc | mn] */
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                if (T == KQ2) {
+                    const fq_block_q2_K *x = xb[i];
+                    const __m128i v = _mm_loadu_si128((const __m128i *)x->scales);
+                    w[i] = _mm256_cvtepu8_epi16(_mm_and_si128(v, _mm_set1_epi8(0x0F)));
+                    m[i] = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F)));
+                    hd[i] = x->d;
+                    hm[i] = x->dmin;
+                } else if (T == KQ3) {
+                    const fq_block_q3_K *x = xb[i];
+                    w[i] = _mm256_cvtepi8_epi16(kq_q3_scales(x->scales));
+                    hd[i] = x->d;
+                    hm[i] = 0;
+                } else {
+                    const fq_block_q5_K *x = xb[i];
+                    w[i] = _mm256_cvtepu8_epi16(kq_k4_scales(x->scales));
+                    hd[i] = x->d;
+                    hm[i] = x->dmin;
+                }
+            }
+            fq__tr8x8_epi32(w); /* w[q] lane i = words 2q, 2q+1 of row i */
+            if (T == KQ2) fq__tr8x8_epi32(m);
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) {
+                if (T == KQ5) {
+                    if (q < 4) {
+                        sc[2 * q] = fq__dup_lo16(w[q]);
+                        sc[2 * q + 1] = fq__dup_hi16(w[q]);
+                    } else {
+                        cw[2 * (q - 4)] = fq__dup_lo16(w[q]);
+                        cw[2 * (q - 4) + 1] = fq__dup_hi16(w[q]);
+                    }
+                } else {
+                    sc[2 * q] = fq__dup_lo16(w[q]);
+                    sc[2 * q + 1] = fq__dup_hi16(w[q]);
+                    cw[q] = T == KQ2 ? m[q] : w[q];
+                }
+            }
+        }
+        const __m256 xd = fq__f16x8(hd[0], hd[1], hd[2], hd[3], hd[4], hd[5], hd[6], hd[7]);
+        const __m256 xm = fq__f16x8(hm[0], hm[1], hm[2], hm[3], hm[4], hm[5], hm[6], hm[7]);
+        __m256i isum[FQ_DOT_NY];
+#pragma GCC unroll 1
+        for (int g = 0; g < 8; g++) {
+            __m256i wv[8];
+#pragma GCC unroll 8
+            for (int p = 0; p < 8; p++) wv[p] = lev[g][p];
+            const __m256i s0 = T == KQ5 ? sc[g] : sc[2 * g], s1 = T == KQ5 ? sc[g] : sc[2 * g + 1];
+#pragma GCC unroll 1
+            for (int j = 0; j < ny; j++) {
+                const int8_t *y = ((const fq_block_q8_K *)(vy + (size_t)j * by) + b)->qs + 32 * g;
+                __m256i mm[8];
+#pragma GCC unroll 8
+                for (int p = 0; p < 8; p++) mm[p] = _mm256_maddubs_epi16(wv[p], fq__bcast_dw(y + 4 * p));
+                const __m256i lo = _mm256_add_epi16(_mm256_add_epi16(mm[0], mm[1]), _mm256_add_epi16(mm[2], mm[3]));
+                const __m256i hi = _mm256_add_epi16(_mm256_add_epi16(mm[4], mm[5]), _mm256_add_epi16(mm[6], mm[7]));
+                const __m256i d = _mm256_add_epi32(_mm256_madd_epi16(lo, s0), _mm256_madd_epi16(hi, s1));
+                isum[j] = g ? _mm256_add_epi32(isum[j], d) : d;
+            }
+        }
+#pragma GCC unroll 1
+        for (int j = 0; j < ny; j++) {
+            const fq_block_q8_K *yb = (const fq_block_q8_K *)(vy + (size_t)j * by) + b;
+            __m256i t8[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(cw[q], fq__bcast_dw(&yb->bsums[2 * q]));
+            const __m256i c = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(t8[0], t8[1]), _mm256_add_epi32(t8[2], t8[3])),
+                                               _mm256_add_epi32(_mm256_add_epi32(t8[4], t8[5]), _mm256_add_epi32(t8[6], t8[7])));
+            __m256i is = isum[j], summs = c;
+            if (T == KQ3) is = summs = _mm256_sub_epi32(is, _mm256_slli_epi32(c, 2));
+            sumf[j] = _mm256_add_ps(sumf[j], kq_t(T, xd, xm, _mm256_set1_ps(yb->d), is, summs));
+        }
+    }
+    for (int j = 0; j < ny; j++) {
+        float l[8];
+        _mm256_storeu_ps(l, sumf[j]);
+        memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
+    }
+}
+
 /* ---- instances and entry points -------------------------------------------------------- */
 
 #ifndef KQ_TILE_RX /* rows per tile: 16 ymm registers at AVX2, 32 with AVX-512 */
@@ -341,6 +496,9 @@ FQ_AI void kq_mv(const int T, int64_t nb, float *s, const char *vx, size_t bx, i
 #endif
 #endif
 #define KQ_TILE_CY 8
+#ifndef KQ_ROWS /* prompts by kq_rows (4 or more rows per call) rather than the tiles */
+#define KQ_ROWS 1
+#endif
 
 typedef void (*kq_tile_fn)(int64_t nb, float *s, size_t bs, const char *x, size_t bx, const char *y, size_t by);
 typedef void (*kq_mv_fn)(int64_t nb, float *s, const char *x, size_t bx, int nrx, const fq_block_q8_K *y);
@@ -372,10 +530,15 @@ typedef void (*kq_mv_fn)(int64_t nb, float *s, const char *x, size_t bx, int nrx
         kq_mv(T, nb, s, x, bx, nrx, y, R);                                                   \
     }
 
-/* vec_dot_mn: nry = 1 in groups of 4 rows (the last by the kernel of its size), otherwise
- * tiles of KQ_TILE_RX rows x 8 tokens; vec_dot_n: one row against nrc tokens */
+/* vec_dot_mn: nry = 1 in groups of 4 rows (the last by the kernel of its size); 4 or more
+ * rows by kq_rows (16 tokens a call), fewer by tiles of KQ_TILE_RX rows x 8 tokens;
+ * vec_dot_n: one row against nrc tokens (the tiles) */
 #define KQ_ENTRY(t, T)                                                                       \
     KQ_TILES(t, T)                                                                           \
+    static void FN(kq_rows_##t)(int64_t nb, float *s, size_t bs, const char *x, size_t bx,   \
+                                int nrx, const char *y, size_t by, int ny) {                 \
+        kq_rows(T, nb, s, bs, x, bx, nrx, y, by, ny);                                        \
+    }                                                                                        \
     KQ_MV_INST(t, T, 1) KQ_MV_INST(t, T, 2) KQ_MV_INST(t, T, 3) KQ_MV_INST(t, T, 4)          \
     static const kq_mv_fn FN(kq_mvs_##t)[4] = {FN(kq_mv_##t##_1), FN(kq_mv_##t##_2),         \
                                                FN(kq_mv_##t##_3), FN(kq_mv_##t##_4)};        \
@@ -386,6 +549,12 @@ typedef void (*kq_mv_fn)(int64_t nb, float *s, const char *x, size_t bx, int nrx
             for (int i0 = 0; i0 < nrx; i0 += 4)                                              \
                 FN(kq_mvs_##t)[FQ_MIN(4, nrx - i0) - 1](nb, s + i0, (const char *)x + (size_t)i0 * bx, \
                                                         bx, FQ_MIN(4, nrx - i0), y);         \
+            return;                                                                          \
+        }                                                                                    \
+        if (KQ_ROWS && nrx >= 4) {                                                           \
+            for (int j0 = 0; j0 < nry; j0 += FQ_DOT_NY)                                      \
+                FN(kq_rows_##t)(nb, s + (size_t)j0 * bs, bs, (const char *)x, bx, nrx,       \
+                                (const char *)y + (size_t)j0 * by, by, FQ_MIN(FQ_DOT_NY, nry - j0)); \
             return;                                                                          \
         }                                                                                    \
         for (int i0 = 0; i0 < nrx; i0 += KQ_TILE_RX) {                                       \
@@ -410,8 +579,8 @@ void FN(fq__isa_fill_mmkq)(fq__isa_kernels *k) {
 #define KQ_REG(T, t)                                                                         \
     k->vec_dot_n[FQ_TYPE_##T] = FN(kq_dotn_##t);                                             \
     k->vec_dot_mn[FQ_TYPE_##T] = FN(kq_dotmn_##t);                                           \
-    k->mn_x[FQ_TYPE_##T] = 4; /* tiles of KQ_TILE_RX rows in turn: activations stay in L1 */ \
-    k->mn_y[FQ_TYPE_##T] = KQ_TILE_CY;                                                       \
+    k->mn_x[FQ_TYPE_##T] = KQ_ROWS ? 8 : 4; /* rows in lanes; tiles: activations stay in L1 */ \
+    k->mn_y[FQ_TYPE_##T] = KQ_ROWS ? FQ_DOT_NY : KQ_TILE_CY;                                 \
     k->mv_x[FQ_TYPE_##T] = 4;
     KQ_REG(Q2_K, q2_K) KQ_REG(Q3_K, q3_K) KQ_REG(Q5_K, q5_K)
 #undef KQ_REG

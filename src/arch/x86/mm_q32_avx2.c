@@ -28,6 +28,7 @@
  *    blocks in pairs there (q32_drow_*: no per-block unpack shuffle, three horizontal adds
  *    per eight blocks, lanes in a fixed permuted order); Q8_0 the generic tile's steps. */
 #include "qtypes.h"
+#include "arch/x86/x86_common.h"
 
 #include <immintrin.h>
 
@@ -342,44 +343,16 @@ Q32_AI __m256i q32_rows_qh(const uint8_t *const h[8]) {
     }
 Q32_TUNPACK_q4(fq_block_q4_0) Q32_TUNPACK_q4(fq_block_q4_1)
 Q32_TUNPACK_q5(fq_block_q5_0) Q32_TUNPACK_q5(fq_block_q5_1)
-/* 8x8 dwords: r[p] lane i <- r[i] lane p */
-Q32_AI void q32_tr8x8(__m256i r[8]) {
-    __m256i t[8], u[8];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
-        t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h + 0], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h + 0], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        r[p] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x20);
-        r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
-    }
-}
 /* 32 signed bytes of 8 rows -> w[p] = dword p of each row; with VNNI plus 128 (bias 2^7),
  * without it signed (the sign trick) */
 Q32_AI void q32_tu_fq_block_q8_0(const fq_block_q8_0 *const xr[8], int64_t b, __m256i w[8]) {
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) w[i] = _mm256_loadu_si256((const __m256i *)xr[i][b].qs);
-    q32_tr8x8(w);
+    fq__tr8x8_epi32(w);
 #if Q32_VNNI
 #pragma GCC unroll 8
     for (int p = 0; p < 8; p++) w[p] = _mm256_xor_si256(w[p], _mm256_set1_epi8((char)0x80));
 #endif
-}
-
-/* the activation dword at p in every lane (a broadcast load) */
-Q32_AI __m256i q32_bcast(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
 }
 
 /* activations of a chunk of up to Q32_RCH blocks per token, prepared once for all rows */
@@ -437,22 +410,22 @@ typedef struct {
                 if (GRP == 0 && !Q32_VNNI) {                                                  \
                     __m256i m[8];                                                             \
                     _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                       \
-                        m[p] = _mm256_madd_epi16(_mm256_maddubs_epi16(sx[p], _mm256_sign_epi8(q32_bcast(yq + 4 * p), w[p])), \
+                        m[p] = _mm256_madd_epi16(_mm256_maddubs_epi16(sx[p], _mm256_sign_epi8(fq__bcast_dw(yq + 4 * p), w[p])), \
                                                  _mm256_set1_epi16(1));                       \
                     isum = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(m[0], m[1]), _mm256_add_epi32(m[2], m[3])), \
                                             _mm256_add_epi32(_mm256_add_epi32(m[4], m[5]), _mm256_add_epi32(m[6], m[7]))); \
                 } else if (Q32_VNNI) { /* four chains: dpbusd's latency */                    \
                     __m256i a4[4];                                                            \
                     _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
-                        a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], q32_bcast(yq + 4 * p)); \
+                        a4[p] = Q32_DPBUSD(_mm256_setzero_si256(), w[p], fq__bcast_dw(yq + 4 * p)); \
                     _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
-                        a4[p] = Q32_DPBUSD(a4[p], w[p + 4], q32_bcast(yq + 4 * p + 16));      \
+                        a4[p] = Q32_DPBUSD(a4[p], w[p + 4], fq__bcast_dw(yq + 4 * p + 16));      \
                     isum = _mm256_add_epi32(_mm256_add_epi32(a4[0], a4[1]),                   \
                                             _mm256_add_epi32(a4[2], a4[3]));                  \
                 } else { /* pairs of 16-bit sums (tree, not chain), widened per GRP */        \
                     __m256i m[8];                                                             \
                     _Pragma("GCC unroll 8") for (int p = 0; p < 8; p++)                       \
-                        m[p] = _mm256_maddubs_epi16(w[p], q32_bcast(yq + 4 * p));             \
+                        m[p] = _mm256_maddubs_epi16(w[p], fq__bcast_dw(yq + 4 * p));             \
                     _Pragma("GCC unroll 4") for (int p = 0; p < 4; p++)                       \
                         m[p] = _mm256_add_epi16(m[2 * p], m[2 * p + 1]);                      \
                     if (GRP == 8) {                                                           \

@@ -18,6 +18,7 @@
  * Super-block sums stay per super-block in a vector; the vectors of several super-blocks
  * are reduced together (transpose-adds). */
 #include "qtypes.h"
+#include "arch/x86/x86_common.h"
 
 #include <immintrin.h>
 
@@ -619,28 +620,6 @@ FQ_AI void q6_K_tile(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int i = 0; i < RX; i++) store_lanes(s + i, bs, sumf[i], CY);
 }
 
-/* 8x8 transpose of dwords: r[p] lane i <- r[i] lane p */
-FQ_AI void tr8x8_epi32(__m256i r[8]) {
-    __m256i t[8], u[8];
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
-        t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
-    }
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h + 0], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h + 0], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; p++) {
-        r[p] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x20);
-        r[p + 4] = _mm256_permute2x128_si256(u[p], u[p + 4], 0x31);
-    }
-}
-
 #if defined(__AVX512F__) && FQ_VNNI
 /* ---- Q4_K at the AVX-512 level: weight rows in lanes ----------------------------------- *
  * Lane i of every vector is weight row i (up to 8 rows; missing rows repeat the last one
@@ -681,7 +660,7 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             __m256i r[8];
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
-            tr8x8_epi32(r);
+            fq__tr8x8_epi32(r);
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 w[2 * k][p] = _mm256_and_si256(r[p], m4);
@@ -697,8 +676,8 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             hd[i] = xr[i][b].d;
             hm[i] = xr[i][b].dmin;
         }
-        tr8x8_epi32(sc);
-        tr8x8_epi32(mn);
+        fq__tr8x8_epi32(sc);
+        fq__tr8x8_epi32(mn);
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
         const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));
@@ -768,9 +747,9 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
                 l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
                 hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
             }
-            tr8x8_epi32(l0);
-            tr8x8_epi32(l1);
-            tr8x8_epi32(hb);
+            fq__tr8x8_epi32(l0);
+            fq__tr8x8_epi32(l1);
+            fq__tr8x8_epi32(hb);
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
@@ -789,9 +768,9 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             scw[i] = _mm256_cvtepi8_epi16(v);
             hd[i] = xr[i][b].d;
         }
-        tr8x8_epi32(sc);
-        tr8x8_epi32(sc + 8);
-        tr8x8_epi32(scw);
+        fq__tr8x8_epi32(sc);
+        fq__tr8x8_epi32(sc + 8);
+        fq__tr8x8_epi32(scw);
         const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));
 #pragma GCC unroll 2
         for (int g = 0; g < (CY + 7) / 8; g++) { /* tokens 8g.. share the transposed weights */
@@ -847,16 +826,6 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * the bsums dword. All exact in int32, so any order; the float step is the generic's, one
  * row per lane. The sub-block loop is outside the token loop, so its 8 level vectors stay
  * in registers for all tokens and each token's isum waits in memory. */
-FQ_AI __m256i bcast_dw(const void *p) { /* the dword at p in every lane */
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-FQ_AI __m256 rows_f16(const uint16_t h0, const uint16_t h1, const uint16_t h2, const uint16_t h3, const uint16_t h4,
-                      const uint16_t h5, const uint16_t h6, const uint16_t h7) { /* in registers */
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)h0, (short)h1, (short)h2, (short)h3, (short)h4, (short)h5,
-                                          (short)h6, (short)h7));
-}
 FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -875,7 +844,7 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             __m256i r[8];
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
-            tr8x8_epi32(r);
+            fq__tr8x8_epi32(r);
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 lev[2 * k][p] = _mm256_and_si256(r[p], m4);
@@ -888,16 +857,16 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             sc[i] = _mm256_cvtepu8_epi32(v);
             mn[i] = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
         }
-        tr8x8_epi32(sc);
-        tr8x8_epi32(mn);
+        fq__tr8x8_epi32(sc);
+        fq__tr8x8_epi32(mn);
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) { /* words (v, v) in each lane */
             sc[q] = _mm256_or_si256(sc[q], _mm256_slli_epi32(sc[q], 16));
             mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
         }
-        const __m256 xd = rows_f16(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
+        const __m256 xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
                                    xr[6][b].d, xr[7][b].d);
-        const __m256 xm = rows_f16(xr[0][b].dmin, xr[1][b].dmin, xr[2][b].dmin, xr[3][b].dmin, xr[4][b].dmin,
+        const __m256 xm = fq__f16x8(xr[0][b].dmin, xr[1][b].dmin, xr[2][b].dmin, xr[3][b].dmin, xr[4][b].dmin,
                                    xr[5][b].dmin, xr[6][b].dmin, xr[7][b].dmin);
         __m256i isum[16];
 #pragma GCC unroll 1
@@ -911,7 +880,7 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
                 const int8_t *y = yr[j][b].qs + 32 * sb;
                 __m256i m[8];
 #pragma GCC unroll 8
-                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(w[p], bcast_dw(y + 4 * p));
+                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(w[p], fq__bcast_dw(y + 4 * p));
                 const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(_mm256_add_epi16(m[0], m[1]), _mm256_add_epi16(m[2], m[3])),
                                                      _mm256_add_epi16(_mm256_add_epi16(m[4], m[5]), _mm256_add_epi16(m[6], m[7])));
                 const __m256i d = _mm256_madd_epi16(s16, scs);
@@ -922,7 +891,7 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
         for (int j = 0; j < CY; j++) {
             __m256i t8[8];
 #pragma GCC unroll 8
-            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(mn[q], bcast_dw(&yr[j][b].bsums[2 * q]));
+            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(mn[q], fq__bcast_dw(&yr[j][b].bsums[2 * q]));
             const __m256i sm = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(t8[0], t8[1]), _mm256_add_epi32(t8[2], t8[3])),
                                                 _mm256_add_epi32(_mm256_add_epi32(t8[4], t8[5]), _mm256_add_epi32(t8[6], t8[7])));
             const __m256 yd = _mm256_set1_ps(yr[j][b].d);
@@ -970,9 +939,9 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
                 l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
                 hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
             }
-            tr8x8_epi32(l0);
-            tr8x8_epi32(l1);
-            tr8x8_epi32(hb);
+            fq__tr8x8_epi32(l0);
+            fq__tr8x8_epi32(l1);
+            fq__tr8x8_epi32(hb);
 #pragma GCC unroll 8
             for (int p = 0; p < 8; p++) {
                 w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
@@ -989,13 +958,12 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             sc[8 + i] = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
             scw[i] = _mm256_cvtepi8_epi16(v);
         }
-        tr8x8_epi32(sc);
-        tr8x8_epi32(sc + 8);
-        tr8x8_epi32(scw);
+        fq__tr8x8_epi32(sc);
+        fq__tr8x8_epi32(sc + 8);
+        fq__tr8x8_epi32(scw);
 #pragma GCC unroll 16
-        for (int q = 0; q < 16; q++) /* words (sc, sc): the low word without sc's sign extension */
-            sc[q] = _mm256_blend_epi16(sc[q], _mm256_slli_epi32(sc[q], 16), 0xAA);
-        const __m256 xd = rows_f16(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
+        for (int q = 0; q < 16; q++) sc[q] = fq__dup_lo16(sc[q]); /* words (sc, sc), sc signed */
+        const __m256 xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
                                    xr[6][b].d, xr[7][b].d);
         __m256i isum[16];
 #pragma GCC unroll 1
@@ -1009,7 +977,7 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
                 const int8_t *y = yr[j][b].qs + 32 * v;
                 __m256i m[8];
 #pragma GCC unroll 8
-                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(wv[p], bcast_dw(y + 4 * p));
+                for (int p = 0; p < 8; p++) m[p] = _mm256_maddubs_epi16(wv[p], fq__bcast_dw(y + 4 * p));
                 const __m256i d = _mm256_add_epi32(
                     _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(m[0], m[1]), s0),
                                      _mm256_madd_epi16(_mm256_add_epi16(m[2], m[3]), s0)),
@@ -1022,7 +990,7 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
         for (int j = 0; j < CY; j++) {
             __m256i t8[8];
 #pragma GCC unroll 8
-            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(scw[q], bcast_dw(&yr[j][b].bsums[2 * q]));
+            for (int q = 0; q < 8; q++) t8[q] = _mm256_madd_epi16(scw[q], fq__bcast_dw(&yr[j][b].bsums[2 * q]));
             const __m256i bias = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(t8[0], t8[1]), _mm256_add_epi32(t8[2], t8[3])),
                                                   _mm256_add_epi32(_mm256_add_epi32(t8[4], t8[5]), _mm256_add_epi32(t8[6], t8[7])));
             const __m256i is = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(bias, 5));

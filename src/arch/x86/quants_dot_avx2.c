@@ -620,6 +620,77 @@ FQ_AI void q6_K_tile(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int i = 0; i < RX; i++) store_lanes(s + i, bs, sumf[i], CY);
 }
 
+/* ---- rows in lanes: a super-block of 8 weight rows, transposed (both levels' kernels) --- */
+/* Q4_K: lev[s][p] lane i = dword p of sub-block s of row i (levels 0..15); sc[q] / mn[q]
+ * lane i = row i's scale / min of sub-block q (int32); xd / xm the rows' d / dmin */
+FQ_AI void q4_K_rows_prep(const fq_block_q4_K *const xr[8], int64_t b, __m256i lev[8][8], __m256i sc[8],
+                          __m256i mn[8], __m256 *xd, __m256 *xm) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m256i r[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
+        fq__tr8x8_epi32(r);
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            lev[2 * k][p] = _mm256_and_si256(r[p], m4);
+            lev[2 * k + 1][p] = _mm256_and_si256(_mm256_srli_epi16(r[p], 4), m4);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        const __m128i v = k4_scales(xr[i][b].scales);
+        sc[i] = _mm256_cvtepu8_epi32(v);
+        mn[i] = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
+    }
+    fq__tr8x8_epi32(sc);
+    fq__tr8x8_epi32(mn);
+    *xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d, xr[6][b].d, xr[7][b].d);
+    *xm = fq__f16x8(xr[0][b].dmin, xr[1][b].dmin, xr[2][b].dmin, xr[3][b].dmin, xr[4][b].dmin, xr[5][b].dmin,
+                    xr[6][b].dmin, xr[7][b].dmin);
+}
+
+/* Q6_K: w[v][p] lane i = dword p of values 32v.. of row i (levels stored +32, 0..63; the
+ * unpacking is bytewise, so it is done after the transpose); sc[k] lane i = row i's signed
+ * scale of 16-value sub-block k (int32); scw[q] lane i = its scales 2q, 2q+1 as words */
+FQ_AI void q6_K_rows_prep(const fq_block_q6_K *const xr[8], int64_t b, __m256i w[8][8], __m256i sc[16],
+                          __m256i scw[8], __m256 *xd) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i l0[8], l1[8], hb[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            l0[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h));
+            l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
+            hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
+        }
+        fq__tr8x8_epi32(l0);
+        fq__tr8x8_epi32(l1);
+        fq__tr8x8_epi32(hb);
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
+            w[4 * h + 1][p] = _mm256_or_si256(_mm256_and_si256(l1[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 2), m30));
+            w[4 * h + 2][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0[p], 4), m4), _mm256_and_si256(hb[p], m30));
+            w[4 * h + 3][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1[p], 4), m4),
+                                              _mm256_and_si256(_mm256_srli_epi16(hb[p], 2), m30));
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)xr[i][b].scales);
+        sc[i] = _mm256_cvtepi8_epi32(v);
+        sc[8 + i] = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
+        scw[i] = _mm256_cvtepi8_epi16(v);
+    }
+    fq__tr8x8_epi32(sc);
+    fq__tr8x8_epi32(sc + 8);
+    fq__tr8x8_epi32(scw);
+    *xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d, xr[6][b].d, xr[7][b].d);
+}
+
 #if defined(__AVX512F__) && FQ_VNNI
 /* ---- Q4_K at the AVX-512 level: weight rows in lanes ----------------------------------- *
  * Lane i of every vector is weight row i (up to 8 rows; missing rows repeat the last one
@@ -643,7 +714,6 @@ FQ_AI void dpwssd_bcast(__m256i *acc, __m256i w, const void *p) {
 
 FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const fq_block_q4_K *xr[8];
     const fq_block_q8_K *yr[16];
     for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
@@ -654,34 +724,10 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i w[8][8], sc[8], mn[8];
-        /* levels, transposed: w[s][p] lane i = dword p of sub-block s of row i */
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            __m256i r[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
-            fq__tr8x8_epi32(r);
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) {
-                w[2 * k][p] = _mm256_and_si256(r[p], m4);
-                w[2 * k + 1][p] = _mm256_and_si256(_mm256_srli_epi16(r[p], 4), m4);
-            }
-        }
-        uint16_t hd[8], hm[8];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const __m128i v = k4_scales(xr[i][b].scales);
-            sc[i] = _mm256_cvtepu8_epi32(v);
-            mn[i] = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
-            hd[i] = xr[i][b].d;
-            hm[i] = xr[i][b].dmin;
-        }
-        fq__tr8x8_epi32(sc);
-        fq__tr8x8_epi32(mn);
+        __m256 xd, xm;
+        q4_K_rows_prep(xr, b, w, sc, mn, &xd, &xm);
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
-        const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));
-        const __m256 xm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hm));
 #pragma GCC unroll 2
         for (int g = 0; g < (CY + 7) / 8; g++) { /* tokens 8g.. share the transposed weights */
             const int cg = FQ_MIN(8, CY - 8 * g);
@@ -727,7 +773,6 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * (|D| <= 16 * 63 * 128); isum = sum sc * D - 32 * sum sc * bsum, exact in int32. */
 FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const fq_block_q6_K *xr[8];
     const fq_block_q8_K *yr[16];
     for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
@@ -738,40 +783,8 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
     for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i w[8][8], sc[16], scw[8];
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256i l0[8], l1[8], hb[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                l0[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h));
-                l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
-                hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
-            }
-            fq__tr8x8_epi32(l0);
-            fq__tr8x8_epi32(l1);
-            fq__tr8x8_epi32(hb);
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) {
-                w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
-                w[4 * h + 1][p] = _mm256_or_si256(_mm256_and_si256(l1[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 2), m30));
-                w[4 * h + 2][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0[p], 4), m4), _mm256_and_si256(hb[p], m30));
-                w[4 * h + 3][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1[p], 4), m4),
-                                                  _mm256_and_si256(_mm256_srli_epi16(hb[p], 2), m30));
-            }
-        }
-        uint16_t hd[8];
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const __m128i v = _mm_loadu_si128((const __m128i *)xr[i][b].scales);
-            sc[i] = _mm256_cvtepi8_epi32(v);
-            sc[8 + i] = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
-            scw[i] = _mm256_cvtepi8_epi16(v);
-            hd[i] = xr[i][b].d;
-        }
-        fq__tr8x8_epi32(sc);
-        fq__tr8x8_epi32(sc + 8);
-        fq__tr8x8_epi32(scw);
-        const __m256 xd = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hd));
+        __m256 xd;
+        q6_K_rows_prep(xr, b, w, sc, scw, &xd);
 #pragma GCC unroll 2
         for (int g = 0; g < (CY + 7) / 8; g++) { /* tokens 8g.. share the transposed weights */
             const int cg = FQ_MIN(8, CY - 8 * g);
@@ -828,7 +841,6 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * in registers for all tokens and each token's isum waits in memory. */
 FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const fq_block_q4_K *xr[8];
     const fq_block_q8_K *yr[16];
     for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
@@ -838,36 +850,14 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
 #pragma GCC unroll 16
     for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i lev[8][8], sc[8], mn[8]; /* lev[s][p] lane i = dword p of sub-block s of row i */
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            __m256i r[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qs + 32 * k));
-            fq__tr8x8_epi32(r);
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) {
-                lev[2 * k][p] = _mm256_and_si256(r[p], m4);
-                lev[2 * k + 1][p] = _mm256_and_si256(_mm256_srli_epi16(r[p], 4), m4);
-            }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const __m128i v = k4_scales(xr[i][b].scales);
-            sc[i] = _mm256_cvtepu8_epi32(v);
-            mn[i] = _mm256_cvtepu8_epi32(_mm_srli_si128(v, 8));
-        }
-        fq__tr8x8_epi32(sc);
-        fq__tr8x8_epi32(mn);
+        __m256i lev[8][8], sc[8], mn[8];
+        __m256 xd, xm;
+        q4_K_rows_prep(xr, b, lev, sc, mn, &xd, &xm);
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) { /* words (v, v) in each lane */
             sc[q] = _mm256_or_si256(sc[q], _mm256_slli_epi32(sc[q], 16));
             mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
         }
-        const __m256 xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
-                                   xr[6][b].d, xr[7][b].d);
-        const __m256 xm = fq__f16x8(xr[0][b].dmin, xr[1][b].dmin, xr[2][b].dmin, xr[3][b].dmin, xr[4][b].dmin,
-                                   xr[5][b].dmin, xr[6][b].dmin, xr[7][b].dmin);
         __m256i isum[16];
 #pragma GCC unroll 1
         for (int sb = 0; sb < 8; sb++) {
@@ -919,7 +909,6 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * bsum (madd of the scale words against the bsums dwords), exact in int32. */
 FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
     const fq_block_q6_K *xr[8];
     const fq_block_q8_K *yr[16];
     for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
@@ -929,42 +918,11 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
 #pragma GCC unroll 16
     for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        __m256i w[8][8], sc[16], scw[8]; /* w[v][p] lane i = dword p of values 32v.. of row i */
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256i l0[8], l1[8], hb[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                l0[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h));
-                l1[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].ql + 64 * h + 32));
-                hb[i] = _mm256_loadu_si256((const __m256i *)(xr[i][b].qh + 32 * h));
-            }
-            fq__tr8x8_epi32(l0);
-            fq__tr8x8_epi32(l1);
-            fq__tr8x8_epi32(hb);
-#pragma GCC unroll 8
-            for (int p = 0; p < 8; p++) {
-                w[4 * h + 0][p] = _mm256_or_si256(_mm256_and_si256(l0[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 4), m30));
-                w[4 * h + 1][p] = _mm256_or_si256(_mm256_and_si256(l1[p], m4), _mm256_and_si256(_mm256_slli_epi16(hb[p], 2), m30));
-                w[4 * h + 2][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0[p], 4), m4), _mm256_and_si256(hb[p], m30));
-                w[4 * h + 3][p] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1[p], 4), m4),
-                                                  _mm256_and_si256(_mm256_srli_epi16(hb[p], 2), m30));
-            }
-        }
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; i++) {
-            const __m128i v = _mm_loadu_si128((const __m128i *)xr[i][b].scales);
-            sc[i] = _mm256_cvtepi8_epi32(v);
-            sc[8 + i] = _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8));
-            scw[i] = _mm256_cvtepi8_epi16(v);
-        }
-        fq__tr8x8_epi32(sc);
-        fq__tr8x8_epi32(sc + 8);
-        fq__tr8x8_epi32(scw);
+        __m256i w[8][8], sc[16], scw[8];
+        __m256 xd;
+        q6_K_rows_prep(xr, b, w, sc, scw, &xd);
 #pragma GCC unroll 16
         for (int q = 0; q < 16; q++) sc[q] = fq__dup_lo16(sc[q]); /* words (sc, sc), sc signed */
-        const __m256 xd = fq__f16x8(xr[0][b].d, xr[1][b].d, xr[2][b].d, xr[3][b].d, xr[4][b].d, xr[5][b].d,
-                                   xr[6][b].d, xr[7][b].d);
         __m256i isum[16];
 #pragma GCC unroll 1
         for (int v = 0; v < 8; v++) {

@@ -479,11 +479,7 @@ FQ_AI void kq_rows(const int T, int64_t nb, float *s, size_t bs, const char *vx,
             sumf[j] = _mm256_add_ps(sumf[j], kq_t(T, xd, xm, _mm256_set1_ps(yb->d), is, summs));
         }
     }
-    for (int j = 0; j < ny; j++) {
-        float l[8];
-        _mm256_storeu_ps(l, sumf[j]);
-        memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
-    }
+    fq__store_rows(s, bs, sumf, ny, nrx);
 }
 
 /* ---- instances and entry points -------------------------------------------------------- */

@@ -621,10 +621,23 @@ FQ_AI void q6_K_tile(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
 }
 
 /* ---- rows in lanes: a super-block of 8 weight rows, transposed (both levels' kernels) --- */
+/* the kernels' start: 8 row pointers (missing rows repeat the last), CY token pointers, sums 0 */
+FQ_AI void rows_begin(const char *vx, size_t bx, int nrx, const char *vy, size_t by, const int CY,
+                      const char *xr[8], const fq_block_q8_K *yr[16], __m256 sumf[16]) {
+    for (int i = 0; i < 8; i++) xr[i] = vx + (size_t)FQ_MIN(i, nrx - 1) * bx;
+#pragma GCC unroll 16
+    for (int j = 0; j < CY; j++) {
+        yr[j] = (const fq_block_q8_K *)(const void *)(vy + (size_t)j * by);
+        sumf[j] = _mm256_setzero_ps();
+    }
+}
 /* Q4_K: lev[s][p] lane i = dword p of sub-block s of row i (levels 0..15); sc[q] / mn[q]
  * lane i = row i's scale / min of sub-block q (int32); xd / xm the rows' d / dmin */
-FQ_AI void q4_K_rows_prep(const fq_block_q4_K *const xr[8], int64_t b, __m256i lev[8][8], __m256i sc[8],
+FQ_AI void q4_K_rows_prep(const char *const xc[8], int64_t b, __m256i lev[8][8], __m256i sc[8],
                           __m256i mn[8], __m256 *xd, __m256 *xm) {
+    const fq_block_q4_K *xr[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(const void *)xc[i];
     const __m256i m4 = _mm256_set1_epi8(0x0F);
 #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
@@ -654,8 +667,11 @@ FQ_AI void q4_K_rows_prep(const fq_block_q4_K *const xr[8], int64_t b, __m256i l
 /* Q6_K: w[v][p] lane i = dword p of values 32v.. of row i (levels stored +32, 0..63; the
  * unpacking is bytewise, so it is done after the transpose); sc[k] lane i = row i's signed
  * scale of 16-value sub-block k (int32); scw[q] lane i = its scales 2q, 2q+1 as words */
-FQ_AI void q6_K_rows_prep(const fq_block_q6_K *const xr[8], int64_t b, __m256i w[8][8], __m256i sc[16],
+FQ_AI void q6_K_rows_prep(const char *const xc[8], int64_t b, __m256i w[8][8], __m256i sc[16],
                           __m256i scw[8], __m256 *xd) {
+    const fq_block_q6_K *xr[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(const void *)xc[i];
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
@@ -714,20 +730,16 @@ FQ_AI void dpwssd_bcast(__m256i *acc, __m256i w, const void *p) {
 
 FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const fq_block_q4_K *xr[8];
+    const char *xr[8];
     const fq_block_q8_K *yr[16];
-    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
     __m256 sumf[16];
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    rows_begin(vx, bx, nrx, vy, by, CY, xr, yr, sumf);
     for (int64_t b = 0; b < nb; b++) {
         __m256i w[8][8], sc[8], mn[8];
         __m256 xd, xm;
         q4_K_rows_prep(xr, b, w, sc, mn, &xd, &xm);
 #pragma GCC unroll 8
-        for (int q = 0; q < 8; q++) mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
+        for (int q = 0; q < 8; q++) mn[q] = fq__dup_lo16(mn[q]);
 #pragma GCC unroll 2
         for (int g = 0; g < (CY + 7) / 8; g++) { /* tokens 8g.. share the transposed weights */
             const int cg = FQ_MIN(8, CY - 8 * g);
@@ -773,14 +785,10 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * (|D| <= 16 * 63 * 128); isum = sum sc * D - 32 * sum sc * bsum, exact in int32. */
 FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const fq_block_q6_K *xr[8];
+    const char *xr[8];
     const fq_block_q8_K *yr[16];
-    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
     __m256 sumf[16];
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    rows_begin(vx, bx, nrx, vy, by, CY, xr, yr, sumf);
     for (int64_t b = 0; b < nb; b++) {
         __m256i w[8][8], sc[16], scw[8];
         __m256 xd;
@@ -841,22 +849,18 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * in registers for all tokens and each token's isum waits in memory. */
 FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const fq_block_q4_K *xr[8];
+    const char *xr[8];
     const fq_block_q8_K *yr[16];
-    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q4_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
     __m256 sumf[16];
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    rows_begin(vx, bx, nrx, vy, by, CY, xr, yr, sumf);
     for (int64_t b = 0; b < nb; b++) {
         __m256i lev[8][8], sc[8], mn[8];
         __m256 xd, xm;
         q4_K_rows_prep(xr, b, lev, sc, mn, &xd, &xm);
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) { /* words (v, v) in each lane */
-            sc[q] = _mm256_or_si256(sc[q], _mm256_slli_epi32(sc[q], 16));
-            mn[q] = _mm256_or_si256(mn[q], _mm256_slli_epi32(mn[q], 16));
+            sc[q] = fq__dup_lo16(sc[q]);
+            mn[q] = fq__dup_lo16(mn[q]);
         }
         __m256i isum[16];
 #pragma GCC unroll 1
@@ -891,15 +895,7 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             sumf[j] = _mm256_add_ps(sumf[j], t);
         }
     }
-    for (int j = 0; j < CY; j++) {
-        if (nrx == 8) {
-            _mm256_storeu_ps(s + (size_t)j * bs, sumf[j]);
-        } else {
-            float l[8];
-            _mm256_storeu_ps(l, sumf[j]);
-            memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
-        }
-    }
+    fq__store_rows(s, bs, sumf, CY, nrx);
 }
 
 /* Q6_K at the AVX2 level, rows in lanes: levels (stored +32, 0..63) transposed as in the
@@ -909,14 +905,10 @@ FQ_AI void q4_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
  * bsum (madd of the scale words against the bsums dwords), exact in int32. */
 FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx, int nrx,
                      const char *vy, size_t by, const int CY) {
-    const fq_block_q6_K *xr[8];
+    const char *xr[8];
     const fq_block_q8_K *yr[16];
-    for (int i = 0; i < 8; i++) xr[i] = (const fq_block_q6_K *)(vx + (size_t)FQ_MIN(i, nrx - 1) * bx);
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) yr[j] = (const fq_block_q8_K *)(vy + (size_t)j * by);
     __m256 sumf[16];
-#pragma GCC unroll 16
-    for (int j = 0; j < CY; j++) sumf[j] = _mm256_setzero_ps();
+    rows_begin(vx, bx, nrx, vy, by, CY, xr, yr, sumf);
     for (int64_t b = 0; b < nb; b++) {
         __m256i w[8][8], sc[16], scw[8];
         __m256 xd;
@@ -956,15 +948,7 @@ FQ_AI void q6_K_rows(int64_t nb, float *s, size_t bs, const char *vx, size_t bx,
             sumf[j] = _mm256_add_ps(sumf[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(is)));
         }
     }
-    for (int j = 0; j < CY; j++) {
-        if (nrx == 8) {
-            _mm256_storeu_ps(s + (size_t)j * bs, sumf[j]);
-        } else {
-            float l[8];
-            _mm256_storeu_ps(l, sumf[j]);
-            memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
-        }
-    }
+    fq__store_rows(s, bs, sumf, CY, nrx);
 }
 #endif
 

@@ -4,6 +4,7 @@
 #define FQ_X86_COMMON_H
 
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,5 +51,19 @@ FQ_X86_AI __m256 fq__f16x8(uint16_t h0, uint16_t h1, uint16_t h2, uint16_t h3, u
  * doubled (dup_lo) or the high one (dup_hi) */
 FQ_X86_AI __m256i fq__dup_lo16(__m256i v) { return _mm256_blend_epi16(v, _mm256_slli_epi32(v, 16), 0xAA); }
 FQ_X86_AI __m256i fq__dup_hi16(__m256i v) { return _mm256_blend_epi16(_mm256_srli_epi32(v, 16), v, 0xAA); }
+
+/* rows-in-lanes results: lane i of sumf[j] is output (row i, token j), stored to s[j*bs + i]
+ * for the first nrx rows only */
+FQ_X86_AI void fq__store_rows(float *s, size_t bs, const __m256 *sumf, int ny, int nrx) {
+    for (int j = 0; j < ny; j++) {
+        if (nrx == 8) {
+            _mm256_storeu_ps(s + (size_t)j * bs, sumf[j]);
+        } else {
+            float l[8];
+            _mm256_storeu_ps(l, sumf[j]);
+            memcpy(s + (size_t)j * bs, l, sizeof(float) * (size_t)nrx);
+        }
+    }
+}
 
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "attn.h"
+#include "arch/x86/x86_common.h"
 
 #ifndef FQ_X86_SUFFIX
 #define FQ_X86_SUFFIX avx2
@@ -176,27 +177,14 @@ AI __m256 load8h(const uint16_t *h, int64_t m) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
 }
 
-/* r[i] (row i) becomes column i */
+/* r[i] (row i) becomes column i: the dword transpose of x86_common.h, pure data movement */
 AI void transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* u[4i + c] lane b: column 4b + c of rows 4i .. 4i+3 */
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
-        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-        r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-    }
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) v[i] = _mm256_castps_si256(r[i]);
+    fq__tr8x8_epi32(v);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) r[i] = _mm256_castsi256_ps(v[i]);
 }
 
 static void FN(scores_f16)(float *s, size_t ss, const float *q, size_t qs, int nh, const uint16_t *k, size_t ks,

@@ -53,7 +53,7 @@ ifneq ($(SAN),1)
 PY_TEST = $(BUILD)/tests/test_python
 endif
 
-.PHONY: all test clean bench fuzz fuzz-check fuzz-bins fuzz-run fuzz-seeds python
+.PHONY: all test tools clean bench fuzz fuzz-check fuzz-bins fuzz-run fuzz-seeds python
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -114,7 +114,15 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(LDFLAGS) -Itests $< $(LIB) $(LDLIBS) -o $@
 
-test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST) $(BUILD)/tests/test_bench_types
+# the measuring programs in tools/ (each says how to run it): built with the tests so that
+# they keep compiling
+TOOLS_BIN = $(BUILD)/tools/tile_bounds $(BUILD)/tools/decode_pattern
+$(BUILD)/tools/%: tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -O2 $(AVX2FLAGS) $< -pthread -o $@
+tools: $(TOOLS_BIN)
+
+test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST) $(BUILD)/tests/test_bench_types $(TOOLS_BIN)
 	FQLM_BIN=$(BUILD)/fqlm FQLM_LIB=$(BUILD)/libfqlm.so tests/run.sh $(BUILD)
 
 # ---- fuzzing: clang + libFuzzer (Debian: clang, libclang-rt-<version>-dev) -----------

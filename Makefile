@@ -119,7 +119,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/harness.h
 TOOLS_BIN = $(BUILD)/tools/tile_bounds $(BUILD)/tools/decode_pattern
 $(BUILD)/tools/%: tools/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -O2 $(AVX2FLAGS) $< -pthread -o $@
+	$(CC) $(BASEFLAGS) -O2 $(AVX2FLAGS) $< -o $@
 tools: $(TOOLS_BIN)
 
 test: $(TEST_BIN) $(BUILD)/fqlm $(PY_TEST) $(BUILD)/tests/test_bench_types $(TOOLS_BIN)

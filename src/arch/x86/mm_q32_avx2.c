@@ -483,23 +483,16 @@ typedef struct {
             }                                                                                 \
         }                                                                                     \
         for (int g = 0; g < ngr; g++) {                                                       \
-            const int nr = FQ_MIN(8, nrx - 8 * g);                                            \
+            __m256 r[FQ_DOT_NY];                                                              \
             for (int j = 0; j < nry; j++) { /* fq__hsum8's tree, operands in its order, per lane */ \
                 const float(*a)[8] = acc[g][j];                                               \
-                const __m256 r = q32_add(                                                     \
+                r[j] = q32_add(                                                               \
                     q32_add(q32_add(_mm256_loadu_ps(a[0]), _mm256_loadu_ps(a[4])),            \
                             q32_add(_mm256_loadu_ps(a[2]), _mm256_loadu_ps(a[6]))),           \
                     q32_add(q32_add(_mm256_loadu_ps(a[1]), _mm256_loadu_ps(a[5])),            \
                             q32_add(_mm256_loadu_ps(a[3]), _mm256_loadu_ps(a[7]))));          \
-                float *out = s + (size_t)j * bs + 8 * (size_t)g;                              \
-                if (nr == 8) {                                                                \
-                    _mm256_storeu_ps(out, r);                                                 \
-                } else {                                                                      \
-                    float l[8];                                                               \
-                    _mm256_storeu_ps(l, r);                                                   \
-                    memcpy(out, l, sizeof(float) * (size_t)nr);                               \
-                }                                                                             \
             }                                                                                 \
+            fq__store_rows(s + 8 * (size_t)g, bs, r, nry, FQ_MIN(8, nrx - 8 * g));            \
         }                                                                                     \
         return 0;                                                                             \
     }
